@@ -1,0 +1,1 @@
+"""Data layer: part-labelled shapes (procedural or ShapeNetPart), validation, occupancy samples."""
