@@ -1,4 +1,5 @@
 # Two commands for a fresh machine: `make repro` (the whole DVC pipeline) and `make test`.
+SHELL   := /bin/bash
 PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -15,12 +16,13 @@ setup: $(STAMP)
 # Reinstalls only when the dependency list changes; the package itself is editable.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored: it is neither" || true
+	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither"; test $${PIPESTATUS[0]} -eq 0
 	@touch $(STAMP)
 
+# Stage commands call `python`: the venv's, through PATH.
 repro: setup
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,107 @@
+"""Occupancy-sample sets on disk: safetensors shards + `manifest.json`.
+
+Per shape (row of a shard):
+- `points` (N, 3) float32 training queries: near-surface (Gaussian jitter) then uniform in [-0.5, 0.5]^3;
+- `occupancy` (N,) uint8, 1 inside; `labels` (N,) int8: part index for inside points, -1 outside;
+- `eval_points`/`eval_occupancy`/`eval_labels`: an independently drawn held-out set (for IoU);
+- `surface` (M, 3) float32 + `surface_labels` (M,) int8: the evaluation point cloud (M = 2,048).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shd.atomic import write_json
+from shd.errors import InputError
+from shd.shards import read_shard
+
+FORMAT = "shd-samples/1"
+ARRAY_KEYS = (
+    "points", "occupancy", "labels",
+    "eval_points", "eval_occupancy", "eval_labels",
+    "surface", "surface_labels",
+)
+
+
+@dataclass(frozen=True)
+class SampleEntry:
+    shape_id: str
+    category: str
+    split: str
+    shard: str
+    row: int
+    occupancy_ratio: float
+
+
+class SampleSet:
+    """Read access to a sample set; loads only the shards that hold the requested shapes."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]):
+        self.root = root
+        self.manifest = manifest
+        self.entries = [SampleEntry(**e) for e in manifest["shapes"]]
+        self._by_id = {e.shape_id: e for e in self.entries}
+
+    @classmethod
+    def open(cls, root: str | Path) -> SampleSet:
+        root = Path(root)
+        path = root / "manifest.json"
+        if not path.exists():
+            raise InputError(path, "missing; run the `sample` stage first (dvc repro sample)")
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(path, f"not valid JSON ({exc})") from None
+        if manifest.get("format") != FORMAT:
+            raise InputError(path, f"format is {manifest.get('format')!r}, expected {FORMAT!r}")
+        return cls(root, manifest)
+
+    @property
+    def categories(self) -> dict[str, list[str]]:
+        """Category name -> part names, in expert order."""
+        return self.manifest["categories"]
+
+    def ids(self, split: str | None = None, category: str | None = None) -> list[str]:
+        return [
+            e.shape_id for e in self.entries
+            if (split is None or e.split == split) and (category is None or e.category == category)
+        ]
+
+    def entry(self, shape_id: str) -> SampleEntry:
+        try:
+            return self._by_id[shape_id]
+        except KeyError:
+            raise InputError(f"shape '{shape_id}'", f"not in the sample set {self.root}") from None
+
+    def load(self, shape_ids: list[str], keys: tuple[str, ...] = ARRAY_KEYS) -> dict[str, np.ndarray]:
+        """Stack the requested arrays for these shapes, in the given order."""
+        wanted = [self.entry(s) for s in shape_ids]
+        by_shard: dict[str, list[int]] = {}
+        for i, e in enumerate(wanted):
+            by_shard.setdefault(e.shard, []).append(i)
+        out: dict[str, np.ndarray] = {}
+        for shard, positions in by_shard.items():
+            tensors, _ = read_shard(self.root / shard, list(keys))
+            for k in keys:
+                if k not in out:
+                    out[k] = np.empty((len(wanted),) + tensors[k].shape[1:], dtype=tensors[k].dtype)
+                out[k][positions] = tensors[k][[wanted[p].row for p in positions]]
+        return out
+
+
+def write_manifest(root: str | Path, config: dict[str, Any], categories: dict[str, list[str]],
+                   entries: list[SampleEntry], extra: dict[str, Any] | None = None) -> None:
+    """Write the manifest last and atomically: its presence means the set is complete."""
+    write_json(Path(root) / "manifest.json", {
+        "format": FORMAT,
+        "config": config,
+        "categories": categories,
+        "n_shapes": len(entries),
+        "shapes": [asdict(e) for e in entries],
+        **(extra or {}),
+    })
