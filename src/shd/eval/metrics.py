@@ -1,0 +1,219 @@
+"""Generation metrics of record (REFERENCE.md): MMD, COV, 1-NNA on Chamfer distance; per part; novelty.
+
+Every report is a JSON-ready dict that names its normalization and says how many clouds were used and
+how many were skipped (NaN or degenerate clouds are skipped and counted, never a crash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from shd.eval.chamfer import chamfer_matrix
+from shd.eval.palette import part_name
+from shd.eval.pointclouds import check_normalization, normalize
+
+
+def mmd_cov(d_gen_ref: np.ndarray) -> tuple[float, float]:
+    """MMD = mean over references of the min CD to any generated cloud; COV = fraction of references
+    that are the nearest reference of at least one generated cloud. Rows: generated, columns: references."""
+    g, r = d_gen_ref.shape
+    if g == 0 or r == 0:
+        return float("nan"), float("nan")
+    mmd = float(d_gen_ref.min(axis=0).mean())
+    cov = len(np.unique(d_gen_ref.argmin(axis=1))) / r
+    return mmd, cov
+
+
+def one_nna(d_gen_gen: np.ndarray, d_gen_ref: np.ndarray, d_ref_ref: np.ndarray) -> dict[str, float]:
+    """Leave-one-out 1-nearest-neighbour accuracy over generated + reference clouds (0.5 is ideal).
+
+    Also the accuracy on each side: generated clouds whose nearest other cloud is generated, and the same
+    for references.
+    """
+    g, r = d_gen_ref.shape
+    if g + r < 2 or g == 0 or r == 0:
+        return {"1-nna": float("nan"), "1-nna_generated": float("nan"), "1-nna_reference": float("nan")}
+    full = np.block([[d_gen_gen, d_gen_ref], [d_gen_ref.T, d_ref_ref]]).astype(np.float64)
+    np.fill_diagonal(full, np.inf)
+    is_gen = np.r_[np.ones(g, bool), np.zeros(r, bool)]
+    correct = is_gen[full.argmin(axis=1)] == is_gen
+    return {
+        "1-nna": float(correct.mean()),
+        "1-nna_generated": float(correct[:g].mean()),
+        "1-nna_reference": float(correct[g:].mean()),
+    }
+
+
+def _finite(points: np.ndarray) -> np.ndarray:
+    return np.isfinite(points.reshape(len(points), -1)).all(axis=1)
+
+
+def _prepare(points, normalization: str) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized float32 clouds that are finite, and the mask of which input clouds those are."""
+    p = normalize(np.asarray(points, dtype=np.float64).reshape(-1, np.shape(points)[-2], 3), normalization)
+    keep = _finite(p)
+    return p[keep].astype(np.float32), keep
+
+
+def generation_metrics(
+    generated,
+    reference,
+    *,
+    normalization: str,
+    device: torch.device | str = "cpu",
+    backend: str = "auto",
+    clip_to_reference: bool = True,
+) -> dict:
+    """MMD, COV and 1-NNA of generated vs reference clouds, each (N, n, 3), in the named normalization.
+
+    REFERENCE.md generates more shapes than references (1.1x) and clips: with `clip_to_reference` the
+    first len(reference) usable generated clouds are kept.
+    """
+    check_normalization(normalization)
+    gen, gen_keep = _prepare(generated, normalization)
+    ref, ref_keep = _prepare(reference, normalization)
+    n_usable = len(gen)
+    if clip_to_reference:
+        gen = gen[: len(ref)]
+    d_gg = chamfer_matrix(gen, device=device, backend=backend)
+    d_rr = chamfer_matrix(ref, device=device, backend=backend)
+    d_gr = chamfer_matrix(gen, ref, device=device, backend=backend)
+    mmd, cov = mmd_cov(d_gr)
+    return {
+        "normalization": normalization,
+        "distance": "chamfer_l2_squared",
+        "n_generated": len(gen),
+        "n_reference": len(ref),
+        "skipped_generated": int((~gen_keep).sum()),
+        "skipped_reference": int((~ref_keep).sum()),
+        "clipped_generated": n_usable - len(gen),
+        "mmd": mmd,
+        "cov": cov,
+        **one_nna(d_gg, d_gr, d_rr),
+    }
+
+
+def part_clouds(points: np.ndarray, labels: np.ndarray, part: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points of one part from each cloud, padded to the longest: (N, L, 3) and lengths (N,)."""
+    mask = np.asarray(labels) == part
+    lengths = mask.sum(axis=1)
+    out = np.zeros((len(points), max(int(lengths.max(initial=0)), 1), 3), np.float32)
+    for i in range(len(points)):
+        out[i, : lengths[i]] = points[i][mask[i]]
+    return out, lengths
+
+
+def part_chamfer(
+    x: np.ndarray,
+    x_labels: np.ndarray,
+    y: np.ndarray,
+    y_labels: np.ndarray,
+    n_parts: int,
+    part_names: Sequence[str] | None = None,
+) -> dict:
+    """CD between the same-labelled points of two clouds, per part (in the clouds' common frame).
+
+    A part present on one side only is listed under `missing` with the side that lacks it; its CD is None.
+    """
+    values: dict[str, float | None] = {}
+    missing: dict[str, str] = {}
+    for p in range(n_parts):
+        name = part_name(p, part_names)
+        xp, yp = np.asarray(x)[np.asarray(x_labels) == p], np.asarray(y)[np.asarray(y_labels) == p]
+        if len(xp) == 0 or len(yp) == 0:
+            values[name] = None
+            if len(xp) or len(yp):
+                missing[name] = "first" if len(xp) == 0 else "second"
+            continue
+        values[name] = float(chamfer_matrix(xp[None], yp[None], backend="kdtree")[0, 0])
+    return {"chamfer": values, "missing": missing}
+
+
+def part_metrics(
+    generated,
+    generated_labels,
+    reference,
+    reference_labels,
+    *,
+    n_parts: int,
+    part_names: Sequence[str] | None = None,
+    normalization: str,
+    device: torch.device | str = "cpu",
+    backend: str = "auto",
+) -> dict:
+    """Per-part MMD and coverage: each part's points compared with the same part of the references.
+
+    Clouds are normalized whole (a part keeps its place in the shape), then split by label. Shapes that
+    lack a part are left out of that part's metrics and counted.
+    """
+    check_normalization(normalization)
+    gen, gen_keep = _prepare(generated, normalization)
+    ref, ref_keep = _prepare(reference, normalization)
+    gen_labels = np.asarray(generated_labels)[gen_keep]
+    ref_labels = np.asarray(reference_labels)[ref_keep]
+    parts = {}
+    for p in range(n_parts):
+        gp, gl = part_clouds(gen, gen_labels, p)
+        rp, rl = part_clouds(ref, ref_labels, p)
+        gp, gl, rp, rl = gp[gl > 0], gl[gl > 0], rp[rl > 0], rl[rl > 0]
+        d = chamfer_matrix(gp, rp, x_lengths=gl, y_lengths=rl, device=device, backend=backend)
+        mmd, cov = mmd_cov(d)
+        parts[part_name(p, part_names)] = {
+            "mmd": mmd,
+            "cov": cov,
+            "n_generated_with_part": len(gp),
+            "n_reference_with_part": len(rp),
+            "generated_missing_part": len(gen) - len(gp),
+            "reference_missing_part": len(ref) - len(rp),
+        }
+    return {
+        "normalization": normalization,
+        "skipped_generated": int((~gen_keep).sum()),
+        "skipped_reference": int((~ref_keep).sum()),
+        "parts": parts,
+    }
+
+
+def novelty(
+    generated,
+    train,
+    *,
+    normalization: str,
+    device: torch.device | str = "cpu",
+    backend: str = "auto",
+) -> dict:
+    """Each generated cloud's CD to its nearest training cloud, against the training set's own spread.
+
+    The yardstick is the median over training clouds of the CD to their nearest other training cloud; a
+    sample closer than that to some training shape is within the training set's own spacing (likely a
+    near-copy). Reported: per-sample distances and nearest indices (into the usable training clouds),
+    their median, and the fraction below the yardstick.
+    """
+    check_normalization(normalization)
+    gen, gen_keep = _prepare(generated, normalization)
+    tr, tr_keep = _prepare(train, normalization)
+    report = {
+        "normalization": normalization,
+        "n_generated": len(gen),
+        "n_train": len(tr),
+        "skipped_generated": int((~gen_keep).sum()),
+        "skipped_train": int((~tr_keep).sum()),
+    }
+    if len(gen) == 0 or len(tr) < 2:
+        return {**report, "train_median_nn": float("nan"), "fraction_closer_than_train_median": float("nan")}
+    d_gt = chamfer_matrix(gen, tr, device=device, backend=backend)
+    d_tt = chamfer_matrix(tr, device=device, backend=backend)
+    np.fill_diagonal(d_tt, np.inf)
+    yardstick = float(np.median(d_tt.min(axis=1)))
+    nearest = d_gt.min(axis=1)
+    return {
+        **report,
+        "train_median_nn": yardstick,
+        "median_nearest_train": float(np.median(nearest)),
+        "fraction_closer_than_train_median": float((nearest < yardstick).mean()),
+        "nearest_train_cd": nearest.tolist(),
+        "nearest_train_index": d_gt.argmin(axis=1).tolist(),
+    }

@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+
+from shd.eval.chamfer import chamfer_matrix
+from shd.eval.metrics import generation_metrics, mmd_cov, novelty, one_nna, part_chamfer, part_metrics
+
+from . import loop_reference as ref
+
+
+def line_clouds(xs):
+    """One-point clouds on the x axis: CD between them is 2 (a - b)^2."""
+    return np.array([[[x, 0.0, 0.0]] for x in xs])
+
+
+GEN = line_clouds([0.1, 0.25])
+REF = line_clouds([0.0, 1.0, 5.0])
+
+
+def test_mmd_cov_1nna_by_hand():
+    d_gr = chamfer_matrix(GEN, REF)
+    # nearest generated per reference: 2*0.1^2, 2*0.75^2, 2*4.75^2
+    mmd, cov = mmd_cov(d_gr)
+    assert mmd == pytest.approx((0.02 + 1.125 + 45.125) / 3)
+    assert cov == pytest.approx(1 / 3)  # both generated clouds are nearest to the reference at 0
+    # nearest other cloud: 0.1 -> ref 0 (wrong), 0.25 -> gen 0.1 (right), 0 -> gen 0.1 (wrong),
+    # 1 -> gen 0.25 (wrong), 5 -> ref 1 (right)
+    nna = one_nna(chamfer_matrix(GEN), d_gr, chamfer_matrix(REF))
+    assert nna == {
+        "1-nna": pytest.approx(0.4), "1-nna_generated": 0.5, "1-nna_reference": pytest.approx(1 / 3)
+    }
+
+
+def test_metrics_match_the_loop_reference():
+    rng = np.random.default_rng(0)
+    gen, refs = rng.normal(size=(4, 24, 3)), rng.normal(size=(5, 24, 3)) * 1.2
+    d_gr = chamfer_matrix(gen, refs)
+    np.testing.assert_allclose(mmd_cov(d_gr), ref.mmd_cov(ref.chamfer_matrix(gen, refs)), rtol=1e-9)
+    nna = one_nna(chamfer_matrix(gen), d_gr, chamfer_matrix(refs))["1-nna"]
+    assert nna == pytest.approx(ref.one_nna(gen, refs))
+
+
+def test_generation_report_names_normalization_and_skips_nan_clouds():
+    rng = np.random.default_rng(1)
+    gen, refs = rng.normal(size=(6, 32, 3)), rng.normal(size=(4, 32, 3))
+    gen[1, 3] = np.nan
+    report = generation_metrics(gen, refs, normalization="bbox")
+    assert report["normalization"] == "bbox" and report["distance"] == "chamfer_l2_squared"
+    assert report["skipped_generated"] == 1 and report["skipped_reference"] == 0
+    assert report["n_generated"] == 4 and report["clipped_generated"] == 1  # 5 usable, clipped to 4
+    keep = [0, 2, 3, 4]
+    from shd.eval.pointclouds import normalize
+
+    g, r = normalize(gen[keep], "bbox"), normalize(refs, "bbox")
+    expected_mmd, expected_cov = ref.mmd_cov(ref.chamfer_matrix(g, r))
+    assert report["mmd"] == pytest.approx(expected_mmd, rel=1e-5)
+    assert report["cov"] == pytest.approx(expected_cov)
+    assert report["1-nna"] == pytest.approx(ref.one_nna(g, r))
+
+
+def test_all_generated_clouds_bad_gives_nan_not_an_error():
+    refs = np.random.default_rng(2).normal(size=(3, 16, 3))
+    report = generation_metrics(np.full((2, 16, 3), np.nan), refs, normalization="unit_std")
+    assert report["n_generated"] == 0 and report["skipped_generated"] == 2
+    assert np.isnan(report["mmd"]) and np.isnan(report["1-nna"])
+
+
+def test_part_chamfer_reports_missing_parts():
+    x = np.array([[0.0, 0, 0], [1, 0, 0], [0, 5, 0]])
+    y = np.array([[0.0, 0, 0], [0, 2, 0], [9, 9, 9]])
+    out = part_chamfer(x, [0, 0, 1], y, [0, 0, 2], n_parts=4, part_names=["body", "wing", "tail", "engine"])
+    assert out["chamfer"]["body"] == pytest.approx(2.5)
+    assert out["chamfer"]["wing"] is None and out["chamfer"]["tail"] is None
+    assert out["chamfer"]["engine"] is None
+    assert out["missing"] == {"wing": "second", "tail": "first"}
+
+
+def test_part_metrics_per_part_coverage_and_missing_counts():
+    rng = np.random.default_rng(3)
+    gen, refs = rng.normal(size=(3, 40, 3)), rng.normal(size=(4, 40, 3))
+    gen_labels = np.zeros((3, 40), int)
+    gen_labels[:, 20:] = 1
+    gen_labels[2, 20:] = 0  # generated shape 2 has no part 1
+    ref_labels = np.zeros((4, 40), int)
+    ref_labels[:, 30:] = 1
+    report = part_metrics(gen, gen_labels, refs, ref_labels, n_parts=3, normalization="unit_std")
+    p0, p1, p2 = (report["parts"][f"part {i}"] for i in range(3))
+    assert p1["n_generated_with_part"] == 2 and p1["generated_missing_part"] == 1
+    assert p2["n_generated_with_part"] == 0 and np.isnan(p2["mmd"])
+    from shd.eval.pointclouds import normalize
+
+    g, r = normalize(gen, "unit_std"), normalize(refs, "unit_std")
+    d1 = ref.chamfer_matrix([g[i][gen_labels[i] == 1] for i in range(2)], [c[30:] for c in r])
+    assert (p1["mmd"], p1["cov"]) == pytest.approx(ref.mmd_cov(d1), rel=1e-5)
+    assert 0 < p0["cov"] <= 1
+
+
+def test_novelty_against_the_training_sets_own_spacing():
+    rng = np.random.default_rng(4)
+    train = rng.normal(size=(5, 16, 3))
+    gen = np.concatenate([train[:2] + rng.normal(size=(2, 16, 3)) * 0.01, rng.normal(size=(3, 16, 3))])
+    gen[4] = np.nan
+    out = novelty(gen, train, normalization="unit_std")
+    from shd.eval.pointclouds import normalize
+
+    g, t = normalize(gen[:4], "unit_std"), normalize(train, "unit_std")
+    d_tt = ref.chamfer_matrix(t, t) + np.diag([np.inf] * 5)
+    yardstick = np.median(d_tt.min(axis=1))
+    nearest = ref.chamfer_matrix(g, t).min(axis=1)
+    assert out["train_median_nn"] == pytest.approx(yardstick, rel=1e-5)
+    np.testing.assert_allclose(out["nearest_train_cd"], nearest, rtol=1e-5)
+    assert out["nearest_train_index"][:2] == [0, 1]  # the near-copies found their originals
+    assert out["fraction_closer_than_train_median"] == pytest.approx((nearest < yardstick).mean())
+    assert out["fraction_closer_than_train_median"] >= 0.5
+    assert out["skipped_generated"] == 1 and out["normalization"] == "unit_std"
