@@ -117,3 +117,14 @@ def test_obj_export_has_one_coloured_object_per_part(tmp_path):
 def test_export_of_a_failed_mesh_says_why(tmp_path):
     with pytest.raises(ValueError, match="empty"):
         export_mesh(MeshResult.failed("empty", "no crossing"), tmp_path / "x.ply")
+
+
+def test_batches_stream_in_order_and_match_single_calls():
+    from shd.eval.meshing import iter_meshes
+
+    batches = [(sphere_field(0.3), 1), (per_shape_field([two_sphere_field(), constant_field(-1.0, 2)]), 2)]
+    out = list(iter_meshes(batches, resolution=20))
+    assert [[m.status for m in b] for b in out] == [["ok"], ["ok", "empty"]]
+    single = mesh_fields(two_sphere_field(), 1, resolution=20)[0]
+    np.testing.assert_array_equal(out[1][0].faces, single.faces)
+    np.testing.assert_array_equal(out[1][0].face_labels, single.face_labels)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -187,6 +187,40 @@ def label_faces(
             m.face_labels = labels_np[b, : len(m.faces)].copy()
 
 
+def iter_meshes(
+    batches: Iterable[tuple[FieldFn, int]],
+    *,
+    resolution: int = REFERENCE_RESOLUTION,
+    level: float = REFERENCE_LEVEL,
+    chunk_points: int = 2**18,
+    device: torch.device | str = "cpu",
+) -> Iterator[list[MeshResult]]:
+    """Mesh (field, n_shapes) batches in turn; yields one `MeshResult` list per batch, in batch order.
+
+    On CUDA the next batch's grid is queued on the GPU before the current batch goes through marching
+    cubes on the CPU, so the two overlap. Up to two batches' grids are held on `device` (4 * R^3 bytes
+    a shape: 180 MB at 356): choose the batch size for the device's memory.
+    """
+    pending = None
+    for field_fn, n_shapes in batches:
+        grid = evaluate_grid(field_fn, n_shapes, resolution, chunk_points, device)  # asynchronous on CUDA
+        if pending is not None:
+            yield _finish(*pending, level, chunk_points, device)
+        pending = (field_fn, grid)
+    if pending is not None:
+        yield _finish(*pending, level, chunk_points, device)
+
+
+def _finish(
+    field_fn: FieldFn, grid: torch.Tensor, level: float, chunk_points: int, device: torch.device | str
+) -> list[MeshResult]:
+    meshes = [mesh_volume(grid[b], level) for b in range(grid.shape[0])]
+    label_faces(field_fn, meshes, chunk_points, device)
+    for m in meshes:
+        m.meta.update(resolution=grid.shape[1], level=level)
+    return meshes
+
+
 def mesh_fields(
     field_fn: FieldFn,
     n_shapes: int,
@@ -196,15 +230,6 @@ def mesh_fields(
     chunk_points: int = 2**18,
     device: torch.device | str = "cpu",
 ) -> list[MeshResult]:
-    """Mesh the `n_shapes` fields of a batched field; one `MeshResult` per shape, in batch order.
-
-    The whole batch's grid is held on `device` (4 * R^3 bytes a shape: 180 MB at 356), so choose the
-    batch size for the device's memory.
-    """
-    grid = evaluate_grid(field_fn, n_shapes, resolution, chunk_points, device)
-    meshes = [mesh_volume(grid[b], level) for b in range(n_shapes)]
-    del grid
-    label_faces(field_fn, meshes, chunk_points, device)
-    for m in meshes:
-        m.meta.update(resolution=resolution, level=level)
-    return meshes
+    """Mesh the `n_shapes` fields of one batched field; one `MeshResult` per shape, in batch order."""
+    return next(iter_meshes([(field_fn, n_shapes)], resolution=resolution, level=level,
+                            chunk_points=chunk_points, device=device))
