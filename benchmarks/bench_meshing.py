@@ -1,0 +1,139 @@
+"""Meshing throughput (shapes/s) with an MLP-sized field: grid evaluation, marching cubes, face labels.
+
+Rerun: `PYTHONPATH=src python benchmarks/bench_meshing.py --device cuda` (default resolutions 256 and
+356, the reference's test resolution). Writes the `meshing` entry of benchmarks/results/eval_<device>.json.
+
+The field is a random semantic MLP of the reference's size (4 experts, NeRF encoding with 4 frequencies,
+hidden 60 x 3; ~36k parameters a shape), evaluated the way shd.fields evaluates a batch (one baddbmm
+per layer over shape x expert). It is written out here so the benchmark needs only torch, numpy and
+scikit-image. Each expert gets a blob term so the level set is a multi-part surface with the MLP's
+wrinkles, like a fitted shape, rather than empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import RESULTS, machine
+from skimage.measure import marching_cubes
+
+from shd.eval.meshing import REFERENCE_LEVEL, evaluate_grid, iter_meshes, mesh_volume
+
+N_FREQS, WIDTH, DEPTH, EXPERTS = 4, 60, 3, 4
+
+
+def encode(x: torch.Tensor) -> torch.Tensor:
+    freqs = 2.0 ** torch.arange(N_FREQS, device=x.device, dtype=x.dtype)
+    scaled = x.unsqueeze(-2) * freqs.unsqueeze(-1)
+    return torch.cat((x, torch.stack((scaled.sin(), scaled.cos()), dim=-2).flatten(-3)), dim=-1)
+
+
+def random_field(n_shapes: int, seed: int, device: torch.device):
+    """A batched FieldFn: points (B, P, 3) -> expert logits (B, P, 4)."""
+    g = torch.Generator().manual_seed(seed)
+    dims = [3 * (1 + 2 * N_FREQS)] + [WIDTH] * DEPTH + [1]
+    layers = []
+    for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
+        w = torch.randn(n_shapes * EXPERTS, d_out, d_in, generator=g) * (2.0 / d_in) ** 0.5
+        bias = torch.randn(n_shapes * EXPERTS, 1, d_out, generator=g) * 0.1
+        layers.append((w.to(device), bias.to(device)))
+    centres = (torch.rand(n_shapes, 1, EXPERTS, 3, generator=g) * 0.5 - 0.25).to(device)
+
+    def field(points: torch.Tensor) -> torch.Tensor:
+        b, p, _ = points.shape
+        h = encode(points)
+        h = h.unsqueeze(1).expand(b, EXPERTS, p, h.shape[-1]).reshape(b * EXPERTS, p, h.shape[-1])
+        for k, (w, bias) in enumerate(layers):
+            h = torch.baddbmm(bias, h, w.transpose(1, 2))
+            if k < len(layers) - 1:
+                h = torch.relu_(h)
+        wrinkles = h.view(b, EXPERTS, p).transpose(1, 2)
+        blob = 30.0 * (0.2 - (points.unsqueeze(2) - centres).norm(dim=-1))
+        return blob + wrinkles
+
+    return field
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_resolution(resolution: int, batch: int, n_batches: int, chunk: int, device: torch.device) -> dict:
+    fields = [random_field(batch, seed, device) for seed in range(n_batches + 1)]
+    # stages, on the warm-up batch: grid evaluation, masked and plain marching cubes of one shape
+    evaluate_grid(fields[0], batch, 32, chunk, device)
+    sync(device)
+    t0 = time.perf_counter()
+    grid = evaluate_grid(fields[0], batch, resolution, chunk, device)
+    sync(device)
+    grid_s = (time.perf_counter() - t0) / batch
+    t0 = time.perf_counter()
+    mesh = mesh_volume(grid[0])
+    masked_s = time.perf_counter() - t0
+    volume = grid[0].cpu().numpy()
+    t0 = time.perf_counter()
+    marching_cubes(volume, REFERENCE_LEVEL, gradient_direction="ascent")
+    plain_s = time.perf_counter() - t0
+    del grid, volume
+    # end to end, batches streamed (next grid on the GPU while this batch is meshed on the CPU)
+    sync(device)
+    t0 = time.perf_counter()
+    results = [m for b in iter_meshes(((f, batch) for f in fields[1:]), resolution=resolution,
+                                      chunk_points=chunk, device=device) for m in b]
+    sync(device)
+    seconds = time.perf_counter() - t0
+    n = len(results)
+    out = {
+        "resolution": resolution,
+        "batch": batch,
+        "shapes": n,
+        "seconds": seconds,
+        "shapes_per_s": n / seconds,
+        "ok": sum(m.ok for m in results),
+        "mean_faces": float(np.mean([len(m.faces) for m in results])),
+        "grid_seconds_per_shape": grid_s,
+        "marching_cubes_masked_seconds": masked_s,
+        "marching_cubes_plain_seconds": plain_s,
+        "faces_first_shape": len(mesh.faces),
+    }
+    print(out, flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--resolutions", type=int, nargs="+", default=None,
+                    help="default 256 356 on CUDA, 64 128 on CPU (a 356^3 grid is ~30 s a shape on 2 cores)")
+    ap.add_argument("--batch", type=int, default=None, help="shapes per field call (default 8 CUDA, 2 CPU)")
+    ap.add_argument("--batches", type=int, default=3)
+    ap.add_argument("--chunk-points", type=int, default=2**18)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    resolutions = args.resolutions or ([256, 356] if cuda else [64, 128])
+    batch = args.batch or (8 if cuda else 2)
+    runs = [bench_resolution(r, batch, args.batches, args.chunk_points, device) for r in resolutions]
+
+    out = Path(args.out or RESULTS / f"eval_{device.type}.json")
+    payload = json.loads(out.read_text()) if out.exists() else {}
+    payload.update({"machine": machine(), "meshing": {"device": str(device), "runs": runs}})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    for r in runs:
+        print(f"{r['resolution']}^3: {r['shapes_per_s']:.2f} shapes/s ({r['ok']}/{r['shapes']} ok, "
+              f"{r['mean_faces']:.0f} faces); grid {r['grid_seconds_per_shape']:.3f} s/shape, marching "
+              f"cubes {r['marching_cubes_masked_seconds']:.3f} s "
+              f"(plain {r['marching_cubes_plain_seconds']:.3f})")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
