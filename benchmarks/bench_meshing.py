@@ -64,6 +64,21 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def sweep_chunks(resolution: int, batch: int, device: torch.device) -> list[dict]:
+    """Grid evaluation alone at several chunk sizes: the MLP's activations are B*E*P*60 floats a layer."""
+    field = random_field(batch, 99, device)
+    out = []
+    for chunk in (2**14, 2**16, 2**18, 2**20):
+        evaluate_grid(field, batch, 16, chunk, device)
+        sync(device)
+        t0 = time.perf_counter()
+        evaluate_grid(field, batch, resolution, chunk, device)
+        sync(device)
+        out.append({"chunk_points": chunk, "grid_seconds_per_shape": (time.perf_counter() - t0) / batch})
+        print(out[-1], flush=True)
+    return out
+
+
 def bench_resolution(resolution: int, batch: int, n_batches: int, chunk: int, device: torch.device) -> dict:
     fields = [random_field(batch, seed, device) for seed in range(n_batches + 1)]
     # stages, on the warm-up batch: grid evaluation, masked and plain marching cubes of one shape
@@ -114,17 +129,22 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="shapes per field call (default 8 CUDA, 2 CPU)")
     ap.add_argument("--batches", type=int, default=3)
     ap.add_argument("--chunk-points", type=int, default=2**18)
+    ap.add_argument("--sweep-chunks", action="store_true", help="time grid evaluation per chunk size")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     resolutions = args.resolutions or ([256, 356] if cuda else [64, 128])
     batch = args.batch or (8 if cuda else 2)
+    sweep = sweep_chunks(max(resolutions), batch, device) if args.sweep_chunks else None
     runs = [bench_resolution(r, batch, args.batches, args.chunk_points, device) for r in resolutions]
 
     out = Path(args.out or RESULTS / f"eval_{device.type}.json")
     payload = json.loads(out.read_text()) if out.exists() else {}
-    payload.update({"machine": machine(), "meshing": {"device": str(device), "runs": runs}})
+    meshing = {"device": str(device), "chunk_points": args.chunk_points, "runs": runs}
+    if sweep:
+        meshing["chunk_sweep"] = sweep
+    payload.update({"machine": machine(), "meshing": meshing})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2) + "\n")
     for r in runs:

@@ -126,14 +126,30 @@ def crossing_mask(inside: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def mesh_volume(values: torch.Tensor, level: float = REFERENCE_LEVEL) -> MeshResult:
-    """Marching cubes of one (R, R, R) grid of shape logits over [-0.5, 0.5]^3 (labels left 0)."""
-    resolution = values.shape[0]
-    n_bad = int((~torch.isfinite(values)).sum())
+@dataclass
+class CroppedVolume:
+    """One shape's grid on the host, cropped to the box of its crossing cells, ready for marching cubes."""
+
+    values: np.ndarray  # (X, Y, Z) float32
+    mask: np.ndarray  # (X, Y, Z) bool: corners of crossing cells
+    offset: np.ndarray  # (3,) index of values[0, 0, 0] in the full grid
+    resolution: int
+
+
+def crop_volume(values: torch.Tensor, level: float = REFERENCE_LEVEL) -> CroppedVolume | MeshResult:
+    """The device-side half of meshing: checks, crossing mask and crop, then one copy to the host.
+
+    Returns a failed `MeshResult` (NaN or no crossing) instead when there is nothing to mesh. The crop
+    spares marching cubes and the copy the grid's empty margins.
+    """
+    # one reduction finds any NaN/inf (they propagate through a sum); count them only then
+    n_bad = 0
+    if not torch.isfinite(values.sum()):
+        n_bad = int(values.numel() - torch.isfinite(values).count_nonzero())
     if n_bad:
         return MeshResult.failed("nan", f"{n_bad} of {values.numel()} grid values are NaN or infinite")
     inside = values > level
-    n_inside = int(inside.sum())
+    n_inside = int(inside.count_nonzero())
     if n_inside == 0:
         return MeshResult.failed(
             "empty", f"field below level {level:.3f} everywhere (max {values.max():.3f})"
@@ -142,19 +158,38 @@ def mesh_volume(values: torch.Tensor, level: float = REFERENCE_LEVEL) -> MeshRes
         return MeshResult.failed(
             "empty", f"field above level {level:.3f} everywhere (min {values.min():.3f})"
         )
-    mask = crossing_mask(inside).cpu().numpy()
-    volume = values.detach().cpu().numpy()
-    spacing = 1.0 / (resolution - 1)
+    mask = crossing_mask(inside)
+    box = []
+    for d in range(3):
+        hit = mask.any(dim=tuple(a for a in range(3) if a != d)).nonzero()
+        box.append((int(hit[0]), int(hit[-1]) + 1))
+    crop = tuple(slice(lo, hi) for lo, hi in box)
+    return CroppedVolume(
+        values=values[crop].detach().cpu().numpy(),
+        mask=mask[crop].cpu().numpy(),
+        offset=np.array([lo for lo, _ in box]),
+        resolution=values.shape[0],
+    )
+
+
+def march(volume: CroppedVolume, level: float = REFERENCE_LEVEL) -> MeshResult:
+    """The CPU half: scikit-image marching cubes of a cropped grid, vertices in [-0.5, 0.5]^3."""
     try:
         verts, faces, _, _ = marching_cubes(
-            volume, level, spacing=(spacing,) * 3, gradient_direction="ascent", mask=mask
+            volume.values, level, gradient_direction="ascent", mask=volume.mask
         )
     except (RuntimeError, ValueError) as exc:  # scikit-image raises when it finds no surface
         return MeshResult.failed("empty", f"marching cubes found no surface: {exc}")
     if len(faces) == 0:
         return MeshResult.failed("empty", "marching cubes produced no faces")
-    verts = (verts - 0.5).astype(np.float32)
+    verts = ((verts + volume.offset) / (volume.resolution - 1) - 0.5).astype(np.float32)
     return MeshResult(verts, faces.astype(np.int64), np.zeros(len(faces), np.int64))
+
+
+def mesh_volume(values: torch.Tensor, level: float = REFERENCE_LEVEL) -> MeshResult:
+    """Marching cubes of one (R, R, R) grid of shape logits over [-0.5, 0.5]^3 (labels left 0)."""
+    cropped = crop_volume(values, level)
+    return cropped if isinstance(cropped, MeshResult) else march(cropped, level)
 
 
 @torch.inference_mode()
@@ -198,26 +233,34 @@ def iter_meshes(
     """Mesh (field, n_shapes) batches in turn; yields one `MeshResult` list per batch, in batch order.
 
     On CUDA the next batch's grid is queued on the GPU before the current batch goes through marching
-    cubes on the CPU, so the two overlap. Up to two batches' grids are held on `device` (4 * R^3 bytes
-    a shape: 180 MB at 356): choose the batch size for the device's memory.
+    cubes on the CPU, so the two overlap; the current batch was cropped and copied to the host before,
+    so nothing the CPU waits for sits behind the queued work. A batch's grid is held on `device`
+    (4 * R^3 bytes a shape: 180 MB at 356): choose the batch size for the device's memory.
     """
     pending = None
     for field_fn, n_shapes in batches:
         grid = evaluate_grid(field_fn, n_shapes, resolution, chunk_points, device)  # asynchronous on CUDA
         if pending is not None:
-            yield _finish(*pending, level, chunk_points, device)
-        pending = (field_fn, grid)
+            # CPU work (marching cubes) while the GPU fills `grid`
+            yield _finish(*pending, resolution, level, chunk_points, device)
+        pending = (field_fn, [crop_volume(grid[b], level) for b in range(n_shapes)])
+        del grid
     if pending is not None:
-        yield _finish(*pending, level, chunk_points, device)
+        yield _finish(*pending, resolution, level, chunk_points, device)
 
 
 def _finish(
-    field_fn: FieldFn, grid: torch.Tensor, level: float, chunk_points: int, device: torch.device | str
+    field_fn: FieldFn,
+    volumes: list[CroppedVolume | MeshResult],
+    resolution: int,
+    level: float,
+    chunk_points: int,
+    device: torch.device | str,
 ) -> list[MeshResult]:
-    meshes = [mesh_volume(grid[b], level) for b in range(grid.shape[0])]
+    meshes = [v if isinstance(v, MeshResult) else march(v, level) for v in volumes]
     label_faces(field_fn, meshes, chunk_points, device)
     for m in meshes:
-        m.meta.update(resolution=grid.shape[1], level=level)
+        m.meta.update(resolution=resolution, level=level)
     return meshes
 
 
