@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 
 from shd.eval.chamfer import chamfer_matrix
-from shd.eval.metrics import generation_metrics, mmd_cov, novelty, one_nna, part_chamfer, part_metrics
+from shd.eval.metrics import (
+    generation_metrics,
+    mmd_cov,
+    n_to_generate,
+    novelty,
+    one_nna,
+    part_chamfer,
+    part_metrics,
+)
 
 from . import loop_reference as ref
 
@@ -112,3 +120,7 @@ def test_novelty_against_the_training_sets_own_spacing():
     assert out["fraction_closer_than_train_median"] == pytest.approx((nearest < yardstick).mean())
     assert out["fraction_closer_than_train_median"] >= 0.5
     assert out["skipped_generated"] == 1 and out["normalization"] == "unit_std"
+
+
+def test_oversampling_count():
+    assert n_to_generate(606) == 667 and n_to_generate(10) == 11 and n_to_generate(0) == 0

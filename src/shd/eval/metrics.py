@@ -6,6 +6,7 @@ how many were skipped (NaN or degenerate clouds are skipped and counted, never a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,6 +15,12 @@ import torch
 from shd.eval.chamfer import chamfer_matrix
 from shd.eval.palette import part_name
 from shd.eval.pointclouds import check_normalization, normalize
+
+
+def n_to_generate(n_reference: int, factor: float = 1.1) -> int:
+    """How many shapes to generate for `n_reference` references (REFERENCE.md: 1.1x, then clipped), so
+    that a few empty meshes still leave as many usable samples as references."""
+    return int(math.ceil(n_reference * factor))
 
 
 def mmd_cov(d_gen_ref: np.ndarray) -> tuple[float, float]:
