@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,12 +137,33 @@ class CroppedVolume:
     resolution: int
 
 
+@contextmanager
+def _serial_on_cpu(device: torch.device) -> Iterator[None]:
+    """One torch thread for the grid passes on a CPU: they are memory-bound, so threads gain little, and
+    on a busy machine each op waits for descheduled pool workers (measured: 0.26 s instead of 0.7 ms for
+    the crossing mask of a 64^3 grid on 2 shared cores)."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def crop_volume(values: torch.Tensor, level: float = REFERENCE_LEVEL) -> CroppedVolume | MeshResult:
     """The device-side half of meshing: checks, crossing mask and crop, then one copy to the host.
 
     Returns a failed `MeshResult` (NaN or no crossing) instead when there is nothing to mesh. The crop
     spares marching cubes and the copy the grid's empty margins.
     """
+    with _serial_on_cpu(values.device):
+        return _crop_volume(values, level)
+
+
+def _crop_volume(values: torch.Tensor, level: float) -> CroppedVolume | MeshResult:
     # one reduction finds any NaN/inf (they propagate through a sum); count them only then
     n_bad = 0
     if not torch.isfinite(values.sum()):
