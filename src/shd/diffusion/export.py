@@ -1,0 +1,91 @@
+"""The exported model folder: everything needed to sample, as safetensors + JSON (no pickle).
+
+- `model.safetensors`: the (EMA) denoiser's state dict;
+- `normalization.safetensors`: the (D,) mean and std of the training split;
+- `config.json` (written last: its presence means the folder is complete): net and schedule configs,
+  the weight-set layout blocks, the field config, category names, normalization mode and the
+  fingerprint of the training data, plus anything the trainer adds (metrics, run id).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from shd.atomic import write_json, write_with
+from shd.diffusion.config import NetConfig, ScheduleConfig
+from shd.diffusion.denoiser import Denoiser
+from shd.diffusion.normalization import Normalizer
+from shd.diffusion.sampler import WeightSampler
+from shd.diffusion.schedule import Schedule
+from shd.diffusion.tokens import TokenLayout
+from shd.errors import InputError
+from shd.fields.config import FieldConfig
+from shd.fields.layout import Layout
+
+FORMAT = "shd-diffusion/1"
+CONFIG_FILE, WEIGHTS_FILE, NORM_FILE = "config.json", "model.safetensors", "normalization.safetensors"
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    cpu = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
+    write_with(path, lambda tmp: save_file(cpu, str(tmp), metadata={"format": FORMAT}))
+
+
+def export_model(folder: str | Path, net: Denoiser, schedule: ScheduleConfig, normalizer: Normalizer,
+                 field: FieldConfig, categories: list[str], data_fingerprint: str,
+                 extra: dict[str, Any] | None = None) -> Path:
+    """Write the model folder (atomically per file, config last); returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_tensors(folder / WEIGHTS_FILE, net.state_dict())
+    _save_tensors(folder / NORM_FILE, normalizer.tensors())
+    layout = net.tokens.layout
+    write_json(folder / CONFIG_FILE, {
+        "format": FORMAT,
+        "net": asdict(net.cfg),
+        "schedule": asdict(schedule),
+        "layout": {"dim": layout.dim, "n_experts": layout.n_experts, "blocks": layout.to_json()},
+        "field": asdict(field),
+        "categories": list(categories),
+        "normalization": normalizer.mode,
+        "data_fingerprint": data_fingerprint,
+        **(extra or {}),
+    })
+    return folder
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / CONFIG_FILE
+    if not path.exists():
+        raise InputError(path, "missing; not an exported diffusion model folder (or an unfinished export)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not valid JSON ({exc})") from None
+    if config.get("format") != FORMAT:
+        raise InputError(path, f"format is {config.get('format')!r}, expected {FORMAT!r}")
+    return config
+
+
+def load_model(folder: str | Path, device: torch.device | str | None = None) -> WeightSampler:
+    """The exported model as a sampler: `load_model(f).sample(n, steps, category, seed, guidance)`."""
+    folder = Path(folder)
+    config = read_config(folder)
+    net_cfg = NetConfig(**config["net"])
+    field = FieldConfig(**config["field"])
+    net = Denoiser(net_cfg, TokenLayout(Layout.from_json(config["layout"]["blocks"])))
+    try:
+        net.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        stats = load_file(str(folder / NORM_FILE))
+    except (OSError, RuntimeError) as exc:
+        raise InputError(folder, f"cannot load the model weights ({exc})") from None
+    normalizer = Normalizer(stats["mean"], stats["std"], config["normalization"])
+    device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    return WeightSampler(net, Schedule(ScheduleConfig(**config["schedule"])), normalizer, field,
+                         config["categories"], device)

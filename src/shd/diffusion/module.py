@@ -1,0 +1,95 @@
+"""The LightningModule: training and validation losses, EMA, optimizer. The net lives in `denoiser`.
+
+Batches are raw flat weight vectors and category ids; normalization (buffers, saved in checkpoints)
+and noising happen here on the device. The EMA copy is torch's `AveragedModel` with
+`get_ema_multi_avg_fn`, updated once per optimizer step, and is what validation samples and what
+gets exported. Hyperparameters are plain dicts, so checkpoints load with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from shd.diffusion.config import NetConfig, ScheduleConfig, TrainConfig
+from shd.diffusion.denoiser import Denoiser
+from shd.diffusion.normalization import Normalizer
+from shd.diffusion.sampler import WeightSampler
+from shd.diffusion.schedule import Schedule
+from shd.diffusion.tokens import TokenLayout
+from shd.fields.config import FieldConfig
+from shd.fields.layout import Layout
+
+
+class DiffusionModule(pl.LightningModule):
+    def __init__(self, net: dict[str, Any], schedule: dict[str, Any], train: dict[str, Any],
+                 layout_blocks: list[dict], field: dict[str, Any], categories: list[str],
+                 normalization: str = "none"):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.train_cfg = TrainConfig(**train)
+        self.schedule_cfg = ScheduleConfig(**schedule)
+        self.field = FieldConfig(**field)
+        self.categories = list(categories)
+        layout = Layout.from_json(layout_blocks)
+        self.net = Denoiser(NetConfig(**net), TokenLayout(layout))
+        self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(self.train_cfg.ema_decay))
+        self.ema.requires_grad_(False)  # never optimized, and DDP must not wait for its gradients
+        self.normalizer = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim), normalization)
+        self.schedule = Schedule(self.schedule_cfg)
+        self._ema_step = -1
+
+    def set_normalization(self, normalizer: Normalizer) -> None:
+        """Statistics of the training split (checkpoints restore them as buffers)."""
+        self.normalizer.mean.copy_(normalizer.mean)
+        self.normalizer.std.copy_(normalizer.std)
+
+    def _loss(self, net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], drop: float,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        flat, category = batch
+        x0 = self.normalizer.normalize(flat.float())
+        if generator is None:
+            noise = torch.randn_like(x0)
+        else:
+            noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        t = self.schedule.sample_t(len(x0), x0.device, generator)
+        cond = None
+        if self.net.category is not None:
+            cond = category.clone()
+            if drop > 0:
+                u = torch.rand(len(x0), generator=generator).to(x0.device) if generator else \
+                    torch.rand(len(x0), device=x0.device)
+                cond[u < drop] = self.net.null_category
+        pred = net(self.schedule.add_noise(x0, noise, t), t, cond)
+        return F.mse_loss(pred.float(), self.schedule.target(x0, noise, t))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(self.net, batch, self.train_cfg.cond_drop)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch[0]),
+                 sync_dist=True)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.global_step > self._ema_step:  # once per optimizer step (gradient accumulation)
+            self.ema.update_parameters(self.net)
+            self._ema_step = self.global_step
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """Loss of the EMA and the raw net on fixed noise and timesteps (seeded by the batch index)."""
+        n = len(batch[0])
+        for name, net in (("val/loss", self.ema.module), ("val/loss_raw", self.net)):
+            loss = self._loss(net, batch, 0.0, torch.Generator().manual_seed(batch_idx))
+            self.log(name, loss, on_epoch=True, batch_size=n, sync_dist=True, prog_bar=name == "val/loss")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.net.parameters(), lr=self.train_cfg.lr,
+                                 weight_decay=self.train_cfg.weight_decay)
+
+    def sampler(self) -> WeightSampler:
+        """The EMA denoiser as a sampler (shares its weights; for validation and export)."""
+        return WeightSampler(self.ema.module, self.schedule, self.normalizer, self.field, self.categories,
+                             self.device)

@@ -1,0 +1,124 @@
+"""Flat weight vectors <-> one token per parameter block, and the per-block linear maps.
+
+Every block (expert, layer, tensor) of the weight-set layout is one token (reference: 4 experts x 8
+tensors = 32). Blocks have different sizes (27*60 weights ... one bias), so each has its own linear
+encoder and decoder; blocks of the same size (the same tensor of every expert, and equally sized
+tensors of different layers) are one group whose maps run as one batched matmul with separate weights.
+Splitting into groups is a fixed permutation of the flat vector, so flat -> tokens -> flat is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from shd.fields.layout import Layout
+
+
+@dataclass(frozen=True)
+class TokenGroup:
+    """Tokens whose blocks have `size` scalars, in layout order."""
+
+    size: int
+    tokens: tuple[int, ...]
+
+
+class TokenLayout:
+    """Which scalars of the flat vector make each token, grouped by block size."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        blocks = layout.blocks
+        self.n_tokens = len(blocks)
+        sizes: dict[int, list[int]] = {}
+        for i, b in enumerate(blocks):
+            sizes.setdefault(b.size, []).append(i)
+        self.groups = tuple(TokenGroup(s, tuple(t)) for s, t in sizes.items())
+        # the permutation that puts the flat vector in group order (each group: (G, size) row-major)
+        self.perm = torch.cat([torch.arange(blocks[t].offset, blocks[t].offset + g.size)
+                               for g in self.groups for t in g.tokens])
+        self.inverse = torch.empty_like(self.perm)
+        self.inverse[self.perm] = torch.arange(len(self.perm))
+        # token ids in group order, and the inverse (token i sits at `token_slot[i]` in group order)
+        self.group_order = torch.tensor([t for g in self.groups for t in g.tokens])
+        self.token_slot = torch.empty_like(self.group_order)
+        self.token_slot[self.group_order] = torch.arange(self.n_tokens)
+        n_layers = max(b.layer for b in blocks) + 1
+        self.n_parts = layout.n_experts
+        self.n_kinds = 2 * n_layers  # (layer, weight | bias)
+        self.part_ids = torch.tensor([b.expert for b in blocks])
+        self.kind_ids = torch.tensor([2 * b.layer + (b.tensor == "bias") for b in blocks])
+
+    @property
+    def dim(self) -> int:
+        return self.layout.dim
+
+    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """(B, D) -> one (B, G, size) tensor per group."""
+        grouped = flat.index_select(1, self.perm.to(flat.device))
+        sections = [len(g.tokens) * g.size for g in self.groups]
+        return [p.unflatten(1, (len(g.tokens), g.size))
+                for p, g in zip(grouped.split(sections, 1), self.groups, strict=True)]
+
+    def merge(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """Inverse of `split`: one (B, G, size) tensor per group -> (B, D)."""
+        grouped = torch.cat([p.flatten(1) for p in parts], 1)
+        return grouped.index_select(1, self.inverse.to(grouped.device))
+
+    def scalar_mask(self, tokens: list[int]) -> torch.Tensor:
+        """(D,) bool: the scalars of the given tokens (for inpainting: which ones to keep)."""
+        mask = torch.zeros(self.dim, dtype=torch.bool)
+        for t in tokens:
+            b = self.layout.blocks[t]
+            mask[b.offset:b.offset + b.size] = True
+        return mask
+
+    def expert_tokens(self, experts: list[int]) -> list[int]:
+        """Token ids of whole experts (a hybrid keeps or replaces experts)."""
+        return [i for i, b in enumerate(self.layout.blocks) if b.expert in experts]
+
+
+class GroupedLinear(nn.Module):
+    """G separate linear maps of the same size applied to (B, G, fan_in) as one batched matmul."""
+
+    def __init__(self, groups: int, fan_in: int, fan_out: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default scale
+        self.weight = nn.Parameter(torch.empty(groups, fan_in, fan_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(groups, fan_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.baddbmm(self.bias.unsqueeze(1), x.transpose(0, 1), self.weight)
+        return out.transpose(0, 1)
+
+
+class BlockEncoder(nn.Module):
+    """(B, D) flat vectors -> (B, N, width) tokens in layout order, one linear map per block."""
+
+    def __init__(self, tokens: TokenLayout, width: int):
+        super().__init__()
+        self.tokens = tokens
+        self.maps = nn.ModuleList(GroupedLinear(len(g.tokens), g.size, width) for g in tokens.groups)
+        self.register_buffer("token_slot", tokens.token_slot.clone(), persistent=False)
+
+    def forward(self, flat: torch.Tensor) -> torch.Tensor:
+        out = torch.cat([m(p) for m, p in zip(self.maps, self.tokens.split(flat), strict=True)], 1)
+        return out.index_select(1, self.token_slot)
+
+
+class BlockDecoder(nn.Module):
+    """(B, N, width) tokens -> (B, D) flat vectors, one linear map per block."""
+
+    def __init__(self, tokens: TokenLayout, width: int):
+        super().__init__()
+        self.tokens = tokens
+        self.maps = nn.ModuleList(GroupedLinear(len(g.tokens), width, g.size) for g in tokens.groups)
+        self.register_buffer("group_order", tokens.group_order.clone(), persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        grouped = tokens.index_select(1, self.group_order)
+        sections = [len(g.tokens) for g in self.tokens.groups]
+        return self.tokens.merge([m(p) for m, p in zip(self.maps, grouped.split(sections, 1), strict=True)])
