@@ -1,9 +1,9 @@
 """The LightningModule: training and validation losses, EMA, optimizer. The net lives in `denoiser`.
 
 Batches are raw flat weight vectors and category ids; normalization (buffers, saved in checkpoints)
-and noising happen here on the device. The EMA copy is torch's `AveragedModel` with
-`get_ema_multi_avg_fn`, updated once per optimizer step, and is what validation samples and what
-gets exported. Hyperparameters are plain dicts, so checkpoints load with `weights_only=True`.
+and noising happen here on the device (`objective`). The EMA copy is torch's `AveragedModel` with
+`get_ema_multi_avg_fn`, updated once per optimizer step; it is what validation samples and what gets
+exported. Hyperparameters are plain dicts, so checkpoints load with `weights_only=True`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from shd.diffusion.config import NetConfig, ScheduleConfig, TrainConfig
 from shd.diffusion.denoiser import Denoiser
 from shd.diffusion.normalization import Normalizer
+from shd.diffusion.objective import diffusion_loss, ema_of
 from shd.diffusion.sampler import WeightSampler
 from shd.diffusion.schedule import Schedule
 from shd.diffusion.tokens import TokenLayout
@@ -37,8 +36,7 @@ class DiffusionModule(pl.LightningModule):
         self.categories = list(categories)
         layout = Layout.from_json(layout_blocks)
         self.net = Denoiser(NetConfig(**net), TokenLayout(layout))
-        self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(self.train_cfg.ema_decay))
-        self.ema.requires_grad_(False)  # never optimized, and DDP must not wait for its gradients
+        self.ema = ema_of(self.net, self.train_cfg.ema_decay)
         self.normalizer = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim), normalization)
         self.schedule = Schedule(self.schedule_cfg)
         self._ema_step = -1
@@ -51,21 +49,9 @@ class DiffusionModule(pl.LightningModule):
     def _loss(self, net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], drop: float,
               generator: torch.Generator | None = None) -> torch.Tensor:
         flat, category = batch
-        x0 = self.normalizer.normalize(flat.float())
-        if generator is None:
-            noise = torch.randn_like(x0)
-        else:
-            noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-        t = self.schedule.sample_t(len(x0), x0.device, generator)
-        cond = None
-        if self.net.category is not None:
-            cond = category.clone()
-            if drop > 0:
-                u = torch.rand(len(x0), generator=generator).to(x0.device) if generator else \
-                    torch.rand(len(x0), device=x0.device)
-                cond[u < drop] = self.net.null_category
-        pred = net(self.schedule.add_noise(x0, noise, t), t, cond)
-        return F.mse_loss(pred.float(), self.schedule.target(x0, noise, t))
+        conditional = self.net.category is not None
+        return diffusion_loss(net, self.schedule, self.normalizer, flat, category if conditional else None,
+                              drop, self.net.null_category, generator)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(self.net, batch, self.train_cfg.cond_drop)

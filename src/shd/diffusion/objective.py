@@ -1,0 +1,42 @@
+"""The training objective and EMA, free of Lightning: what the LightningModule and the benchmark share,
+so that what is timed is what is trained.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from shd.diffusion.normalization import Normalizer
+from shd.diffusion.schedule import Schedule
+
+
+def diffusion_loss(net: nn.Module, schedule: Schedule, normalizer: Normalizer, flat: torch.Tensor,
+                   category: torch.Tensor | None, drop: float = 0.0, null_category: int = 0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """MSE of the prediction at uniform timesteps; categories replaced by the null class with prob `drop`.
+
+    Without a generator, noise and timesteps are drawn on the batch's device (training); with a CPU
+    generator they are reproducible (validation).
+    """
+    x0 = normalizer.normalize(flat.float())
+    if generator is None:
+        noise = torch.randn_like(x0)
+    else:
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+    t = schedule.sample_t(len(x0), x0.device, generator)
+    if category is not None and drop > 0:
+        u = torch.rand(len(x0), generator=generator).to(x0.device) if generator is not None else \
+            torch.rand(len(x0), device=x0.device)
+        category = torch.where(u < drop, torch.full_like(category, null_category), category)
+    pred = net(schedule.add_noise(x0, noise, t), t, category)
+    return F.mse_loss(pred.float(), schedule.target(x0, noise, t))
+
+
+def ema_of(net: nn.Module, decay: float) -> AveragedModel:
+    """An EMA copy (torch's AveragedModel); never optimized, so DDP does not wait for its gradients."""
+    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay))
+    ema.requires_grad_(False)
+    return ema
