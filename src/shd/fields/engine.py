@@ -201,11 +201,13 @@ def check(active: Active, cfg: OverfitConfig, interval: int) -> tuple[torch.Tens
 
 def fit_stream(ids: Sequence[str], load: Callable[[list[str]], dict], init: torch.Tensor,
                cfg: OverfitConfig, device: str | torch.device, capacity: int,
-               on_done: Callable[[list[ShapeResult]], None], parts: list[str] | None = None) -> None:
+               on_done: Callable[[list[ShapeResult]], None], parts: list[str] | None = None,
+               on_interval: Callable[[Active], None] | None = None) -> None:
     """Fit every shape in `ids` through `capacity` slots; `on_done` gets results as shapes finish.
 
     `load(ids)` returns the training arrays (`TRAIN_KEYS`) stacked in that order. Finished shapes
-    leave the batch at each bookkeeping interval and queued ones fill the free slots.
+    leave the batch at each bookkeeping interval and queued ones fill the free slots. `on_interval`
+    sees the batch after every interval (benchmarks track held-out IoU with it).
     """
     device = torch.device(device)
     layout = make_layout(cfg.field, parts)
@@ -220,6 +222,8 @@ def fit_stream(ids: Sequence[str], load: Callable[[list[str]], dict], init: torc
         assert active is not None
         for _ in range(cfg.check_every):
             train_step(active, *draw_batch(active, cfg.points_per_step), layout, cfg)
+        if on_interval is not None:
+            on_interval(active)
         keep, finished = check(active, cfg, cfg.check_every)
         if finished:
             active = active.rows(keep)
@@ -227,12 +231,12 @@ def fit_stream(ids: Sequence[str], load: Callable[[list[str]], dict], init: torc
 
 
 def memory_capacity(field: FieldConfig, n_points: int, cfg: OverfitConfig, device: torch.device,
-                    fraction: float = 0.7) -> int:
+                    fraction: float = 0.8) -> int:
     """How many shapes fit in memory at once (training data, Adam state and activations)."""
     layout = make_layout(field)
-    hidden = sum(field.hidden) + max(field.hidden)
-    per_shape = (n_points * 14 + 16 * layout.dim
-                 + cfg.points_per_step * field.n_experts * (3 * hidden + 2 * layout.blocks[0].shape[1]) * 4)
+    # saved activations (encoding copy per expert, every hidden layer) + two backward temporaries
+    widths = layout.blocks[0].shape[1] + sum(field.hidden) + 2 * max(field.hidden) + 8
+    per_shape = n_points * 14 + 16 * layout.dim + cfg.points_per_step * field.n_experts * widths * 4
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
     else:

@@ -160,14 +160,22 @@ def _num(x: torch.Tensor) -> float | None:
 
 def fit_with_fabric(sample_dir: str | Path, out_dir: str | Path, config: OverfitConfig,
                     accelerator: str = "auto", devices: int | str = 1, num_nodes: int = 1,
-                    progress: Progress | None = None) -> dict[str, Any]:
-    """Run `fit_sample_set` under Lightning Fabric (also under torchrun: Fabric reads its env).
+                    strategy: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Run `fit_sample_set` on every rank of a Lightning Fabric launch; returns rank 0's summary.
 
-    Ranks need no gradient exchange, only a barrier; each fits its share of shards on its device.
+    Works launched programmatically (`strategy="ddp"` re-runs the command per rank, `"ddp_spawn"`
+    spawns workers) and under torchrun (Fabric reads its environment). Ranks exchange no gradients,
+    only a barrier: each fits its share of shards on its own device.
     """
     from lightning.fabric import Fabric
 
-    strategy = "ddp" if (devices not in (1, "1") or num_nodes > 1) else "auto"
-    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
-    fabric.launch()
-    return fit_sample_set(sample_dir, out_dir, config, progress=progress, fabric=fabric)
+    multi = str(devices) not in ("1", "auto") or num_nodes > 1
+    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes,
+                    strategy=strategy or ("ddp" if multi else "auto"))
+    # plain values only: Fabric's spawn launcher walks the arguments and rejects frozen dataclasses
+    return fabric.launch(_fabric_worker, str(sample_dir), str(out_dir), config.to_dict(), progress)
+
+
+def _fabric_worker(fabric: Any, sample_dir: str, out_dir: str, config: dict[str, Any],
+                   progress: Progress | None) -> dict[str, Any]:
+    return fit_sample_set(sample_dir, out_dir, OverfitConfig(**config), progress=progress, fabric=fabric)
