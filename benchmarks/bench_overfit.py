@@ -83,9 +83,13 @@ def run_batched(data: dict, rows: list[int], cfg: OverfitConfig, device: torch.d
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    fit_stream(ids, load, init_params(cfg.field, cfg.seed), cfg, device, capacity,
-               lambda rs: results.update({r.shape_id: r for r in rs}), PARTS["airplane"],
-               on_interval if track_every else None)
+    init = init_params(cfg.field, cfg.seed)
+    if cfg.init == "first_shape":  # the reference's shared init: the first shape's fit (timed too)
+        first: list = []
+        fit_stream(ids[:1], load, init, cfg, device, 1, first.extend, PARTS["airplane"])
+        init = first[0].params
+    fit_stream(ids, load, init, cfg, device, capacity, lambda rs: results.update({r.shape_id: r for r in rs}),
+               PARTS["airplane"], on_interval if track_every else None)
     sync(device)
     seconds = time.perf_counter() - t0
     flat = torch.stack([results[s].params for s in ids]).to(device)
@@ -96,7 +100,7 @@ def run_batched(data: dict, rows: list[int], cfg: OverfitConfig, device: torch.d
         "capacity": capacity, "iou_mean": float(iou.mean()), "iou_part_mean": float(part.nanmean()),
         "iou_min": float(iou.min()), "steps_mean": sum(steps) / len(steps), "steps_max": max(steps),
         "failed": sum(results[s].status != "ok" for s in ids),
-        "per_shape_iou": iou.tolist(),
+        "per_shape_iou": iou.tolist(), "init": init,
     }
     if device.type == "cuda":
         out["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
@@ -120,10 +124,11 @@ class ReferenceField(nn.Module):
 
 
 def reference_fit(data: dict, row: int, cfg: OverfitConfig, device: torch.device, feed: str,
-                  target: float, max_steps: int) -> dict:
+                  target: float, max_steps: int, init: torch.Tensor | None = None) -> dict:
     """The reference loop on one shape until its held-out IoU reaches `target` (or `max_steps`)."""
     pts, occ, lab = (data[k][row] for k in ("points", "occupancy", "labels"))
-    model = ReferenceField(init_params(cfg.field, cfg.seed).to(device), cfg)
+    init = init_params(cfg.field, cfg.seed) if init is None else init
+    model = ReferenceField(init.to(device), cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=10, factor=0.8, min_lr=1e-5)
     if feed == "dataloader":
@@ -169,15 +174,18 @@ def time_reference_steps(data: dict, cfg: OverfitConfig, device: torch.device, f
 
 
 # candidates in the order they are tried (the sweep stops trying new ones after --sweep-budget-s)
+FIRST = dict(init="first_shape")
 SWEEP = {
+    "onecycle_1000_first": dict(schedule="onecycle", max_steps=1000, **FIRST),
+    "onecycle_1500_first": dict(schedule="onecycle", max_steps=1500, **FIRST),
     "onecycle_2000": dict(schedule="onecycle", max_steps=2000),
-    "onecycle_3000_p1024": dict(schedule="onecycle", max_steps=3000, points_per_step=1024),
-    "cosine_2000": dict(schedule="cosine", max_steps=2000),
+    "onecycle_2000_p1024_first": dict(schedule="onecycle", max_steps=2000, points_per_step=1024, **FIRST),
+    "cosine_1000_first": dict(schedule="cosine", max_steps=1000, **FIRST),
     "plateau_ref": dict(schedule="plateau", max_steps=4000),
-    "onecycle_1500": dict(schedule="onecycle", max_steps=1500),
-    "onecycle_4000_p512": dict(schedule="onecycle", max_steps=4000, points_per_step=512),
-    "onecycle_1000_p4096": dict(schedule="onecycle", max_steps=1000, points_per_step=4096),
-    "smoke": dict(schedule="onecycle", max_steps=100, check_every=10),
+    "onecycle_700_first": dict(schedule="onecycle", max_steps=700, **FIRST),
+    "cosine_2000": dict(schedule="cosine", max_steps=2000),
+    "onecycle_3000_p1024": dict(schedule="onecycle", max_steps=3000, points_per_step=1024),
+    "smoke": dict(schedule="onecycle", max_steps=100, check_every=10, **FIRST),
 }
 
 
@@ -228,7 +236,7 @@ def main() -> None:
             cfg = replace(base, **SWEEP[name])
             r = run_batched(data, rows, cfg, device, track_every=4, targets=(args.target_iou,
                                                                            args.target_part_iou))
-            r.pop("per_shape_iou")
+            r.pop("per_shape_iou"), r.pop("init")
             r["points_per_shape"] = r["steps_mean"] * cfg.points_per_step
             sweep[name] = r
             print(name, {k: r[k] for k in ("seconds", "iou_mean", "iou_part_mean", "steps_mean",
@@ -256,7 +264,7 @@ def main() -> None:
 
     report["chosen"] = chosen.to_dict()
     batched = run_batched(data, list(range(n_shapes)), chosen, device)
-    per_shape_iou = batched.pop("per_shape_iou")
+    per_shape_iou, init = batched.pop("per_shape_iou"), batched.pop("init")
     report["batched"] = batched
     print("batched", batched, flush=True)
     save_json(out_name, report)
@@ -264,8 +272,11 @@ def main() -> None:
     ref_cfg = replace(base, precision="fp32")
     ms_loader = time_reference_steps(data, ref_cfg, device, "dataloader", args.ref_dataloader_steps)
     refs = []
-    for row in range(args.ref_shapes):
-        r = reference_fit(data, row, ref_cfg, device, "tensor", per_shape_iou[row], ref_cap)
+    # the reference starts from the same shared init as the batched run (the first shape's fit, if
+    # that is the chosen init: then shape 0 is the init itself and the reference fits shapes 1..R)
+    skip = 1 if chosen.init == "first_shape" else 0
+    for row in range(skip, skip + args.ref_shapes):
+        r = reference_fit(data, row, ref_cfg, device, "tensor", per_shape_iou[row], ref_cap, init)
         refs.append(r)
         print("reference", row, r, flush=True)
     ref_steps = [r["reached"] or r["steps"] for r in refs]
