@@ -55,7 +55,7 @@ def one_nna(d_gen_gen: np.ndarray, d_gen_ref: np.ndarray, d_ref_ref: np.ndarray)
 
 
 def _finite(points: np.ndarray) -> np.ndarray:
-    return np.isfinite(points.reshape(len(points), -1)).all(axis=1)
+    return np.isfinite(points).all(axis=tuple(range(1, points.ndim)))  # (N,): reshape(N, -1) fails for N = 0
 
 
 def _prepare(points, normalization: str) -> tuple[np.ndarray, np.ndarray]:
@@ -73,11 +73,14 @@ def generation_metrics(
     device: torch.device | str = "cpu",
     backend: str = "auto",
     clip_to_reference: bool = True,
+    per_sample: bool = False,
 ) -> dict:
     """MMD, COV and 1-NNA of generated vs reference clouds, each (N, n, 3), in the named normalization.
 
     REFERENCE.md generates more shapes than references (1.1x) and clips: with `clip_to_reference` the
-    first len(reference) usable generated clouds are kept.
+    first len(reference) usable generated clouds are kept. `per_sample` adds, for each generated cloud
+    that was used, its position in `generated` and its nearest reference (CD and index into the usable
+    references), from the matrix the metrics already need (plots and captions without a second pass).
     """
     check_normalization(normalization)
     gen, gen_keep = _prepare(generated, normalization)
@@ -89,7 +92,7 @@ def generation_metrics(
     d_rr = chamfer_matrix(ref, device=device, backend=backend)
     d_gr = chamfer_matrix(gen, ref, device=device, backend=backend)
     mmd, cov = mmd_cov(d_gr)
-    return {
+    report = {
         "normalization": normalization,
         "distance": "chamfer_l2_squared",
         "n_generated": len(gen),
@@ -101,6 +104,14 @@ def generation_metrics(
         "cov": cov,
         **one_nna(d_gg, d_gr, d_rr),
     }
+    if per_sample:
+        has_ref = d_gr.shape[1] > 0
+        report.update({
+            "generated_index": np.flatnonzero(gen_keep)[: len(gen)].tolist(),
+            "nearest_reference_cd": d_gr.min(axis=1).tolist() if has_ref else [math.nan] * len(gen),
+            "nearest_reference_index": d_gr.argmin(axis=1).tolist() if has_ref else [-1] * len(gen),
+        })
+    return report
 
 
 def part_clouds(points: np.ndarray, labels: np.ndarray, part: int) -> tuple[np.ndarray, np.ndarray]:

@@ -91,7 +91,7 @@ def normalize(points: np.ndarray, method: str) -> np.ndarray:
         raise ValueError(f"expected (n, 3) or (N, n, 3) points, got shape {np.shape(points)}")
     if method == "unit_std":
         centred = p - p.mean(axis=1, keepdims=True)
-        scale = centred.reshape(len(p), -1).std(axis=1, ddof=1)
+        scale = centred.reshape(len(p), p.shape[1] * 3).std(axis=1, ddof=1)  # -1 fails for 0 clouds
         good = np.isfinite(scale) & (scale > 0)
         out = np.full_like(p, np.nan)
         out[good] = centred[good] / scale[good, None, None]
