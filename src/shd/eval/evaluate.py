@@ -1,0 +1,349 @@
+"""The evaluation stage of record (REFERENCE.md): generated weights -> meshes -> clouds -> MMD/COV/1-NNA.
+
+References are the test split's ground-truth surface clouds. The generated set is whatever weights the
+caller passes (a diffusion model's samples) or, while there is none, the fitted test-split weights:
+their reconstructions are the upper bound a generator of this field could reach. Two yardsticks are
+scored on the same references, so a number reads against what is reachable: the training set used as
+the generator (an oracle memorizer) and the single-MLP baseline's reconstructions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypedDict
+
+import numpy as np
+import torch
+
+from shd.atomic import write_json, write_text
+from shd.data.sample_store import SampleSet
+from shd.errors import InputError
+from shd.eval.chamfer import BACKENDS, resolve_backend
+from shd.eval.meshing import REFERENCE_LEVEL, MeshResult, status_counts
+from shd.eval.metrics import generation_metrics, n_to_generate, novelty, part_metrics
+from shd.eval.pointclouds import N_POINTS, NORMALIZATIONS, sample_clouds
+from shd.eval.reconstruct import mesh_weights
+from shd.fields.config import FieldConfig
+from shd.fields.layout import Layout
+from shd.fields.weight_set import WeightSet
+
+EXPERIMENT = "shd-evaluate"
+RECONSTRUCTION = "test_reconstruction"
+# generation_metrics' names -> the names of record in metrics/eval.json
+_RENAMES = {"n_generated": "n_evaluated", "1-nna": "nna", "1-nna_generated": "nna_generated",
+            "1-nna_reference": "nna_reference"}
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """params.yaml section `evaluate`. Defaults finish on a 2-core CPU; the protocol of record is
+    resolution 356 (REFERENCE.md), which wants a GPU."""
+
+    resolution: int = 64
+    level: float = REFERENCE_LEVEL  # logit(0.8)
+    n_points: int = N_POINTS
+    normalization: str = "unit_std"
+    generate_factor: float = 1.1
+    batch_size: int = 8  # shapes meshed at once (their grids are held on the device)
+    chunk_points: int = 2**15  # grid points per shape in one field call (bounds activations)
+    device: str = "auto"
+    backend: str = "auto"  # Chamfer backend: auto | triton | kdtree | torch
+    seed: int = 0
+    render_count: int = 16
+    render_resolution: int = 64  # renders of 356^3 meshes take minutes: re-mesh the shown ones coarser
+    category: str | None = None  # None: the weight set's first category
+    baseline_weights: str | None = None  # weight set of the single-MLP baseline, or None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.resolution >= 2 and self.render_resolution >= 2, "resolution", "must be >= 2"),
+            (self.n_points >= 1, "n_points", "must be >= 1"),
+            (self.normalization in NORMALIZATIONS, "normalization", f"one of {NORMALIZATIONS}"),
+            (self.generate_factor >= 1, "generate_factor", "must be >= 1"),
+            (self.batch_size >= 1 and self.chunk_points >= 1, "batch_size", "sizes must be >= 1"),
+            (self.render_count >= 0, "render_count", "must be >= 0"),
+            (self.backend in BACKENDS, "backend", f"one of {BACKENDS}"),
+            (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
+             "auto, cpu, cuda or cuda:<index>"),
+        ]
+        for ok, key, problem in checks:
+            if not ok:
+                raise InputError(f"evaluate.{key}", f"{problem}, got {getattr(self, key)!r}")
+
+
+@dataclass(frozen=True)
+class EvalPaths:
+    """Where the stage writes; the metrics file is written last."""
+
+    metrics: Path = Path("metrics/eval.json")
+    nn_cd: Path = Path("plots/eval/nn_cd.csv")
+    grid: Path = Path("reports/eval_grid.png")
+
+    @classmethod
+    def under(cls, root: str | Path) -> EvalPaths:
+        root = Path(root)
+        return cls(*(root / p for p in (cls.metrics, cls.nn_cd, cls.grid)))
+
+
+@dataclass
+class Clouds:
+    """Point clouds (N, n, 3), with each point's part label (N, n) when known."""
+
+    points: np.ndarray
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def take(self, index: Sequence[int] | np.ndarray) -> Clouds:
+        index = np.asarray(index, dtype=np.int64)
+        return Clouds(self.points[index], None if self.labels is None else self.labels[index])
+
+
+class WeightEvaluation(TypedDict):
+    metrics: dict[str, Any]  # counts, mmd/cov/nna, parts, novelty (JSON-ready after `json_ready`)
+    meshes: list[MeshResult]  # one per weight vector, failed ones included (renders)
+    per_sample: dict[str, list]  # index (into the vectors), nearest_reference_cd, nearest_train_cd
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is CUDA when there is one; a CUDA device asked for on a machine without is an input error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("evaluate.device", f"{name} asked for, but torch sees no CUDA device")
+    return device
+
+
+def json_ready(value: Any) -> Any:
+    """NaN/inf -> None and numpy scalars -> Python, recursively: JSON has no NaN, MLflow no numpy."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def surface_clouds(samples: SampleSet, ids: list[str]) -> Clouds:
+    """The ground-truth evaluation clouds (`surface`, `surface_labels`) of these shapes."""
+    if not ids:
+        return Clouds(np.zeros((0, 1, 3), np.float32), np.zeros((0, 1), np.int64))
+    arrays = samples.load(ids, ("surface", "surface_labels"))
+    return Clouds(arrays["surface"].astype(np.float32), arrays["surface_labels"].astype(np.int64))
+
+
+def cloud_metrics(generated: Clouds, reference: Clouds, train: Clouds | None, cfg: EvaluateConfig,
+                  part_names: Sequence[str] | None, device: torch.device) -> tuple[dict, dict[str, list]]:
+    """One generator's row: MMD/COV/1-NNA, per-part MMD/COV (labelled clouds), novelty (with `train`).
+
+    Every generator goes through this one function, so rows compare. Returns (row, per-sample lists:
+    `index` into `generated` of each evaluated cloud, its nearest-reference and nearest-train CD).
+    """
+    opts = {"normalization": cfg.normalization, "device": device, "backend": cfg.backend}
+    report = generation_metrics(generated.points, reference.points, per_sample=True, **opts)
+    used = report.pop("generated_index")
+    per_sample = {"index": used, "nearest_reference_cd": report.pop("nearest_reference_cd")}
+    report.pop("nearest_reference_index")
+    row = {_RENAMES.get(k, k): v for k, v in report.items()}
+    evaluated = generated.take(used)
+    row["parts"] = None
+    if part_names and evaluated.labels is not None and reference.labels is not None:
+        row["parts"] = part_metrics(evaluated.points, evaluated.labels, reference.points, reference.labels,
+                                    n_parts=len(part_names), part_names=part_names, **opts)["parts"]
+    if train is not None:
+        found = novelty(evaluated.points, train.points, **opts)
+        per_sample["nearest_train_cd"] = found.pop("nearest_train_cd", [math.nan] * len(used))
+        found.pop("nearest_train_index", None)
+        row["novelty"] = found
+    return row, per_sample
+
+
+def evaluate_weight_vectors(flat: torch.Tensor, layout: Layout, field: FieldConfig, reference: Clouds,
+                            train: Clouds | None = None, *, cfg: EvaluateConfig = EvaluateConfig(),
+                            part_names: Sequence[str] | None = None) -> WeightEvaluation:
+    """Decode weight vectors (N, D) to meshes and clouds and score them against `reference`.
+
+    Failed meshes (NaN weights, empty or NaN fields, no area) are counted in `n_empty` and skipped.
+    Part metrics need a semantic field with one expert per name in `part_names`.
+    """
+    device = resolve_device(cfg.device)
+    meshes = mesh_weights(flat, layout, field, resolution=cfg.resolution, level=cfg.level,
+                          batch_size=cfg.batch_size, chunk_points=cfg.chunk_points, device=device)
+    sampled = sample_clouds(meshes, cfg.n_points, seed=cfg.seed)
+    labelled = field.semantic and part_names is not None and field.n_experts == len(part_names)
+    clouds = Clouds(sampled.points, sampled.labels if labelled else None)
+    row, per_sample = cloud_metrics(clouds, reference, train, cfg, part_names if labelled else None, device)
+    per_sample["index"] = sampled.index[per_sample["index"]].tolist()
+    metrics = {"n_generated": len(flat), "n_empty": len(flat) - len(sampled.points),
+               "mesh_status": {**status_counts(meshes), "zero_area": sampled.skipped.get("zero_area", 0)},
+               **row}
+    return WeightEvaluation(metrics=metrics, meshes=meshes, per_sample=per_sample)
+
+
+def train_as_generator(train: Clouds, reference: Clouds, cfg: EvaluateConfig,
+                       part_names: Sequence[str] | None) -> dict[str, Any]:
+    """Yardstick: ground-truth training clouds used as the generated set (1.1x the references, seeded).
+
+    A generator that only memorized its training set scores this; novelty is left out (it is 0).
+    """
+    n = min(len(train), n_to_generate(len(reference), cfg.generate_factor))
+    pick = np.random.default_rng(cfg.seed).choice(len(train), size=n, replace=False)
+    row, _ = cloud_metrics(train.take(pick), reference, None, cfg, part_names, resolve_device(cfg.device))
+    return {"n_generated": n, "n_empty": 0, **row}
+
+
+def stage_category(weights: WeightSet, wanted: str | None) -> str:
+    """The category evaluated: the one asked for, else the weight set's first."""
+    categories = list(weights.manifest["categories"])
+    if not categories:
+        raise InputError(weights.root / "manifest.json", "lists no categories")
+    if wanted is None:
+        return categories[0]
+    if wanted not in categories:
+        raise InputError("evaluate.category", f"'{wanted}' is not in the weight set ({categories})")
+    return wanted
+
+
+def reconstruction_ids(weights: WeightSet, category: str) -> list[str]:
+    """Test-split shapes of `category` whose fit is good (status ok): the reconstruction set."""
+    ids = weights.ids(split="test", category=category, status="ok")
+    if not ids:
+        raise InputError(weights.root, f"no test-split {category} shapes with a good fit (status ok)")
+    return ids
+
+
+def n_to_sample(weight_dir: str | Path, sample_dir: str | Path, cfg: EvaluateConfig) -> tuple[str, int]:
+    """(category, how many shapes a generator should sample): 1.1x the test references."""
+    category = stage_category(WeightSet.open(weight_dir), cfg.category)
+    n_ref = len(SampleSet.open(sample_dir).ids(split="test", category=category))
+    return category, n_to_generate(n_ref, cfg.generate_factor)
+
+
+def baseline_row(path: str | Path | None, category: str, reference: Clouds, train: Clouds,
+                 cfg: EvaluateConfig, part_names: Sequence[str]) -> dict[str, Any] | None:
+    """Yardstick: the single-MLP baseline's test reconstructions (None when no baseline is configured)."""
+    if path is None:
+        return None
+    base = WeightSet.open(path)
+    flat = base.load_flat(reconstruction_ids(base, category))
+    result = evaluate_weight_vectors(flat, base.layout, base.field, reference, train, cfg=cfg,
+                                     part_names=part_names)
+    return {"weights": str(path), **result["metrics"]}
+
+
+def nn_csv(per_sample: dict[str, list], shape_ids: Sequence[str] | None) -> str:
+    """DVC plot data: one row per evaluated shape, its CD to the nearest reference and training cloud."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["sample", "generated_index", "shape_id", "nearest_reference_cd", "nearest_train_cd"])
+    rows = zip(per_sample["index"], per_sample["nearest_reference_cd"], per_sample["nearest_train_cd"],
+               strict=True)
+    for k, (i, ref_cd, train_cd) in enumerate(rows):
+        writer.writerow([k, i, shape_ids[i] if shape_ids else "", _num(ref_cd), _num(train_cd)])
+    return out.getvalue()
+
+
+def _num(x: float) -> str:
+    return f"{x:.6g}" if math.isfinite(x) else ""
+
+
+def render_generated(path: Path, flat: torch.Tensor, layout: Layout, field: FieldConfig,
+                     result: WeightEvaluation, cfg: EvaluateConfig, part_names: Sequence[str] | None,
+                     title: str, shape_ids: Sequence[str] | None = None) -> None:
+    """Part-coloured grid of the first `render_count` generated shapes, captioned with the CD to their
+    nearest reference; re-meshed at `render_resolution` when that differs from the metrics' meshes."""
+    from shd.eval.render import render_grid  # matplotlib only when rendering
+
+    n = min(cfg.render_count, len(flat))
+    meshes = result["meshes"][:n]
+    if cfg.render_resolution != cfg.resolution:
+        meshes = mesh_weights(flat[:n], layout, field, resolution=cfg.render_resolution, level=cfg.level,
+                              batch_size=cfg.batch_size, chunk_points=cfg.chunk_points,
+                              device=resolve_device(cfg.device))
+    nearest = dict(zip(result["per_sample"]["index"], result["per_sample"]["nearest_reference_cd"],
+                       strict=True))
+    captions = []
+    for i, scored in enumerate(result["meshes"][:n]):
+        name = shape_ids[i] if shape_ids else f"#{i}"
+        status = f"CD {nearest[i]:.3g}" if i in nearest else ("not scored" if scored.ok else scored.status)
+        captions.append(f"{name}  {status}")
+    render_grid(meshes, path, captions=captions, part_names=part_names, title=title)
+
+
+def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPaths = EvalPaths(),
+                   cfg: EvaluateConfig = EvaluateConfig(), generated: torch.Tensor | None = None,
+                   generator_name: str | None = None, track: bool = True) -> dict[str, Any]:
+    """Score a generated set (default: the test-split reconstructions) with its yardsticks; write the
+    plot CSV, the render grid and, last, the metrics JSON; log it all as one MLflow run.
+
+    `generated` (N, D) must be in the weight set's layout. Returns the JSON-ready report.
+    """
+    t0 = time.perf_counter()
+    weights, samples = WeightSet.open(weight_dir), SampleSet.open(sample_dir)
+    category = stage_category(weights, cfg.category)
+    part_names = samples.categories.get(category)
+    ref_ids = samples.ids(split="test", category=category)
+    if not ref_ids:
+        raise InputError(sample_dir, f"no test-split {category} shapes: nothing to compare against")
+    reference = surface_clouds(samples, ref_ids)
+    train = surface_clouds(samples, samples.ids(split="train", category=category))
+    shape_ids = None
+    if generated is None:
+        shape_ids = reconstruction_ids(weights, category)
+        generated = weights.load_flat(shape_ids)
+        generator_name = generator_name or RECONSTRUCTION
+    elif generated.ndim != 2 or generated.shape[1] != weights.layout.dim:
+        raise InputError("generated weights", f"expected (N, {weights.layout.dim}) in the layout of "
+                                              f"{weight_dir}, got {tuple(generated.shape)}")
+    generator_name = generator_name or "generated"
+    seconds: dict[str, float] = {}
+
+    def timed(key: str, fn, *args, **kwargs):
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        seconds[key] = time.perf_counter() - start
+        return out
+
+    result = timed("generated", evaluate_weight_vectors, generated, weights.layout, weights.field,
+                   reference, train, cfg=cfg, part_names=part_names)
+    yardsticks = {
+        "train_as_generator": timed("train_as_generator", train_as_generator, train, reference, cfg,
+                                    part_names),
+        "single_baseline": timed("single_baseline", baseline_row, cfg.baseline_weights, category,
+                                 reference, train, cfg, part_names),
+    }
+    device = resolve_device(cfg.device)
+    report = json_ready({
+        "generator": generator_name, "category": category, **result["metrics"], "yardsticks": yardsticks,
+        "protocol": {**asdict(cfg), "reference_split": "test", "reference_points": reference.points.shape[1],
+                     "n_train": len(train), "device": str(device),
+                     "backend": resolve_backend(cfg.backend, device)},
+    })
+    write_text(paths.nn_cd, nn_csv(result["per_sample"], shape_ids))
+    if cfg.render_count:
+        timed("render", render_generated, paths.grid, generated, weights.layout, weights.field, result, cfg,
+              part_names, f"{generator_name} ({category}): CD to the nearest reference, {cfg.normalization}",
+              shape_ids)
+    report["seconds"] = {**seconds, "total": time.perf_counter() - t0}
+    write_json(paths.metrics, report)  # last: its presence means the evaluation finished
+    if track:
+        from shd.tracking import log_stage_run  # MLflow only when logging
+
+        params = {"evaluate": asdict(cfg), "generator": generator_name, "category": category,
+                  "weights": str(weight_dir), "samples": str(sample_dir)}
+        artifacts = [paths.metrics, paths.nn_cd] + ([paths.grid] if cfg.render_count else [])
+        log_stage_run(EXPERIMENT, f"evaluate-{generator_name}", params, report, artifacts)
+    return report
