@@ -78,7 +78,7 @@ def bench_inside(shapes, n_queries: int) -> dict:
                 got, seconds = timed(fn, v, f, q)
                 stats[(name, surface)]["seconds"] += seconds
                 stats[(name, surface)]["wrong"] += int((got != truth).sum())
-    return {f"{m} | {s}": {"ms_per_shape": 1000 * v["seconds"] / len(shapes),
+    return {f"{m}, {s}": {"ms_per_shape": 1000 * v["seconds"] / len(shapes),
                             "wrong_fraction": v["wrong"] / total}
             for (m, s), v in stats.items()}
 
