@@ -118,3 +118,13 @@ def test_streaming_is_independent_of_batch_size_and_compacts(monkeypatch, tiny):
         assert a.steps == b.steps and a.reason == b.reason
         assert torch.allclose(a.params, b.params, rtol=1e-5, atol=1e-6)
     assert any(r.reason == "plateau" and r.steps < cfg.max_steps for r in runs[5].values())
+
+
+def test_no_early_stop_while_the_schedule_rises(tiny):
+    cfg = tiny(schedule="onecycle", max_steps=100)  # peak at step 30
+    best, bad, flat = torch.tensor([float("inf")]), torch.zeros(1).long(), torch.zeros(1).long()
+    lr = torch.full((1,), cfg.lr)
+    for step, loss in ((10, 1.0), (20, 1.5), (30, 2.0), (40, 2.0), (50, 2.0)):  # worse while rising
+        best, bad, flat, lr = plateau_update(torch.tensor([loss]), best, bad, flat, lr, cfg,
+                                             torch.tensor([step]))
+        assert flat.item() == max(0, step // 10 - 3)

@@ -76,11 +76,13 @@ def test_bad_fits_are_marked_and_excluded(sample_dir, tmp_path, tiny):
 
 
 def test_a_nan_shape_fails_alone(make_samples, tmp_path, tiny):
-    samples = make_samples(tmp_path / "samples", n_shapes=4, nan_shape=1)
-    summary = fit_sample_set(samples, tmp_path / "w", tiny())
+    samples = make_samples(tmp_path / "samples", n_shapes=4, nan_shape=0)
+    summary = fit_sample_set(samples, tmp_path / "w", tiny(init="first_shape"))
     ws = WeightSet.open(tmp_path / "w")
     failed = ws.ids(status="failed")
-    assert failed == ["airplane_0_001"] and summary["n_failed"] == 1 and len(ws.ids()) == 3
+    assert failed == ["airplane_0_000"] and summary["n_failed"] == 1 and len(ws.ids()) == 3
+    # the shared init falls back to the next shape when the first one's fit fails
+    assert read_shard(tmp_path / "w" / "init.safetensors")[1]["shape_ids"] == ["airplane_0_001"]
     assert "non-finite" in ws.record(failed[0])["reason"] and ws.record(failed[0])["iou"] is None
     assert torch.isnan(ws.load_flat(failed)).all() and torch.isfinite(ws.load_flat(ws.ids())).all()
 

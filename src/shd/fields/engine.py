@@ -171,7 +171,7 @@ def check(active: Active, cfg: OverfitConfig, interval: int) -> tuple[torch.Tens
     loss = active.acc_loss / interval
     iou = active.acc_inter / active.acc_union.clamp(min=1)
     active.best, active.bad, active.flat_count, active.lr = plateau_update(
-        loss, active.best, active.bad, active.flat_count, active.lr, cfg)
+        loss, active.best, active.bad, active.flat_count, active.lr, cfg, active.step)
     failed = ~torch.isfinite(loss)
     stop_plateau = active.flat_count >= cfg.stop_patience
     stop_max = active.step >= cfg.max_steps

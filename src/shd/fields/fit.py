@@ -26,6 +26,7 @@ from shd.fields.weight_set import write_manifest, write_weight_shard
 from shd.shards import fingerprint, read_shard, read_shard_meta, shard_matches, shard_name, write_shard
 
 INIT_FILE = "init.safetensors"
+INIT_TRIES = 8
 EVAL_KEYS = ("eval_points", "eval_occupancy", "eval_labels")
 Progress = Callable[[dict[str, Any]], None]
 
@@ -44,20 +45,30 @@ def _check_categories(samples: SampleSet, ids: list[str], config: OverfitConfig)
 
 def _initial_weights(samples: SampleSet, ids: list[str], out_dir: Path, config: OverfitConfig,
                      device: torch.device, fabric: Any | None) -> tuple[torch.Tensor, str]:
-    """Shared initialization: from the seed, or the first shape's fit (stored in init.safetensors)."""
+    """Shared initialization: from the seed, or the first shape's fit (kept in init.safetensors).
+
+    If the first shape's fit fails (non-finite loss), the next shape is tried, up to `INIT_TRIES`.
+    """
     seed_init = init_params(config.field, config.seed)
     if config.init == "seed":
         return seed_init, fingerprint("seed", config.field, config.seed)
-    first = ids[0]
-    fp = fingerprint("first_shape", config.fit_fingerprint_fields(), first)
+    candidates = ids[:INIT_TRIES]
+    fp = fingerprint("first_shape", config.fit_fingerprint_fields(), candidates)
     path = out_dir / INIT_FILE
     rank0 = fabric is None or fabric.global_rank == 0
-    if rank0 and not shard_matches(path, fp, [first]):
-        got: list[ShapeResult] = []
-        fit_stream([first], lambda b: samples.load(b, TRAIN_KEYS), seed_init, config, device, 1, got.extend)
-        if got[0].status != "ok":
-            raise InputError(f"shape '{first}'", f"its fit, used as the shared init, failed: {got[0].reason}")
-        write_shard(path, {"params": got[0].params.numpy()}, {"fingerprint": fp, "shape_ids": [first]})
+    if rank0 and not (path.exists() and read_shard_meta(path).get("fingerprint") == fp):
+        reasons = []
+        for shape_id in candidates:
+            got: list[ShapeResult] = []
+            fit_stream([shape_id], lambda b: samples.load(b, TRAIN_KEYS), seed_init, config, device, 1,
+                       got.extend)
+            if got[0].status == "ok":
+                write_shard(path, {"params": got[0].params.numpy()},
+                            {"fingerprint": fp, "shape_ids": [shape_id]})
+                break
+            reasons.append(f"{shape_id}: {got[0].reason}")
+        else:
+            raise InputError("overfit.init", f"first_shape: no fit succeeded ({'; '.join(reasons)})")
     if fabric is not None:
         fabric.barrier()
     return torch.from_numpy(read_shard(path, ["params"])[0]["params"]), fp

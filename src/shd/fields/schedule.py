@@ -39,18 +39,33 @@ def scheduled_lr(step: torch.Tensor, plateau_lr: torch.Tensor, cfg: OverfitConfi
     return torch.where(t < rise_steps, rising, falling)
 
 
+def peak_step(cfg: OverfitConfig) -> int:
+    """First step after the schedule's rise: a rising lr makes the loss worse on purpose."""
+    if cfg.schedule == "cosine":
+        return cfg.warmup_steps
+    if cfg.schedule == "onecycle":
+        return int(0.3 * cfg.max_steps)
+    return 0
+
+
 def plateau_update(loss: torch.Tensor, best: torch.Tensor, bad: torch.Tensor, flat: torch.Tensor,
-                   lr: torch.Tensor, cfg: OverfitConfig) -> tuple[torch.Tensor, ...]:
+                   lr: torch.Tensor, cfg: OverfitConfig,
+                   step: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """One bookkeeping interval of every shape: returns updated (best, bad, flat, lr).
 
     `bad` counts intervals without relative improvement since the last lr cut (ReduceLROnPlateau,
     which resets it after cutting); `flat` counts them since the last improvement (early stop).
-    Non-finite losses never count as improvements.
+    Non-finite losses never count as improvements. Shapes whose `step` is still before the schedule's
+    peak are not tracked yet: otherwise a rise from a good init (first-shape init) reads as a plateau.
     """
     improved = torch.isfinite(loss) & (loss < best * (1 - cfg.plateau_threshold))
     best = torch.where(improved, loss, best)
     bad = torch.where(improved, 0, bad + 1)
     flat = torch.where(improved, 0, flat + 1)
+    if step is not None and peak_step(cfg) > 0:
+        rising = step < peak_step(cfg)
+        best = torch.where(rising, torch.inf, best)
+        bad, flat = torch.where(rising, 0, bad), torch.where(rising, 0, flat)
     cut = bad > cfg.plateau_patience
     if cfg.schedule == "plateau":
         lr = torch.where(cut, (lr * cfg.plateau_factor).clamp(min=cfg.min_lr), lr)
