@@ -328,9 +328,10 @@ def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPa
     device = resolve_device(cfg.device)
     report = json_ready({
         "generator": generator_name, "category": category, **result["metrics"], "yardsticks": yardsticks,
-        "protocol": {**asdict(cfg), "reference_split": "test", "reference_points": reference.points.shape[1],
-                     "n_train": len(train), "device": str(device),
-                     "backend": resolve_backend(cfg.backend, device)},
+        "protocol": {"resolution": cfg.resolution, "level": cfg.level, "n_points": cfg.n_points,
+                     "generate_factor": cfg.generate_factor, "seed": cfg.seed, "reference_split": "test",
+                     "reference_points": reference.points.shape[1], "n_train": len(train),
+                     "device": str(device), "backend": resolve_backend(cfg.backend, device)},
     })
     write_text(paths.nn_cd, nn_csv(result["per_sample"], shape_ids))
     if cfg.render_count:
