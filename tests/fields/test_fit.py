@@ -25,6 +25,8 @@ def test_fit_writes_a_loadable_weight_set(sample_dir, tmp_path, tiny):
     seen = []
     summary = fit_sample_set(sample_dir, tmp_path, tiny(), progress=seen.append)
     assert summary["n_shapes"] == 5 and summary["n_bad"] == 0 and 0 <= summary["iou_mean"] <= 1
+    keys = ("iou_mean", "iou_part_mean", "n_shapes", "n_bad", "n_failed")
+    assert WeightSet.open(tmp_path).summary() == {k: summary[k] for k in keys}
     assert [e["done_shapes"] for e in seen] == [2, 4, 5]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     rec = manifest["shapes"][0]
@@ -66,6 +68,15 @@ def test_resume_after_interruption_matches_uninterrupted(sample_dir, tmp_path, t
     assert again["reused_shards"] == 3 and again["fitted_shards"] == 0
     changed = fit_sample_set(sample_dir, tmp_path / "cut", tiny(lr=5e-3))
     assert changed["fitted_shards"] == 3
+
+
+def test_array_job_shards_merge(sample_dir, tmp_path, tiny):
+    cfg = tiny()
+    first = fit_sample_set(sample_dir, tmp_path, cfg, shard=(0, 2))
+    assert first["fitted_shards"] == 2 and "n_shapes" not in first  # shard 1 still missing
+    assert not (tmp_path / "manifest.json").exists()
+    second = fit_sample_set(sample_dir, tmp_path, cfg, shard=(1, 2))
+    assert second["fitted_shards"] == 1 and second["n_shapes"] == 5
 
 
 def test_bad_fits_are_marked_and_excluded(sample_dir, tmp_path, tiny):

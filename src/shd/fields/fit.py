@@ -109,6 +109,8 @@ def fit_sample_set(sample_dir: str | Path, out_dir: str | Path, config: OverfitC
     mine = [k for k in range(len(groups)) if k % count == index]
     todo = [k for k in mine if not shard_matches(out_dir / names[k], fps[k], groups[k])]
     reused = len(mine) - len(todo)
+    if todo:  # the set is about to change: a manifest's presence must keep meaning "complete"
+        (out_dir / "manifest.json").unlink(missing_ok=True)
     parts = next(iter(categories.values())) if len(categories) == 1 else None
     layout = make_layout(config.field, parts)
     done_shapes = sum(len(groups[k]) for k in mine if k not in todo)
@@ -137,7 +139,8 @@ def fit_sample_set(sample_dir: str | Path, out_dir: str | Path, config: OverfitC
                                "seconds": time.perf_counter() - t0}
     if fabric is not None:
         fabric.barrier()
-    if (fabric is None or fabric.global_rank == 0) and all((out_dir / n).exists() for n in names):
+    complete = all(shard_matches(out_dir / n, fp, g) for n, fp, g in zip(names, fps, groups, strict=True))
+    if (fabric is None or fabric.global_rank == 0) and complete:
         for stale in {p.name for p in out_dir.glob("shard-*.safetensors")} - set(names):
             (out_dir / stale).unlink()
         summary.update(write_manifest(out_dir, config, categories, names))

@@ -96,6 +96,10 @@ class WeightSet:
                 if (split is None or r["split"] == split) and (category is None or r["category"] == category)
                 and (status is None or r["status"] == status)]
 
+    def summary(self) -> dict[str, Any]:
+        """Quality aggregates (`iou_mean`, `iou_part_mean`, `n_shapes`, `n_bad`, `n_failed`)."""
+        return aggregate(self.manifest["shapes"])
+
     def record(self, shape_id: str) -> dict[str, Any]:
         try:
             return self.records[shape_id]
