@@ -19,7 +19,7 @@ from shd.fields.weight_set import WeightSet
 
 from .evaluate_data import BAD_TEST, BOX_FIELD, PARTS, SPLITS, make_project, nan_rows
 
-CFG = EvaluateConfig(resolution=32, render_resolution=32, n_points=256, render_count=4)
+CFG = EvaluateConfig(resolution=32, render_resolution=32, n_points=256, render_count=4, device="cpu")
 
 
 @pytest.fixture(autouse=True)
