@@ -37,8 +37,8 @@ def test_ddp_two_cpu_processes(tmp_path):
     script = tmp_path / "run_ddp.py"
     script.write_text(SCRIPT)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.run([sys.executable, str(script), str(ws), str(tmp_path / "out"), str(tmp_path / "mlruns")],
-                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    args = [sys.executable, str(script), str(ws), str(tmp_path / "out"), str(tmp_path / "mlruns")]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("SUMMARY ")]
     assert len(lines) == 1  # rank zero only

@@ -16,7 +16,7 @@ import torch
 from shd.diffusion.config import NetConfig, ScheduleConfig, TrainConfig
 from shd.diffusion.denoiser import Denoiser
 from shd.diffusion.normalization import Normalizer
-from shd.diffusion.objective import diffusion_loss, ema_of
+from shd.diffusion.objective import diffusion_loss, ema_of, make_optimizer
 from shd.diffusion.sampler import WeightSampler
 from shd.diffusion.schedule import Schedule
 from shd.diffusion.tokens import TokenLayout
@@ -72,8 +72,7 @@ class DiffusionModule(pl.LightningModule):
             self.log(name, loss, on_epoch=True, batch_size=n, sync_dist=True, prog_bar=name == "val/loss")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.net.parameters(), lr=self.train_cfg.lr,
-                                 weight_decay=self.train_cfg.weight_decay)
+        return make_optimizer(self.net, self.train_cfg.lr, self.train_cfg.weight_decay, self.device)
 
     def sampler(self) -> WeightSampler:
         """The EMA denoiser as a sampler (shares its weights; for validation and export)."""

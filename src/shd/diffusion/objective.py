@@ -40,3 +40,8 @@ def ema_of(net: nn.Module, decay: float) -> AveragedModel:
     ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay))
     ema.requires_grad_(False)
     return ema
+
+
+def make_optimizer(net: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW (reference); the fused CUDA kernel on GPU (one launch for all parameters)."""
+    return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")

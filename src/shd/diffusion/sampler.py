@@ -1,8 +1,9 @@
 """Sampling weight vectors from a trained denoiser: normalization, guidance, SDEdit and inpainting.
 
 Everything a caller touches is in the weight space of the fields (flat (n, D) vectors in the
-weight-set layout); normalization and the schedule's target stay inside. Noise comes from a CPU
-generator seeded per call, so the same seed gives the same samples on a given device.
+weight-set layout); normalization and the schedule's target stay inside. Noise comes from a generator
+on the sampler's device seeded per call (no host-to-device copy a step), so the same seed gives the
+same samples on a given device.
 """
 
 from __future__ import annotations
@@ -79,14 +80,14 @@ class WeightSampler:
         return guided
 
     def _generator(self, seed: int) -> torch.Generator:
-        return torch.Generator().manual_seed(int(seed))
+        return torch.Generator(device=self.device).manual_seed(int(seed))
 
     @torch.no_grad()
     def sample(self, n: int, steps: int = 50, category: str | int | Sequence | None = None, seed: int = 0,
                guidance: float = 1.0, method: str = "ddim", eta: float = 0.0) -> torch.Tensor:
         """`n` new weight vectors (n, D) float32 on the CPU, from pure noise (DDIM by default)."""
         gen = self._generator(seed)
-        x = torch.randn(n, self.layout.dim, generator=gen).to(self.device)
+        x = torch.randn(n, self.layout.dim, generator=gen, device=self.device)
         fn = self.model_fn(self.category_ids(category, n), guidance)
         out = self.schedule.denoise(fn, x, steps, method, eta=eta, generator=gen)
         return self.normalizer.denormalize(out).float().cpu()
@@ -113,7 +114,7 @@ class WeightSampler:
         """Generate the scalars outside `keep` (D,) bool from pure noise, holding the rest to `flat`."""
         gen = self._generator(seed)
         x0 = self.normalizer.normalize(flat.to(self.device).float())
-        x = torch.randn(x0.shape, generator=gen).to(self.device)
+        x = torch.randn(x0.shape, generator=gen, device=self.device)
         fn = self.model_fn(self.category_ids(category, len(flat)), guidance)
         cb = self.schedule.keep_known(x0, keep.to(self.device), gen)
         out = self.schedule.denoise(fn, x, steps, method, generator=gen, callback=cb)

@@ -97,8 +97,9 @@ class Schedule:
         return x
 
     def noise_like(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Gaussian noise drawn on the CPU generator (the same numbers on every device)."""
-        return torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device, x.dtype)
+        """Gaussian noise from the generator, drawn on the generator's device (x's without one)."""
+        device = generator.device if generator is not None else x.device
+        return torch.randn(x.shape, generator=generator, device=device).to(x.device, x.dtype)
 
     def sdedit(self, model_fn: ModelFn, x0: torch.Tensor, strength: float, steps: int = 50,
                method: str = "ddim", generator: torch.Generator | None = None,

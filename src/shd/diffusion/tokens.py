@@ -56,17 +56,17 @@ class TokenLayout:
     def dim(self) -> int:
         return self.layout.dim
 
-    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        """(B, D) -> one (B, G, size) tensor per group."""
-        grouped = flat.index_select(1, self.perm.to(flat.device))
+    def split(self, flat: torch.Tensor, perm: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """(B, D) -> one (B, G, size) tensor per group (`perm`: this layout's `perm` on flat's device)."""
+        grouped = flat.index_select(1, perm if perm is not None else self.perm.to(flat.device))
         sections = [len(g.tokens) * g.size for g in self.groups]
         return [p.unflatten(1, (len(g.tokens), g.size))
                 for p, g in zip(grouped.split(sections, 1), self.groups, strict=True)]
 
-    def merge(self, parts: list[torch.Tensor]) -> torch.Tensor:
+    def merge(self, parts: list[torch.Tensor], inverse: torch.Tensor | None = None) -> torch.Tensor:
         """Inverse of `split`: one (B, G, size) tensor per group -> (B, D)."""
         grouped = torch.cat([p.flatten(1) for p in parts], 1)
-        return grouped.index_select(1, self.inverse.to(grouped.device))
+        return grouped.index_select(1, inverse if inverse is not None else self.inverse.to(grouped.device))
 
     def scalar_mask(self, tokens: list[int]) -> torch.Tensor:
         """(D,) bool: the scalars of the given tokens (for inpainting: which ones to keep)."""
@@ -102,10 +102,13 @@ class BlockEncoder(nn.Module):
         super().__init__()
         self.tokens = tokens
         self.maps = nn.ModuleList(GroupedLinear(len(g.tokens), g.size, width) for g in tokens.groups)
+        # index buffers live on the module's device: no host-to-device copy (and sync) per forward
+        self.register_buffer("perm", tokens.perm.clone(), persistent=False)
         self.register_buffer("token_slot", tokens.token_slot.clone(), persistent=False)
 
     def forward(self, flat: torch.Tensor) -> torch.Tensor:
-        out = torch.cat([m(p) for m, p in zip(self.maps, self.tokens.split(flat), strict=True)], 1)
+        parts = self.tokens.split(flat, self.perm)
+        out = torch.cat([m(p) for m, p in zip(self.maps, parts, strict=True)], 1)
         return out.index_select(1, self.token_slot)
 
 
@@ -117,8 +120,10 @@ class BlockDecoder(nn.Module):
         self.tokens = tokens
         self.maps = nn.ModuleList(GroupedLinear(len(g.tokens), width, g.size) for g in tokens.groups)
         self.register_buffer("group_order", tokens.group_order.clone(), persistent=False)
+        self.register_buffer("inverse", tokens.inverse.clone(), persistent=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         grouped = tokens.index_select(1, self.group_order)
         sections = [len(g.tokens) for g in self.tokens.groups]
-        return self.tokens.merge([m(p) for m, p in zip(self.maps, grouped.split(sections, 1), strict=True)])
+        parts = [m(p) for m, p in zip(self.maps, grouped.split(sections, 1), strict=True)]
+        return self.tokens.merge(parts, self.inverse)

@@ -1,0 +1,431 @@
+"""Weight-space diffusion: training throughput and model FLOP utilization, sampling cost per shape.
+
+Rerun: `.venv/bin/python benchmarks/bench_diffusion.py [--device cuda] [--model DIR --samples DIR]`.
+Writes benchmarks/results/diffusion_<cpu|cuda>.json and that section of BENCHMARKS.md
+(`--from-json FILE` rewrites the section from a results file measured elsewhere, e.g. on a lent GPU).
+
+- train: samples/s of one optimizer step exactly as training does it (`objective.diffusion_loss`,
+  AdamW, gradient clipping, EMA update; bf16 autocast on CUDA), on random weight vectors of the
+  field layouts; MFU = model matmul FLOPs (`train_flops_per_sample`) / the card's dense bf16 peak;
+- sample: seconds per shape for DDPM-500, DDIM-50 and DDIM-10 at a fixed batch;
+- 1-NNA per sampler setting, only with `--model` (a trained, exported model) and `--samples` (the
+  reference clouds: the val + test splits' surface clouds); otherwise left out.
+
+Imports neither Lightning nor MLflow, so it runs where only torch and diffusers are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from common import RESULTS, machine, save_json, table, write_section
+
+from shd.diffusion.config import NET_PRESETS, NetConfig, ScheduleConfig
+from shd.diffusion.denoiser import Denoiser, train_flops_per_sample
+from shd.diffusion.normalization import Normalizer
+from shd.diffusion.objective import diffusion_loss, ema_of, make_optimizer
+from shd.diffusion.sampler import WeightSampler
+from shd.diffusion.schedule import Schedule
+from shd.diffusion.tokens import TokenLayout
+from shd.fields.config import FIELD_PRESETS
+from shd.fields.layout import make_layout
+
+# dense bf16 tensor-core peaks from the vendors' datasheets (no sparsity)
+PEAK_BF16 = {"H100 80GB HBM3": 989.4e12, "H100 SXM": 989.4e12, "H100 PCIe": 756.0e12, "H200": 989.4e12}
+SETTINGS = (("ddpm", 500), ("ddim", 50), ("ddim", 10))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_flops(device: torch.device) -> tuple[float | None, float | None]:
+    """(datasheet bf16 peak, measured 8192^3 bf16 matmul FLOP/s) on CUDA; (None, None) on CPU."""
+    if device.type != "cuda":
+        return None, None
+    name = torch.cuda.get_device_name(device)
+    sheet = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(10):
+        a @ b
+    sync(device)
+    return sheet, 10 * 2 * 8192**3 / (time.perf_counter() - t0)
+
+
+def net_config(name: str) -> NetConfig:
+    return NET_PRESETS[name]
+
+
+# kernel name fragments -> where GPU time goes (first match wins)
+KERNEL_KINDS = (("attention", ("flash", "fmha", "attention", "sdpa", "compute_dot_do_o")),
+                ("gemm", ("gemm", "xmma", "nvjet", "cutlass", "wgmma", "cublas")),
+                ("layer norm", ("layer_norm",)),
+                ("triton fused (compiled)", ("triton",)),
+                ("optimizer, clip, EMA", ("foreach", "multi_tensor", "adam", "lerp")),
+                ("copy, index, cat", ("index", "gather", "scatter", "copy", "cat", "transpose")))
+
+
+def kind_of(kernel: str) -> str:
+    name = kernel.lower()
+    return next((k for k, frags in KERNEL_KINDS if any(f in name for f in frags)), "other elementwise")
+
+
+def reclassify(profile: dict[str, Any]) -> dict[str, Any]:
+    """Move a stored breakdown's attention kernels (among its top kernels) to "attention": results
+    measured with an older table counted cuDNN's `..._sdpa_..._wgmma_...` kernels as gemm. Only that
+    move: stored names are truncated, so other kinds are not re-derived."""
+    kinds = dict(profile["ms_per_step"])
+    for k in profile["top_kernels"]:
+        new = kind_of(k["kernel"])
+        if new == "attention" != k["kind"]:
+            kinds[k["kind"]] -= k["ms"]
+            kinds[new] = kinds.get(new, 0.0) + k["ms"]
+            k["kind"] = new
+    return {**profile, "ms_per_step": kinds}
+
+
+def kernel_breakdown(prof, steps: int) -> dict[str, Any]:
+    """GPU ms per step by kind of kernel, and the heaviest kernels (from torch.profiler)."""
+    kinds: dict[str, float] = {}
+    kernels = []
+    for e in prof.key_averages():
+        us = getattr(e, "self_device_time_total", 0.0) or getattr(e, "self_cuda_time_total", 0.0)
+        ms = us / 1000 / steps
+        if ms <= 0:
+            continue
+        kind = kind_of(e.key)
+        kinds[kind] = kinds.get(kind, 0.0) + ms
+        kernels.append((ms, e.key[:90], kind))
+    kernels.sort(reverse=True)
+    return {"ms_per_step": kinds, "gpu_ms_per_step": sum(kinds.values()),
+            "top_kernels": [{"ms": ms, "kernel": k, "kind": kind} for ms, k, kind in kernels[:12]]}
+
+
+def train_throughput(net_name: str, field: str, batch: int, device: torch.device, steps: int,
+                     compile_net: bool = False, warmup: int = 3, profile: bool = False) -> dict[str, Any]:
+    """Samples/s of full training steps (loss, backward, clip, AdamW, EMA) at one batch size;
+    with `profile`, a kernel breakdown of extra steps (the timed ones run unprofiled)."""
+    torch.manual_seed(0)
+    layout = make_layout(FIELD_PRESETS[field])
+    tokens = TokenLayout(layout)
+    cfg = net_config(net_name)
+    net = Denoiser(cfg, tokens).to(device)
+    ema = ema_of(net, 0.999)
+    fn = torch.compile(net) if compile_net else net
+    opt = make_optimizer(net, 2e-4, 0.0, device)
+    schedule = Schedule(ScheduleConfig())
+    norm = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim)).to(device)
+    flat = torch.randn(batch, layout.dim, device=device) * 0.1
+    bf16 = device.type == "cuda"
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = diffusion_loss(fn, schedule, norm, flat, None)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        ema.update_parameters(net)
+
+    t_compile = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    sync(device)
+    warm_s = time.perf_counter() - t_compile
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    seconds = time.perf_counter() - t0
+    rate = steps * batch / seconds
+    flops = train_flops_per_sample(cfg, tokens)
+    out = {"net": net_name, "field": field, "tokens": tokens.n_tokens + 1, "batch": batch,
+           "precision": "bf16-mixed" if bf16 else "fp32", "compiled": compile_net, "steps": steps,
+           "step_ms": 1000 * seconds / steps, "samples_per_s": rate, "tflops": rate * flops / 1e12,
+           "gflop_per_sample": flops / 1e9, "params": sum(p.numel() for p in net.parameters()),
+           "warmup_s": warm_s}
+    if device.type == "cuda":
+        out["max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
+        torch.cuda.reset_peak_memory_stats(device)
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as profiler
+
+        activities = [ProfilerActivity.CUDA] if device.type == "cuda" else [ProfilerActivity.CPU]
+        with profiler(activities=activities) as prof:
+            for _ in range(5):
+                step()
+            sync(device)
+        out["profile"] = kernel_breakdown(prof, 5)
+    return out
+
+
+def sampling_time(net_name: str, field: str, n: int, device: torch.device,
+                  settings=SETTINGS) -> list[dict[str, Any]]:
+    """Seconds per shape of each sampler setting for a batch of n (untrained weights: cost only)."""
+    layout = make_layout(FIELD_PRESETS[field])
+    net = Denoiser(net_config(net_name), TokenLayout(layout))
+    norm = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim))
+    sampler = WeightSampler(net, Schedule(ScheduleConfig()), norm, FIELD_PRESETS[field], (), device)
+    sampler.sample(n, steps=2)  # warm-up
+    rows = []
+    for method, steps in settings:
+        sync(device)
+        t0 = time.perf_counter()
+        sampler.sample(n, steps=steps, method=method)
+        sync(device)
+        s = time.perf_counter() - t0
+        rows.append({"net": net_name, "field": field, "method": method, "steps": steps, "batch": n,
+                     "seconds": s, "ms_per_shape": 1000 * s / n})
+    return rows
+
+
+def nna_per_setting(model_dir: str, sample_dir: str, resolution: int, device: torch.device) -> list[dict]:
+    """1-NNA (and MMD, COV) of a trained model per sampler setting vs the val + test surface clouds."""
+    from shd.data.sample_store import SampleSet
+    from shd.diffusion.evaluate import generation_report
+    from shd.diffusion.export import load_model
+
+    samples = SampleSet.open(sample_dir)
+    ids = samples.ids(split="val") + samples.ids(split="test")
+    reference = samples.load(ids, ("surface",))["surface"]
+    sampler = load_model(model_dir, device)
+    rows = []
+    for method, steps in SETTINGS:
+        rep = generation_report(sampler, reference, len(ids), steps=steps, method=method,
+                                resolution=resolution, seed=0)
+        keys = ("method", "steps", "n_samples", "n_usable", "mmd", "cov", "1-nna", "mesh_status",
+                "resolution", "sample_seconds", "normalization")
+        rows.append({k: rep.get(k) for k in keys})
+    return rows
+
+
+@torch.no_grad()
+def weight_space_mse(sampler: WeightSampler, flat: torch.Tensor, ts=(50, 250, 450)) -> dict[str, float]:
+    """x0 error in raw weight units at fixed timesteps: comparable across normalizations (the training
+    losses are not, each being in its own normalized space)."""
+    x0 = sampler.normalizer.normalize(flat.to(sampler.device))
+    out = {}
+    for t in ts:
+        gen = torch.Generator().manual_seed(t)
+        noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+        tt = torch.full((len(x0),), t, device=x0.device)
+        xt = sampler.schedule.add_noise(x0, noise, tt)
+        pred = sampler.net(xt, tt).float()
+        abar = sampler.schedule.alphas_cumprod[t].to(x0.device)
+        if sampler.schedule.cfg.prediction == "eps":
+            pred = (xt - (1 - abar).sqrt() * pred) / abar.sqrt()
+        elif sampler.schedule.cfg.prediction == "v":
+            pred = abar.sqrt() * xt - (1 - abar).sqrt() * pred
+        out[f"t{t}"] = float(((sampler.normalizer.denormalize(pred) - flat.to(x0.device)) ** 2).mean())
+    return out
+
+
+def normalization_experiment(weights: str, sample_dir: str, out: Path, steps: int, resolution: int) -> dict:
+    """Train the same small model with each normalization on one weight set and compare (CPU-sized)."""
+    import tempfile
+
+    from shd.data.sample_store import SampleSet
+    from shd.diffusion.evaluate import generation_report
+    from shd.diffusion.export import load_model
+    from shd.diffusion.train import train
+    from shd.fields.weight_set import WeightSet
+
+    ws = WeightSet.open(weights)
+    samples = SampleSet.open(sample_dir)
+    val_flat = ws.load_flat(ws.ids(split="val"))
+    held_out = samples.ids(split="val") + samples.ids(split="test")
+    refs = {"val+test": samples.load(held_out, ("surface",))["surface"],
+            "train": samples.load(ws.ids(split="train"), ("surface",))["surface"]}
+    n_train = len(ws.ids(split="train"))
+    batch = 16
+    repeat = max(1, 160 // n_train)  # ~10 steps an epoch
+    epochs = max(1, steps // max(1, (n_train * repeat + batch - 1) // batch))
+    rows = []
+    with tempfile.TemporaryDirectory() as store:
+        for mode in ("none", "block", "scalar"):
+            cfg = {"net": "small", "train": {"normalization": mode, "batch_size": batch, "lr": 5e-4,
+                                             "epoch_repeat": repeat, "max_epochs": epochs, "val_every": 0,
+                                             "ema_decay": 0.995, "checkpoint_every": epochs, "log_every": 50}}
+            summary = train(weights, cfg, out / mode, tracking_root=store, resume=False)
+            sampler = load_model(summary["model_dir"], "cpu")
+            row = {"normalization": mode, "steps": summary["global_step"], "seconds": summary["seconds"],
+                   "train_loss_normalized_space": summary["train_loss"],
+                   "val_x0_mse_weight_space": weight_space_mse(sampler, val_flat)}
+            for name, ref in refs.items():
+                rep = generation_report(sampler, ref, len(ref), steps=50, resolution=resolution, seed=0)
+                keys = ("n_samples", "n_usable", "mmd", "cov", "1-nna")
+                row[f"gen_vs_{name}"] = {k: rep.get(k) for k in keys}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return {"weights": weights, "n_train": n_train, "net": "small", "batch": batch, "resolution": resolution,
+            "rows": rows}
+
+
+def timed_train(results: dict[str, Any], plan: list[tuple], device: torch.device, steps: int,
+                progress: Callable[[dict], None]) -> None:
+    sheet, measured = results["peak_bf16_datasheet"], results["peak_bf16_measured_matmul"]
+    for net_name, field, batch, comp, prof in plan:
+        n_steps = 3 if device.type == "cpu" and net_name == "reference" else steps  # seconds a step on CPU
+        try:
+            row = train_throughput(net_name, field, batch, device, n_steps, comp, profile=prof)
+        except torch.OutOfMemoryError as exc:
+            row = {"net": net_name, "field": field, "batch": batch, "compiled": comp, "error": str(exc)[:200]}
+        if sheet and "tflops" in row:
+            row["mfu"] = row["tflops"] * 1e12 / sheet
+            row["mfu_vs_measured_matmul"] = row["tflops"] * 1e12 / measured
+        print(json.dumps(row), flush=True)
+        results["train"].append(row)
+        progress(results)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def run(device: torch.device, quick: bool, model: str | None, samples: str | None, resolution: int,
+        compile_net: bool, progress: Callable[[dict], None] = lambda r: None) -> dict[str, Any]:
+    """All measurements of this device; `progress(results)` after each row (a killed run keeps them)."""
+    sheet, measured = peak_flops(device)
+    results: dict[str, Any] = {"device": device.type, "peak_bf16_datasheet": sheet,
+                               "peak_bf16_measured_matmul": measured, "train": [], "sample": []}
+    if device.type == "cuda":
+        plan = [("reference", "moe_equal", b, False, b == 4096) for b in (512, 2048, 4096)]
+        plan += [("reference", "single", 4096, False, False), ("tiny", "moe_equal", 4096, False, False)]
+        compiled = [("reference", "moe_equal", 4096, True, True)] if compile_net else []
+        steps, n_sample = 20, 64
+        sample_plan = [("tiny", "moe_equal", SETTINGS), ("reference", "moe_equal", SETTINGS)]
+    else:
+        plan = [("tiny", "moe_equal", 32, False, False), ("small", "moe_equal", 32, False, False),
+                ("reference", "moe_equal", 8, False, False)]
+        compiled = []
+        steps, n_sample = (3 if quick else 10), 8
+        # the reference net's 500 CPU steps take minutes: DDIM only
+        sample_plan = [("tiny", "moe_equal", SETTINGS), ("reference", "moe_equal", SETTINGS[1:])]
+    timed_train(results, plan, device, steps, progress)
+    for net_name, field, settings in sample_plan:
+        for row in sampling_time(net_name, field, n_sample, device, settings):
+            print(json.dumps(row), flush=True)
+            results["sample"].append(row)
+            progress(results)
+    timed_train(results, compiled, device, steps, progress)  # last: compilation takes a minute or more
+    if model and samples:
+        results["nna"] = nna_per_setting(model, samples, resolution, device)
+        results["nna_model"] = model
+    return results
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "" if x is None else format(x, spec)
+
+
+def section(results: dict[str, Any]) -> str:
+    m = results.get("machine", machine())
+    where = m.get("gpu") or f"CPU {m.get('cpu')} ({m.get('cores')} cores)"
+    lines = [f"## Diffusion on {where} (`benchmarks/bench_diffusion.py`)", ""]
+    if results.get("peak_bf16_datasheet"):
+        lines.append(f"bf16 peak: datasheet {results['peak_bf16_datasheet'] / 1e12:.0f} TFLOP/s, measured "
+                     f"8192^3 matmul {results['peak_bf16_measured_matmul'] / 1e12:.0f} TFLOP/s. MFU = model "
+                     "matmul FLOPs (6 x params x tokens + attention) / datasheet peak.")
+        lines.append("")
+    rows = [[r["net"], r["field"], r.get("tokens", ""), r["batch"], r.get("precision", ""),
+             "yes" if r.get("compiled") else "no", _fmt(r.get("samples_per_s"), ".0f"),
+             _fmt(r.get("step_ms"), ".1f"), _fmt(r.get("tflops"), ".3g"),
+             _fmt(100 * r["mfu"] if "mfu" in r else None, ".1f"), r.get("error", "")[:40]]
+            for r in results["train"]]
+    lines += ["Training step (loss, backward, clip, AdamW, EMA):", "",
+              table(["net", "field", "tokens", "batch", "precision", "compiled", "samples/s", "ms/step",
+                     "TFLOP/s", "MFU %", "note"], rows), ""]
+    for r in results["train"]:
+        if r.get("profile"):
+            prof = reclassify(r["profile"])
+            total = prof["gpu_ms_per_step"]
+            rows = [[kind, f"{ms:.1f}", f"{100 * ms / total:.0f}%"]
+                    for kind, ms in sorted(prof["ms_per_step"].items(), key=lambda kv: -kv[1])]
+            lines += [f"GPU time of one step, {r['net']} net, batch {r['batch']}, "
+                      f"{'compiled' if r.get('compiled') else 'eager'} (torch.profiler):", "",
+                      table(["kernels", "ms / step", "share"], rows), ""]
+    rows = [[r["net"], f"{r['method'].upper()}-{r['steps']}", r["batch"], f"{r['ms_per_shape']:.2f}"]
+            for r in results["sample"]]
+    lines += ["Sampling cost (batch of shapes at once):", "",
+              table(["net", "sampler", "batch", "ms / shape"], rows), ""]
+    if results.get("nna"):
+        rows = [[f"{r['method'].upper()}-{r['steps']}", r["n_samples"], r["n_usable"], _fmt(r["mmd"], ".4f"),
+                 _fmt(r["cov"], ".2f"), _fmt(r["1-nna"], ".3f")] for r in results["nna"]]
+        lines += [f"Sampler settings of the trained model `{results.get('nna_model')}` against the val + "
+                  f"test surface clouds (resolution {results['nna'][0]['resolution']}, normalization "
+                  f"{results['nna'][0]['normalization']}):", "",
+                  table(["sampler", "samples", "meshed", "MMD", "COV", "1-NNA"], rows)]
+    else:
+        lines.append("1-NNA per sampler setting: not measured here (no trained model given).")
+    if results.get("normalization"):
+        ne = results["normalization"]
+        rows = []
+        for r in ne["rows"]:
+            mse = r["val_x0_mse_weight_space"]
+            rows.append([r["normalization"], r["steps"], *(f"{v:.2e}" for v in mse.values())]
+                        + [f"{_fmt(g['mmd'], '.4f')} / {_fmt(g['cov'], '.2f')} / {_fmt(g['1-nna'], '.3f')} "
+                           f"({g['n_usable']}/{g['n_samples']} meshed)"
+                           for g in (r["gen_vs_val+test"], r["gen_vs_train"])])
+        ts = list(ne["rows"][0]["val_x0_mse_weight_space"])
+        lines += ["", f"Normalization (same `{ne['net']}` net, {ne['n_train']} training fits of "
+                  f"`{ne['weights']}`, batch {ne['batch']}, DDIM-50, resolution {ne['resolution']}): x0 MSE "
+                  "of val weights in raw units at fixed t, and MMD / COV / 1-NNA of as many samples as "
+                  "references:", "",
+                  table(["normalization", "steps", *[f"val x0 MSE {t}" for t in ts], "vs val+test",
+                         "vs train"], rows)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile'd nets (CUDA)")
+    ap.add_argument("--model", help="exported model folder, for 1-NNA per sampler setting")
+    ap.add_argument("--samples", help="sample set with the reference surface clouds")
+    ap.add_argument("--resolution", type=int, default=64, help="meshing resolution for 1-NNA")
+    ap.add_argument("--norm-experiment", metavar="WEIGHTS",
+                    help="also train a small model per normalization on this weight set (needs --samples)")
+    ap.add_argument("--norm-steps", type=int, default=2000, help="optimizer steps per normalization")
+    ap.add_argument("--keep-models", default="models/bench_diffusion",
+                    help="where the normalization experiment leaves its models")
+    ap.add_argument("--out-dir", help="also copy the results JSON here")
+    ap.add_argument("--from-json", help="only rewrite the BENCHMARKS.md section from this results file")
+    args = ap.parse_args()
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        name = results["benchmark"]
+        target = RESULTS / f"{name}.json"
+        if Path(args.from_json).resolve() != target.resolve():
+            shutil.copy(args.from_json, target)
+    else:
+        device = torch.device(args.device)
+        partial = Path(args.out_dir) / "partial.json" if args.out_dir else None
+        results = run(device, args.quick, args.model, args.samples, args.resolution, args.compile,
+                      lambda r: partial.write_text(json.dumps(r, indent=1)) if partial else None)
+        if args.norm_experiment:
+            results["normalization"] = normalization_experiment(args.norm_experiment, args.samples,
+                                                                Path(args.keep_models), args.norm_steps,
+                                                                args.resolution)
+        name = f"diffusion_{device.type}"
+        path = save_json(name, results)
+        results = json.loads(path.read_text())
+        if args.out_dir:
+            shutil.copy(path, Path(args.out_dir) / path.name)
+    write_section(name, section(results))
+
+
+if __name__ == "__main__":
+    main()
