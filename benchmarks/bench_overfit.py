@@ -174,17 +174,17 @@ def time_reference_steps(data: dict, cfg: OverfitConfig, device: torch.device, f
 
 
 # candidates in the order they are tried (the sweep stops trying new ones after --sweep-budget-s)
-FIRST = dict(init="first_shape")
+FIRST, SEED = dict(init="first_shape"), dict(init="seed")
 SWEEP = {
     "onecycle_1000_first": dict(schedule="onecycle", max_steps=1000, **FIRST),
     "onecycle_1500_first": dict(schedule="onecycle", max_steps=1500, **FIRST),
-    "onecycle_2000": dict(schedule="onecycle", max_steps=2000),
+    "onecycle_2000": dict(schedule="onecycle", max_steps=2000, **SEED),
     "onecycle_2000_p1024_first": dict(schedule="onecycle", max_steps=2000, points_per_step=1024, **FIRST),
     "cosine_1000_first": dict(schedule="cosine", max_steps=1000, **FIRST),
-    "plateau_ref": dict(schedule="plateau", max_steps=4000),
+    "plateau_ref": dict(schedule="plateau", max_steps=4000, **SEED),
     "onecycle_700_first": dict(schedule="onecycle", max_steps=700, **FIRST),
-    "cosine_2000": dict(schedule="cosine", max_steps=2000),
-    "onecycle_3000_p1024": dict(schedule="onecycle", max_steps=3000, points_per_step=1024),
+    "cosine_2000": dict(schedule="cosine", max_steps=2000, **SEED),
+    "onecycle_3000_p1024": dict(schedule="onecycle", max_steps=3000, points_per_step=1024, **SEED),
     "smoke": dict(schedule="onecycle", max_steps=100, check_every=10, **FIRST),
 }
 
@@ -217,7 +217,8 @@ def main() -> None:
     ref_cap = args.ref_max_steps or (6000 if cuda else 4000)
     report: dict = {"device": str(device), "config": {k: v for k, v in vars(args).items()}}
     out_name = args.out or f"overfit_{device.type}"
-    base = OverfitConfig()
+    default = OverfitConfig()  # the library defaults (what the sweep chose, see OverfitConfig)
+    base = replace(default, precision="fp32")  # sweep candidates override schedule, steps, init
 
     t0 = time.perf_counter()
     data = sample_shapes("airplane", max(n_shapes, sweep_n), seed=args.seed, n_near=args.n_near,
@@ -226,7 +227,7 @@ def main() -> None:
     report["synthesis_s"] = time.perf_counter() - t0
     print(f"synthesized {max(n_shapes, sweep_n)} shapes in {report['synthesis_s']:.1f}s", flush=True)
 
-    chosen = base
+    chosen = default
     if sweep_n:
         sweep, rows, t_sweep = {}, list(range(sweep_n)), time.perf_counter()
         for name in args.sweep.split(","):
