@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -392,6 +393,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd nets (CUDA)")
     ap.add_argument("--model", help="exported model folder, for 1-NNA per sampler setting")
     ap.add_argument("--samples", help="sample set with the reference surface clouds")
@@ -412,13 +414,24 @@ def main() -> None:
             shutil.copy(args.from_json, target)
     else:
         device = torch.device(args.device)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        load_before = os.getloadavg()  # other jobs on a shared machine skew CPU figures: recorded
         partial = Path(args.out_dir) / "partial.json" if args.out_dir else None
         results = run(device, args.quick, args.model, args.samples, args.resolution, args.compile,
                       lambda r: partial.write_text(json.dumps(r, indent=1)) if partial else None)
+        results["threads"] = torch.get_num_threads()
+        results["load_average_before"] = load_before
         if args.norm_experiment:
-            results["normalization"] = normalization_experiment(args.norm_experiment, args.samples,
-                                                                Path(args.keep_models), args.norm_steps,
-                                                                args.resolution)
+            ne = normalization_experiment(args.norm_experiment, args.samples, Path(args.keep_models),
+                                          args.norm_steps, args.resolution)
+            results["normalization"] = ne
+            if not args.model:  # sampler settings on the best model: 1-NNA vs train closest to 0.5
+                best = min(ne["rows"], key=lambda r: abs((r["gen_vs_train"]["1-nna"] or 1.0) - 0.5))
+                model = str(Path(args.keep_models) / best["normalization"] / "model")
+                results["nna"] = nna_per_setting(model, args.samples, args.resolution, device)
+                results["nna_model"] = model
+        results["load_average_after"] = os.getloadavg()
         name = f"diffusion_{device.type}"
         path = save_json(name, results)
         results = json.loads(path.read_text())

@@ -86,7 +86,7 @@ def test_resume_continues_the_run_and_global_step_with_categories(tmp_path, stor
                                  "val_samples": 2, "val_steps": 3, "val_resolution": 16,
                                  "normalization": "block"}}
     first = train(ws, cfg, tmp_path / "out", tracking_root=store)
-    assert first["conditional"] and first["categories"] == ["airplane", "chair"]
+    assert first["conditional"] and first["categories"] == "airplane,chair"
     assert first["global_step"] == 3  # 6 training shapes, batches of 2
     run_file = json.loads((tmp_path / "out" / "checkpoints" / RUN_FILE).read_text())
     assert run_file["run_id"] == first["run_id"]

@@ -177,7 +177,7 @@ def _summary(trainer: pl.Trainer, throughput: Throughput, generation: Generation
         "samples_per_s": throughput.samples_per_s,
         "n_train": len(train_split),
         "n_val": len(val_split),
-        "categories": categories,
+        "categories": ",".join(categories),  # a string: DVC metrics take no lists
         "conditional": conditional,
         "normalization": module.normalizer.mode,
         "n_params": sum(p.numel() for p in module.net.parameters()),
