@@ -19,7 +19,7 @@ from shd.data.sample_store import SampleSet
 from shd.errors import InputError
 from shd.fields.config import OverfitConfig
 from shd.fields.engine import TRAIN_KEYS, ShapeResult, fit_stream, memory_capacity
-from shd.fields.layout import make_layout
+from shd.fields.layout import Layout, make_layout
 from shd.fields.moe import init_params
 from shd.fields.quality import heldout_iou
 from shd.fields.weight_set import write_manifest, write_weight_shard
@@ -147,8 +147,8 @@ def fit_sample_set(sample_dir: str | Path, out_dir: str | Path, config: OverfitC
     return summary
 
 
-def _write_group(samples: SampleSet, path: Path, ids: list[str], results: dict[str, ShapeResult], layout,
-                 config: OverfitConfig, device: torch.device, fp: str) -> None:
+def _write_group(samples: SampleSet, path: Path, ids: list[str], results: dict[str, ShapeResult],
+                 layout: Layout, config: OverfitConfig, device: torch.device, fp: str) -> None:
     """Held-out quality of a finished group, then its shard."""
     params = torch.stack([results[s].params for s in ids])
     held = {k: torch.as_tensor(v).to(device) for k, v in samples.load(ids, EVAL_KEYS).items()}
