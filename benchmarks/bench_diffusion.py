@@ -335,6 +335,12 @@ def section(results: dict[str, Any]) -> str:
     m = results.get("machine", machine())
     where = m.get("gpu") or f"CPU {m.get('cpu')} ({m.get('cores')} cores)"
     lines = [f"## Diffusion on {where} (`benchmarks/bench_diffusion.py`)", ""]
+    if results.get("threads"):
+        lines += [f"torch threads: {results['threads']}; load average before / after: "
+                  f"{results['load_average_before'][0]:.1f} / {results['load_average_after'][0]:.1f} "
+                  "(a shared machine: other jobs ran alongside).", ""]
+    if results.get("note"):
+        lines += [results["note"], ""]
     if results.get("peak_bf16_datasheet"):
         lines.append(f"bf16 peak: datasheet {results['peak_bf16_datasheet'] / 1e12:.0f} TFLOP/s, measured "
                      f"8192^3 matmul {results['peak_bf16_measured_matmul'] / 1e12:.0f} TFLOP/s. MFU = model "
@@ -404,6 +410,7 @@ def main() -> None:
     ap.add_argument("--keep-models", default="models/bench_diffusion",
                     help="where the normalization experiment leaves its models")
     ap.add_argument("--out-dir", help="also copy the results JSON here")
+    ap.add_argument("--note", help="context stored with the results and shown under the section's title")
     ap.add_argument("--from-json", help="only rewrite the BENCHMARKS.md section from this results file")
     args = ap.parse_args()
     if args.from_json:
@@ -437,6 +444,9 @@ def main() -> None:
         results = json.loads(path.read_text())
         if args.out_dir:
             shutil.copy(path, Path(args.out_dir) / path.name)
+    if args.note:
+        results["note"] = args.note
+        (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     write_section(name, section(results))
 
 

@@ -34,7 +34,8 @@ def memorized(tmp_path_factory, store):
     flat = random_weights(7)
     ws = make_weight_set(root / "weights", flat, ["train"] * 5 + ["val", "test"], ["airplane"] * 7, bad=(4,))
     cfg = {"net": NET, "train": {**QUIET, "batch_size": 4, "max_epochs": 8, "epoch_repeat": 50, "lr": 1e-3,
-                                 "ema_decay": 0.95, "checkpoint_every": 8, "val_check_every": 8}}
+                                 "ema_decay": 0.95, "checkpoint_every": 8, "val_check_every": 8,
+                                 "normalization": "none"}}
     summary = train(ws, cfg, root / "out", tracking_root=store, metrics_path=root / "metrics" / "train.json")
     return summary, flat[:4], root
 

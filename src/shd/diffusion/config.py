@@ -93,7 +93,9 @@ class TrainConfig:
     epoch_repeat: int = 1
     grad_clip: float = 1.0
     ema_decay: float = 0.999
-    normalization: str = "none"
+    # per-scalar standardization: measured better than "block" and the reference's "none" on a 51-shape
+    # CPU experiment (BENCHMARKS.md, diffusion_cpu)
+    normalization: str = "scalar"
     norm_min_std: float = 1e-4  # floor of the std used to scale (scalars that never moved)
     conditioning: str = "auto"  # auto: on when the weight set has more than one category
     cond_drop: float = 0.1  # probability of the null category (classifier-free guidance)
