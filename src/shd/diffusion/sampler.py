@@ -9,6 +9,7 @@ same samples on a given device.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -119,3 +120,20 @@ class WeightSampler:
         cb = self.schedule.keep_known(x0, keep.to(self.device), gen)
         out = self.schedule.denoise(fn, x, steps, method, generator=gen, callback=cb)
         return self.normalizer.denormalize(out).float().cpu()
+
+
+def sample_generated(folder: str | Path, n: int, *, category: str | None = None, seed: int = 0,
+                     device: torch.device | str | None = None, steps: int = 50,
+                     guidance: float = 1.0) -> torch.Tensor:
+    """`n` weight vectors (n, D) from the model that the train stage exported under `folder`.
+
+    `folder` is the train stage's output (`models/diffusion`, holding `model/`) or the model folder
+    itself; the evaluate stage calls this, so evaluation never imports diffusion internals.
+    """
+    from shd.diffusion.export import load_model
+
+    folder = Path(folder)
+    model_dir = folder / "model" if (folder / "model").is_dir() else folder
+    sampler = load_model(model_dir, device=device)
+    cat = category if sampler.conditional else None
+    return sampler.sample(n, steps=steps, category=cat, seed=seed, guidance=guidance)
