@@ -49,3 +49,18 @@ def test_missing_or_broken_params_file(tmp_path):
     (tmp_path / "params.yaml").write_text("prepare: [unclosed")
     with pytest.raises(InputError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_gpu_profile_builds_every_stage_config():
+    from shd.diffusion.config import DiffusionConfig
+    from shd.eval.evaluate import EvaluateConfig
+    from shd.fields.config import OverfitConfig
+
+    for path in ("params.yaml", "params-profiles/shapenet-gpu.yaml"):
+        params = load_params(path)
+        for section, cls in (("prepare", PrepareConfig), ("validate", ValidationConfig),
+                             ("sample", SamplingConfig), ("evaluate", EvaluateConfig)):
+            section_config(params, section, cls, where=path)
+        overfit = {k: v for k, v in params["overfit"].items() if k not in ("accelerator", "devices")}
+        OverfitConfig.from_dict(overfit)
+        DiffusionConfig.from_dict(params["diffusion"])
