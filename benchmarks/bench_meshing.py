@@ -1,7 +1,9 @@
 """Meshing throughput (shapes/s) with an MLP-sized field: grid evaluation, marching cubes, face labels.
 
 Rerun: `PYTHONPATH=src python benchmarks/bench_meshing.py --device cuda` (default resolutions 256 and
-356, the reference's test resolution). Writes the `meshing` entry of benchmarks/results/eval_<device>.json.
+356, the reference's test resolution). Writes the `meshing` entry of benchmarks/results/eval_<cpu|cuda>.json
+and the `eval_meshing_<cpu|cuda>` section of BENCHMARKS.md (`--from-json FILE` only rewrites the section
+from a results file, e.g. one measured on a lent GPU).
 
 The field is a random semantic MLP of the reference's size (4 experts, NeRF encoding with 4 frequencies,
 hidden 60 x 3; ~36k parameters a shape), evaluated the way shd.fields evaluates a batch (one baddbmm
@@ -14,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from common import RESULTS, machine
+from common import RESULTS, machine, table, write_section
 from skimage.measure import marching_cubes
 
 from shd.eval.meshing import REFERENCE_LEVEL, evaluate_grid, iter_meshes, mesh_volume
@@ -128,6 +132,66 @@ def bench_resolution(resolution: int, batch: int, n_batches: int, chunk: int, de
     return out
 
 
+def cpu_caveat(r: dict[str, Any], m: dict[str, Any]) -> str:
+    """One sentence on what the results record about a CPU run's conditions (and its note, if any)."""
+    if r.get("load_average_after"):
+        said = (f"CPU caveat: {r.get('threads')} torch threads on {m.get('cores')} cores; load average "
+                f"before / after {r['load_average_before'][0]:.1f} / {r['load_average_after'][0]:.1f}")
+    else:
+        said = (f"CPU caveat: {m.get('cores')} cores, thread count and load average not recorded with these "
+                "figures")
+    return f"{said}; {r['note'].rstrip('.')}." if r.get("note") else f"{said}."
+
+
+def section(payload: dict[str, Any]) -> str:
+    """BENCHMARKS.md section of the `meshing` entry of an eval results file."""
+    r = payload["meshing"]
+    m = r.get("machine") or payload.get("machine", {})
+    cuda = torch.device(r["device"]).type == "cuda"
+    where = m.get("gpu", "GPU") if cuda else f"CPU {m.get('cpu')} ({m.get('cores')} cores)"
+    host = f" (marching cubes on its host CPU {m.get('cpu')}, {m.get('cores')} cores)" if cuda else ""
+    lines = [f"## Meshing throughput on {where} (`benchmarks/bench_meshing.py`)", "",
+             f"Measured on {where}{host}, torch {m.get('torch')}. What ran: random semantic MLP fields of "
+             f"the reference's size ({EXPERTS} experts, NeRF encoding with {N_FREQS} frequencies, hidden "
+             f"{WIDTH} x {DEPTH}), meshed end to end by `iter_meshes`: grid evaluation (chunks of "
+             f"{r['chunk_points']:,} points), crop and face labels (arg-max expert at each face centroid) on "
+             f"`{r['device']}`, marching cubes on the CPU, batches streamed (the next grid is evaluated "
+             "while this batch is meshed). Stage timings: grid evaluation on one warm-up batch, marching "
+             "cubes on one of its shapes (median of 3).", ""]
+    if not cuda:
+        lines += [cpu_caveat(r, m), ""]  # with the note
+    elif r.get("note"):
+        lines += [r["note"], ""]
+    rows = [[f"{x['resolution']}^3", x["batch"], r["device"], x["shapes"], f"{x['seconds']:.1f}",
+             f"{x['shapes_per_s']:.3g}", f"{x['ok']} / {x['shapes']}", f"{x['mean_faces']:,.0f}",
+             f"{x['grid_seconds_per_shape']:.3g}", f"{x['mesh_volume_seconds']:.3g}",
+             f"{x['marching_cubes_plain_seconds']:.3g}"] for x in r["runs"]]
+    header = ["resolution", "batch", "device", "shapes", "seconds", "shapes/s", "meshed", "mean faces",
+              "grid eval (s / shape)", "mesh_volume (s, 1 shape)", "plain marching cubes (s, 1 shape)"]
+    lines += [table(header, rows), ""]
+    if r.get("chunk_sweep"):
+        res = max(x["resolution"] for x in r["runs"])
+        rows = [[f"{c['chunk_points']:,}", f"{c['grid_seconds_per_shape']:.3f}"] for c in r["chunk_sweep"]]
+        lines += [f"Grid evaluation alone at {res}^3 by chunk size (points per field call):", "",
+                  table(["chunk (points)", "grid eval (s / shape)"], rows)]
+    return "\n".join(lines)
+
+
+def from_json(path: str, note: str | None = None) -> None:
+    """Rewrite the section from an eval results file; its `meshing` entry is merged into results/."""
+    src = json.loads(Path(path).read_text())
+    if note:
+        src["meshing"]["note"] = note
+    kind = torch.device(src["meshing"]["device"]).type
+    target = RESULTS / f"eval_{kind}.json"
+    if note or Path(path).resolve() != target.resolve():
+        payload = json.loads(target.read_text()) if target.exists() else {}
+        payload.update({"machine": src.get("machine", payload.get("machine")), "meshing": src["meshing"]})
+        target.write_text(json.dumps(payload, indent=2) + "\n")
+    write_section(f"eval_meshing_{kind}", section(src))
+    print(f"wrote the eval_meshing_{kind} section of BENCHMARKS.md")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -138,7 +202,13 @@ def main() -> None:
     ap.add_argument("--chunk-points", type=int, default=2**18)
     ap.add_argument("--sweep-chunks", action="store_true", help="time grid evaluation per chunk size")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--note", help="context stored with the results and shown in the section")
+    ap.add_argument("--from-json", help="only rewrite the BENCHMARKS.md section from this results file")
     args = ap.parse_args()
+    if args.from_json:
+        from_json(args.from_json, args.note)
+        return
+    load_before = os.getloadavg()  # other jobs on a shared machine skew CPU figures: recorded
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     resolutions = args.resolutions or ([256, 356] if cuda else [64, 128])
@@ -148,12 +218,17 @@ def main() -> None:
 
     out = Path(args.out or RESULTS / f"eval_{device.type}.json")
     payload = json.loads(out.read_text()) if out.exists() else {}
-    meshing = {"device": str(device), "chunk_points": args.chunk_points, "runs": runs}
+    meshing = {"device": str(device), "chunk_points": args.chunk_points, "runs": runs, "machine": machine(),
+               "threads": torch.get_num_threads(), "load_average_before": load_before,
+               "load_average_after": os.getloadavg()}
     if sweep:
         meshing["chunk_sweep"] = sweep
+    if args.note:
+        meshing["note"] = args.note
     payload.update({"machine": machine(), "meshing": meshing})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2) + "\n")
+    write_section(f"eval_meshing_{device.type}", section(payload))
     for r in runs:
         print(f"{r['resolution']}^3: {r['shapes_per_s']:.2f} shapes/s ({r['ok']}/{r['shapes']} ok, "
               f"{r['mean_faces']:.0f} faces); grid {r['grid_seconds_per_shape']:.3f} s/shape, marching "

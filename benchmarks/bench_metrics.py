@@ -1,7 +1,9 @@
 """Chamfer distance matrices for MMD/COV/1-NNA: ours vs the reference's loop, same process, same clouds.
 
 Rerun: `PYTHONPATH=src python benchmarks/bench_metrics.py --device cuda` (N=606 by default on CUDA,
-64 on CPU). Writes the `metrics` entry of benchmarks/results/eval_<device>.json.
+64 on CPU). Writes the `metrics` entry of benchmarks/results/eval_<cpu|cuda>.json and the
+`eval_metrics_<cpu|cuda>` section of BENCHMARKS.md (`--from-json FILE` only rewrites the section from a
+results file, e.g. one measured on a lent GPU).
 
 1-NNA needs three N x N matrices of 2,048-point clouds (generated-generated, generated-reference,
 reference-reference). The reference loop (PointFlow-style, as the weight-space reference evaluates)
@@ -14,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from common import RESULTS, machine
+from common import RESULTS, machine, table, write_section
 
 from shd.eval.chamfer import chamfer_matrix, resolve_backend
 
@@ -90,6 +94,95 @@ def sweep_triton(gen: torch.Tensor, ref: torch.Tensor, device: torch.device) -> 
     return out
 
 
+# the issue's target: the three matrices of 1-NNA for N = 606 clouds of 2,048 points in <= 5 s on one H100
+TARGET_N, TARGET_SECONDS = 606, 5.0
+MATRICES = {"gen_gen": "generated x generated", "gen_ref": "generated x reference",
+            "ref_ref": "reference x reference"}
+
+
+def _err(x: float) -> str:
+    return f"{x:.1e}" if x else "0"
+
+
+def cpu_caveat(r: dict[str, Any], m: dict[str, Any]) -> str:
+    """One sentence on what the results record about a CPU run's conditions (and its note, if any)."""
+    if r.get("load_average_after"):
+        said = (f"CPU caveat: {r.get('threads')} torch threads on {m.get('cores')} cores; load average "
+                f"before / after {r['load_average_before'][0]:.1f} / {r['load_average_after'][0]:.1f}")
+    else:
+        said = (f"CPU caveat: {m.get('cores')} cores, thread count and load average not recorded with these "
+                "figures")
+    return f"{said}; {r['note'].rstrip('.')}." if r.get("note") else f"{said}."
+
+
+def section(payload: dict[str, Any]) -> str:
+    """BENCHMARKS.md section of the `metrics` entry of an eval results file."""
+    r = payload["metrics"]
+    m = r.get("machine") or payload.get("machine", {})
+    cuda = torch.device(r["device"]).type == "cuda"
+    where = m.get("gpu", "GPU") if cuda else f"CPU {m.get('cpu')} ({m.get('cores')} cores)"
+    host = f" (host CPU {m.get('cpu')}, {m.get('cores')} cores)" if cuda else ""
+    n, rows_timed = r["n"], r["reference_rows_timed"]
+    ref_each = r["reference_total_seconds_scaled"] / 3  # the loop does every matrix row by row alike
+    lines = [f"## Chamfer matrices for MMD / COV / 1-NNA on {where} (`benchmarks/bench_metrics.py`)", "",
+             f"Measured on {where}{host}, torch {m.get('torch')}. What ran: the three N x N Chamfer-distance "
+             f"matrices 1-NNA needs, N = {n:,} clouds of {r['points']:,} points a set, with our "
+             f"`chamfer_matrix` (backend `{r['backend']}`) and with the reference's loop (one sample at a "
+             "time against batches of 16 references, every full distance matrix through bmm) on the same "
+             f"clouds; the loop is timed on {rows_timed} rows and scaled to N rows a matrix.", ""]
+    if not cuda:
+        lines += [cpu_caveat(r, m), ""]  # with the note
+    elif r.get("note"):
+        lines += [r["note"], ""]
+    ours = r["ours_seconds"]
+    rows = [[label, f"{ours[k]:.3f}", f"{ref_each:,.1f}", f"{ref_each / ours[k]:,.0f}x"]
+            for k, label in MATRICES.items() if k in ours]
+    rows.append(["all three", f"{r['ours_total_seconds']:.3f}", f"{r['reference_total_seconds_scaled']:,.1f}",
+                 f"{r['speedup']:,.0f}x"])
+    lines += [table(["matrix", "ours (s)", f"reference loop (s, scaled from {rows_timed} rows)",
+                     "ratio (reference / ours)"], rows), "",
+              f"Max relative error against float64 KD-tree distances on the same {rows_timed} rows: ours "
+              f"{_err(r['ours_max_rel_error_vs_float64'])}, reference loop "
+              f"{_err(r['reference_loop_max_rel_error_vs_float64'])}.", ""]
+    if r.get("torch_fallback_total_seconds_scaled"):
+        lines += [f"Our torch fallback backend (no Triton), all three matrices: "
+                  f"{r['torch_fallback_total_seconds_scaled']:.1f} s (scaled from "
+                  f"{r['torch_fallback_rows_timed']} rows).", ""]
+    if cuda and n == TARGET_N:
+        lines += ["Against the issue's target:", "",
+                  table(["figure", "measured", "target", "met?"],
+                        [[f"three matrices, N = {TARGET_N}, on one H100"
+                          + ("" if "H100" in where else f" (measured on {where})"),
+                          f"{r['ours_total_seconds']:.2f} s", f"<= {TARGET_SECONDS:.0f} s",
+                          "yes" if r["ours_total_seconds"] <= TARGET_SECONDS else "no"]]), ""]
+    else:
+        lines += [f"The issue's target (<= {TARGET_SECONDS:.0f} s for N = {TARGET_N} on one H100) does not "
+                  f"apply to this run (N = {n}, {where}).", ""]
+    if r.get("triton_sweep"):
+        rows = [[t["block_x"], t["block_y"], t["num_warps"],
+                 f"{t['seconds_one_pass']:.3f}" if "seconds_one_pass" in t else "failed"]
+                for t in r["triton_sweep"]]
+        note = r.get("triton_sweep_note") or "seconds of one directed N x N pass each"
+        lines += [f"Triton tile configurations ({note}):", "",
+                  table(["block x", "block y", "warps", "seconds"], rows)]
+    return "\n".join(lines)
+
+
+def from_json(path: str, note: str | None = None) -> None:
+    """Rewrite the section from an eval results file; its `metrics` entry is merged into results/."""
+    src = json.loads(Path(path).read_text())
+    if note:
+        src["metrics"]["note"] = note
+    kind = torch.device(src["metrics"]["device"]).type
+    target = RESULTS / f"eval_{kind}.json"
+    if note or Path(path).resolve() != target.resolve():
+        payload = json.loads(target.read_text()) if target.exists() else {}
+        payload.update({"machine": src.get("machine", payload.get("machine")), "metrics": src["metrics"]})
+        target.write_text(json.dumps(payload, indent=2) + "\n")
+    write_section(f"eval_metrics_{kind}", section(src))
+    print(f"wrote the eval_metrics_{kind} section of BENCHMARKS.md")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -100,7 +193,13 @@ def main() -> None:
     ap.add_argument("--torch-rows", type=int, default=None, help="rows for timing the torch fallback")
     ap.add_argument("--sweep", action="store_true", help="time the Triton tile configurations too")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--note", help="context stored with the results and shown in the section")
+    ap.add_argument("--from-json", help="only rewrite the BENCHMARKS.md section from this results file")
     args = ap.parse_args()
+    if args.from_json:
+        from_json(args.from_json, args.note)
+        return
+    load_before = os.getloadavg()  # other jobs on a shared machine skew CPU figures: recorded
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     n = args.n or (606 if cuda else 64)
@@ -158,11 +257,16 @@ def main() -> None:
     if cuda and backend == "triton" and args.sweep:
         result["triton_sweep"] = sweep_triton(gen, ref, device)
 
+    result.update({"machine": machine(), "threads": torch.get_num_threads(),
+                   "load_average_before": load_before, "load_average_after": os.getloadavg()})
+    if args.note:
+        result["note"] = args.note
     out = Path(args.out or RESULTS / f"eval_{device.type}.json")
     payload = json.loads(out.read_text()) if out.exists() else {}
     payload.update({"machine": machine(), "metrics": result})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2) + "\n")
+    write_section(f"eval_metrics_{device.type}", section(payload))
     print(f"ours {total:.2f} s vs reference loop {ref_total:.1f} s (x{ref_total / total:.0f}); wrote {out}")
 
 
