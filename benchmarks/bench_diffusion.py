@@ -41,6 +41,9 @@ from shd.fields.layout import make_layout
 # dense bf16 tensor-core peaks from the vendors' datasheets (no sparsity)
 PEAK_BF16 = {"H100 80GB HBM3": 989.4e12, "H100 SXM": 989.4e12, "H100 PCIe": 756.0e12, "H200": 989.4e12}
 SETTINGS = (("ddpm", 500), ("ddim", 50), ("ddim", 10))
+# (label, normalization, norm_floor) of the normalization experiment
+NORM_MODES = (("none", "none", 0.1), ("block", "block", 0.1), ("scalar", "scalar", 0.1),
+              ("scalar, no floor", "scalar", 0.0))
 
 
 def sync(device: torch.device) -> None:
@@ -257,14 +260,18 @@ def normalization_experiment(weights: str, sample_dir: str, out: Path, steps: in
     epochs = max(1, steps // max(1, (n_train * repeat + batch - 1) // batch))
     rows = []
     with tempfile.TemporaryDirectory() as store:
-        for mode in ("none", "block", "scalar"):
-            cfg = {"net": "small", "train": {"normalization": mode, "batch_size": batch, "lr": 5e-4,
-                                             "epoch_repeat": repeat, "max_epochs": epochs, "val_every": 0,
-                                             "ema_decay": 0.995, "checkpoint_every": epochs, "log_every": 50}}
-            summary = train(weights, cfg, out / mode, tracking_root=store, resume=False)
+        for label, mode, floor in NORM_MODES:
+            cfg = {"net": "small", "train": {"normalization": mode, "norm_floor": floor, "batch_size": batch,
+                                             "lr": 5e-4, "epoch_repeat": repeat, "max_epochs": epochs,
+                                             "val_every": 0, "ema_decay": 0.995, "checkpoint_every": epochs,
+                                             "log_every": 50}}
+            folder = out / label.replace(" ", "_").replace(",", "")
+            summary = train(weights, cfg, folder, tracking_root=store, resume=False)
             sampler = load_model(summary["model_dir"], "cpu")
-            row = {"normalization": mode, "steps": summary["global_step"], "seconds": summary["seconds"],
-                   "train_loss_normalized_space": summary["train_loss"],
+            z = sampler.normalizer.normalize(val_flat)
+            row = {"normalization": label, "steps": summary["global_step"], "seconds": summary["seconds"],
+                   "model_dir": summary["model_dir"], "train_loss_normalized_space": summary["train_loss"],
+                   "val_mean_z2": float((z**2).mean()), "val_max_abs_z": float(z.abs().max()),
                    "val_x0_mse_weight_space": weight_space_mse(sampler, val_flat)}
             for name, ref in refs.items():
                 rep = generation_report(sampler, ref, len(ref), steps=50, resolution=resolution, seed=0)
@@ -381,7 +388,8 @@ def section(results: dict[str, Any]) -> str:
         rows = []
         for r in ne["rows"]:
             mse = r["val_x0_mse_weight_space"]
-            rows.append([r["normalization"], r["steps"], *(f"{v:.2e}" for v in mse.values())]
+            rows.append([r["normalization"], r["steps"], f"{r['val_mean_z2']:.3g} / {r['val_max_abs_z']:.3g}",
+                         *(f"{v:.2e}" for v in mse.values())]
                         + [f"{_fmt(g['mmd'], '.4f')} / {_fmt(g['cov'], '.2f')} / {_fmt(g['1-nna'], '.3f')} "
                            f"({g['n_usable']}/{g['n_samples']} meshed)"
                            for g in (r["gen_vs_val+test"], r["gen_vs_train"])])
@@ -389,9 +397,9 @@ def section(results: dict[str, Any]) -> str:
         lines += ["", f"Normalization (same `{ne['net']}` net, {ne['n_train']} training fits of "
                   f"`{ne['weights']}`, batch {ne['batch']}, DDIM-50, resolution {ne['resolution']}): x0 MSE "
                   "of val weights in raw units at fixed t, and MMD / COV / 1-NNA of as many samples as "
-                  "references:", "",
-                  table(["normalization", "steps", *[f"val x0 MSE {t}" for t in ts], "vs val+test",
-                         "vs train"], rows)]
+                  "references; scalar floors: std >= 0.1 x block std (\"no floor\": 1e-6):", "",
+                  table(["normalization", "steps", "val z^2 mean / max abs z",
+                         *[f"val x0 MSE {t}" for t in ts], "vs val+test", "vs train"], rows)]
     return "\n".join(lines)
 
 
@@ -435,7 +443,7 @@ def main() -> None:
             results["normalization"] = ne
             if not args.model:  # sampler settings on the best model: 1-NNA vs train closest to 0.5
                 best = min(ne["rows"], key=lambda r: abs((r["gen_vs_train"]["1-nna"] or 1.0) - 0.5))
-                model = str(Path(args.keep_models) / best["normalization"] / "model")
+                model = best["model_dir"]
                 results["nna"] = nna_per_setting(model, args.samples, args.resolution, device)
                 results["nna_model"] = model
         results["load_average_after"] = os.getloadavg()

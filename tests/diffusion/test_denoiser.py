@@ -63,6 +63,18 @@ def test_guided_sampling_runs_cond_and_null_in_one_batch():
         _sampler(0).sample(1, steps=1, category="chair")
 
 
+def test_an_unconditional_model_of_one_category_accepts_its_category():
+    s = _sampler(0)
+    s.categories = ["airplane"]
+    assert s.sample(1, steps=1, category="airplane").shape == (1, s.layout.dim)
+    with pytest.raises(InputError):
+        s.sample(1, steps=1, category="chair")
+    s.categories = ["airplane", "chair"]  # unconditional over two categories: only category=None
+    assert s.sample(1, steps=1).shape == (1, s.layout.dim)
+    with pytest.raises(InputError):
+        s.sample(1, steps=1, category="airplane")
+
+
 def test_same_seed_same_samples_and_sdedit_inpaint_keep_masked_weights():
     s = _sampler()
     a, b, c = s.sample(2, steps=3, seed=5), s.sample(2, steps=3, seed=5), s.sample(2, steps=3, seed=6)

@@ -52,7 +52,7 @@ def test_normalization_round_trip_and_statistics(mode):
     layout = make_layout(FIELD_PRESETS["single"])
     gen = torch.Generator().manual_seed(0)
     flat = torch.randn(16, layout.dim, generator=gen) * torch.linspace(0.01, 3.0, layout.dim) + 1.5
-    norm = Normalizer.fit(flat, layout, mode)
+    norm = Normalizer.fit(flat, layout, mode, floor=0.0)
     z = norm.normalize(flat)
     assert torch.allclose(norm.denormalize(z), flat, atol=1e-4)
     if mode == "scalar":
@@ -73,3 +73,17 @@ def test_expert_masks_cover_whole_experts():
     mask = tokens.scalar_mask(tokens.expert_tokens([1]))
     assert mask.sum() == layout.expert_size
     assert mask[layout.expert_size:2 * layout.expert_size].all()
+
+
+def test_scalar_std_is_floored_by_the_block_std():
+    """Weights constant over the training split (dead units) must not blow up another shape's values."""
+    layout = make_layout(FIELD_PRESETS["single"])
+    gen = torch.Generator().manual_seed(0)
+    flat = torch.randn(8, layout.dim, generator=gen)
+    flat[:, :10] = 0.3  # never moved in training
+    norm = Normalizer.fit(flat, layout, "scalar", floor=0.1)
+    block_std = flat[:, :layout.blocks[0].size].std()
+    assert torch.allclose(norm.std[:10], torch.full((10,), float(0.1 * block_std)), rtol=1e-4)
+    other = flat[:1].clone()
+    other[0, :10] = 0.5
+    assert norm.normalize(other)[0, :10].abs().max() < 0.2 / (0.1 * block_std) + 1e-3

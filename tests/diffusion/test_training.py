@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from shd.diffusion.callbacks import RUN_FILE
 from shd.diffusion.export import export_model, load_model
+from shd.diffusion.sampler import sample_generated
 from shd.diffusion.train import train
 
 from .conftest import make_weight_set, random_weights
@@ -66,6 +68,10 @@ def test_export_load_round_trip_gives_identical_samples(memorized, tmp_path):
     assert torch.equal(a, second.sample(3, steps=10, seed=7))
     assert torch.equal(a, load_model(summary["model_dir"], "cpu").sample(3, steps=10, seed=7))
     assert not torch.equal(a, first.sample(3, steps=10, seed=8))
+    # the evaluation stage's entry takes the training output folder too
+    out_dir = Path(summary["model_dir"]).parent
+    got = sample_generated(out_dir, 3, category="airplane", seed=7, device="cpu", steps=10)
+    assert torch.equal(got, a)
     files = sorted(p.name for p in (tmp_path / "copy").iterdir())
     assert files == ["config.json", "model.safetensors", "normalization.safetensors"]  # no pickle
 

@@ -17,22 +17,25 @@ import numpy as np
 import torch
 
 from shd.data.sample_store import SampleSet
-from shd.eval.meshing import mesh_fields, status_counts
+from shd.diffusion.sampler import WeightSampler
+from shd.eval.meshing import FieldFn, MeshResult, mesh_fields, status_counts
 from shd.eval.metrics import generation_metrics
-from shd.eval.pointclouds import sample_clouds
+from shd.eval.pointclouds import CloudSet, sample_clouds
 from shd.fields.config import FieldConfig
 from shd.fields.layout import Layout, unflatten
 from shd.fields.moe import expert_logits
 
 
-def field_fn(flat: torch.Tensor, layout: Layout, field: FieldConfig, device: torch.device | str = "cpu"):
+def field_fn(flat: torch.Tensor, layout: Layout, field: FieldConfig,
+             device: torch.device | str = "cpu") -> FieldFn:
     """Flat weight vectors (B, D) as a batched field for meshing: points (B, P, 3) -> logits (B, P, E)."""
     params = unflatten(flat.float().to(device), layout)
     return lambda points: expert_logits(params, points.to(device), field)
 
 
 def clouds_of_weights(flat: torch.Tensor, layout: Layout, field: FieldConfig, resolution: int,
-                      device: torch.device | str = "cpu", seed: int = 0):
+                      device: torch.device | str = "cpu",
+                      seed: int = 0) -> tuple[list[MeshResult], CloudSet]:
     """Mesh each field at `resolution` and sample its surface cloud; returns (meshes, CloudSet)."""
     fn = field_fn(flat, layout, field, device)
     meshes = mesh_fields(fn, len(flat), resolution=resolution, device=device)
@@ -58,7 +61,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def generation_report(sampler, reference: np.ndarray, n: int, *, steps: int = 50,
+def generation_report(sampler: WeightSampler, reference: np.ndarray, n: int, *, steps: int = 50,
                       resolution: int = 48, category: str | None = None, guidance: float = 1.0,
                       seed: int = 0, method: str = "ddim", normalization: str = "unit_std",
                       render_path: str | Path | None = None, part_names: list[str] | None = None) -> dict:

@@ -45,9 +45,12 @@ class WeightSampler:
     def category_ids(self, category: str | int | Sequence[str | int] | None, n: int) -> torch.Tensor | None:
         """Category names or indices -> (n,) ids; None -> the null class (or None if unconditional)."""
         if not self.conditional:
-            if category is not None:
-                raise InputError(f"category {category!r}", "this model was trained without categories")
-            return None
+            asked = [category] if isinstance(category, (str, int)) else list(category or [])
+            # a model of one category samples that category when asked for it (by name or index 0)
+            if not asked or (len(self.categories) <= 1 and all(c in (*self.categories, 0) for c in asked)):
+                return None
+            raise InputError(f"category {category!r}",
+                             f"this model was trained without category conditioning on {self.categories}")
         if category is None:
             return torch.full((n,), self.net.null_category, dtype=torch.int64, device=self.device)
         items = [category] * n if isinstance(category, (str, int)) else list(category)

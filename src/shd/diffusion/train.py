@@ -106,7 +106,7 @@ def train(weight_set_dir: str | Path, config: DiffusionConfig | dict | None = No
     conditional = tc.conditioning == "on" or (tc.conditioning == "auto" and len(categories) > 1)
     net_cfg = replace(cfg.net, n_categories=len(categories) if conditional else 0)
     cfg = replace(cfg, net=net_cfg)
-    normalizer = Normalizer.fit(train_split.flat, weights.layout, tc.normalization, tc.norm_min_std)
+    normalizer = Normalizer.fit(train_split.flat, weights.layout, tc.normalization, tc.norm_floor)
     data_fp = data_fingerprint(weights, train_split, val_split)
     model_fp = _model_fingerprint(cfg, weights, net_cfg.n_categories)
 
