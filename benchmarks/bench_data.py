@@ -13,6 +13,7 @@ and the `data` section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import igl
 import numpy as np
 import trimesh
 import yaml
-from common import ROOT, machine, save_json, table, write_section
+from common import ROOT, save_json, table, write_section
 
 from shd.data.occupancy import sample_surface
 from shd.data.prepare import PrepareConfig, prepare
@@ -83,41 +84,55 @@ def bench_inside(shapes, n_queries: int) -> dict:
             for (m, s), v in stats.items()}
 
 
+def section(m: dict) -> str:
+    """The BENCHMARKS.md section from a results dict (also used by --from-json)."""
+    cfg = m["config"]
+    rows = [
+        ["prepare (procedural, generate + write)", f"{m['prepare']['shapes_per_s']:.1f} shapes/s", ""],
+        [f"sample, default ({m['sample_default']['n_near'] // 1000}k + "
+         f"{m['sample_default']['n_uniform'] // 1000}k points)",
+         f"{m['sample_default']['shapes_per_s']:.2f} shapes/s", ""],
+        ["sample, reference (100k + 100k points)",
+         f"{m['sample_reference']['shapes_per_s']:.2f} shapes/s", ""],
+    ]
+    rows += [[f"inside test: {k.replace(' | ', ', ')}",
+              f"{v['ms_per_shape']:.0f} ms / {cfg['queries'] // 1000}k points",
+              f"{100 * v['wrong_fraction']:.3f}% wrong"] for k, v in m["inside"].items()]
+    return (f"## Data stages (`benchmarks/bench_data.py`)\n\nCPU: {m['machine']['cpu']}, "
+            f"{m['machine']['cores']} cores, no GPU; a shared machine, other jobs running. "
+            f"{2 * cfg['shapes']} procedural shapes (half airplanes, half chairs). Inside-test ground truth: "
+            "libigl's exact winding number on the watertight union.\n\n"
+            + table(["what", "figure", "accuracy"], rows)
+            + "\n\nKept: libigl's winding number, exact sum up to 5k faces (faster than the tree"
+            " approximation on these small meshes), fast tree version above (large repaired real"
+            " meshes). Ray parity (Embree) is fastest but wrong inside overlapping part soups, and"
+            " needs the union first.")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--shapes", type=int, default=16, help="shapes per category")
     ap.add_argument("--queries", type=int, default=100_000)
+    ap.add_argument("--from-json", help="only rewrite the BENCHMARKS.md section from this results file")
     args = ap.parse_args()
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        results.setdefault("config", {"shapes": 16, "queries": 100_000})
+        write_section("data", section(results))
+        return
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["sample"]
     shapes = [generate_shape(c, i, 0) for c in ("airplane", "chair") for i in range(args.shapes)]
     default = SamplingConfig(**params)
     reference = SamplingConfig(**{**params, "n_near": 100_000, "n_uniform": 100_000})
     results = {
+        "config": {"shapes": args.shapes, "queries": args.queries},
         "prepare": bench_prepare(args.shapes),
         "sample_default": bench_sample(shapes, default),
         "sample_reference": bench_sample(shapes[: max(2, len(shapes) // 4)], reference),
         "inside": bench_inside(shapes[:: max(1, len(shapes) // 8)], args.queries),
     }
-    save_json("data", results)
-    m = results
-    rows = [
-        ["prepare (procedural, generate + write)", f"{m['prepare']['shapes_per_s']:.1f} shapes/s", ""],
-        [f"sample, default ({default.n_near // 1000}k + {default.n_uniform // 1000}k points)",
-         f"{m['sample_default']['shapes_per_s']:.2f} shapes/s", ""],
-        ["sample, reference (100k + 100k points)",
-         f"{m['sample_reference']['shapes_per_s']:.2f} shapes/s", ""],
-    ]
-    rows += [[f"inside test: {k}", f"{v['ms_per_shape']:.0f} ms / {args.queries // 1000}k points",
-              f"{100 * v['wrong_fraction']:.3f}% wrong"] for k, v in m["inside"].items()]
-    cpu = machine()["cpu"]
-    write_section("data", f"## Data stages (`benchmarks/bench_data.py`)\n\nCPU: {cpu}, 2 cores, no GPU. "
-                  f"{2 * args.shapes} procedural shapes (half airplanes, half chairs). Inside-test "
-                  "ground truth: libigl's exact winding number on the watertight union.\n\n"
-                  + table(["what", "figure", "accuracy"], rows)
-                  + "\n\nKept: libigl's winding number, exact sum up to 5k faces (faster than the tree"
-                  " approximation on these small meshes), fast tree version above (large repaired real"
-                  " meshes). Ray parity (Embree) is fastest but wrong inside overlapping part soups, and"
-                  " needs the union first.")
+    path = save_json("data", results)
+    write_section("data", section(json.loads(path.read_text())))
     print(yaml.safe_dump(results, sort_keys=False))
 
 
