@@ -19,6 +19,11 @@ TINY = {
     "validate": {"min_pass_rate": 0.5},
     "sample": {"n_near": 1500, "n_uniform": 1500, "n_eval_near": 500, "n_eval_uniform": 500,
                "n_surface": 256, "shard_size": 4},
+    "overfit": {"max_steps": 40, "points_per_step": 256, "check_every": 20, "warmup_steps": 5,
+                "init": "seed", "min_iou": 0.0, "min_part_iou": 0.0},
+    "diffusion": {"train": {"max_epochs": 2, "batch_size": 8, "val_every": 2, "val_check_every": 1,
+                            "val_samples": 2, "val_steps": 4, "val_resolution": 16}},
+    "evaluate": {"resolution": 24, "n_points": 256, "render_count": 2, "render_resolution": 24},
 }
 
 
@@ -60,6 +65,13 @@ def test_repro_runs_all_stages_then_is_a_no_op(project):
     assert manifest["n_shapes"] == report["n_kept"]
     assert set(manifest["categories"]) == {"airplane", "chair"}
     assert (project / "reports/validation_docs/index.html").exists()
+    overfit = json.loads((project / "metrics/overfit.json").read_text())
+    assert overfit["n_shapes"] == manifest["n_shapes"] and 0.0 <= overfit["iou_mean"] <= 1.0
+    train = json.loads((project / "metrics/train.json").read_text())
+    assert train["epochs"] == 2 and (project / "models/diffusion/model/model.safetensors").exists()
+    evaluation = json.loads((project / "metrics/eval.json").read_text())
+    assert evaluation["generator"] == "diffusion" and evaluation["n_generated"] >= 1
+    assert "train_as_generator" in evaluation["yardsticks"]
     second = dvc(project, "repro")
     assert second.returncode == 0
     assert "didn't change, skipping" in second.stdout + second.stderr
