@@ -44,3 +44,18 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
             raise RuntimeError("killed mid-write")
     assert path.read_text().strip().replace(" ", "").replace("\n", "") == '{"v":1}'
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_json_documents_name_the_file_and_the_problem(tmp_path):
+    from shd.atomic import read_json_document
+
+    path = tmp_path / "manifest.json"
+    with pytest.raises(InputError, match="manifest.json: missing; run the stage"):
+        read_json_document(path, "run the stage")
+    path.write_text("[1, 2]")
+    with pytest.raises(InputError, match="expected a JSON object"):
+        read_json_document(path, "x")
+    write_json(path, {"format": "a/1"})
+    with pytest.raises(InputError, match="format is 'a/1', expected 'b/1'"):
+        read_json_document(path, "x", "b/1")
+    assert read_json_document(path, "x", "a/1") == {"format": "a/1"}

@@ -49,3 +49,25 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
     """Atomically write through a library call that wants a file name (np.savez, safetensors...)."""
     with atomic_path(path) as tmp:
         writer(tmp)
+
+
+def read_json_document(path: str | os.PathLike, missing: str, fmt: str | None = None) -> dict[str, Any]:
+    """Read a JSON document written here; missing, unparsable or wrong-format files are InputErrors.
+
+    `missing` says what to do when the file is absent (e.g. which stage writes it); `fmt`, when given,
+    must equal the document's "format" field.
+    """
+    from shd.errors import InputError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, f"missing; {missing}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InputError(path, "expected a JSON object at the top level")
+    if fmt is not None and doc.get("format") != fmt:
+        raise InputError(path, f"format is {doc.get('format')!r}, expected {fmt!r}")
+    return doc

@@ -9,14 +9,13 @@ Per shape (row of a shard):
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shd.atomic import write_json
+from shd.atomic import read_json_document, write_json
 from shd.errors import InputError
 from shd.shards import read_shard
 
@@ -50,15 +49,8 @@ class SampleSet:
     @classmethod
     def open(cls, root: str | Path) -> SampleSet:
         root = Path(root)
-        path = root / "manifest.json"
-        if not path.exists():
-            raise InputError(path, "missing; run the `sample` stage first (dvc repro sample)")
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(path, f"not valid JSON ({exc})") from None
-        if manifest.get("format") != FORMAT:
-            raise InputError(path, f"format is {manifest.get('format')!r}, expected {FORMAT!r}")
+        manifest = read_json_document(root / "manifest.json",
+                                      "run the `sample` stage first (dvc repro sample)", FORMAT)
         return cls(root, manifest)
 
     @property

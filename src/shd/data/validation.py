@@ -7,7 +7,6 @@ HTML data docs); the stage fails only when the pass rate is below `min_pass_rate
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -17,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from shd.atomic import write_json
+from shd.atomic import read_json_document, write_json
 from shd.data.shape import PreparedShape
 from shd.data.shape_stats import shape_stats
 from shd.errors import InputError
@@ -63,13 +62,7 @@ def manifest_table(prepared_dir: Path, cfg: ValidationConfig) -> pd.DataFrame:
 
 
 def _read_index(prepared_dir: Path) -> dict[str, Any]:
-    path = prepared_dir / "index.json"
-    if not path.exists():
-        raise InputError(path, "missing; run the `prepare` stage first")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from None
+    return read_json_document(prepared_dir / "index.json", "run the `prepare` stage first")
 
 
 def _suite_expectations(cfg: ValidationConfig) -> list[Any]:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from shd.atomic import write_json, write_with
+from shd.atomic import read_json_document, write_json, write_with
 from shd.diffusion.config import NetConfig, ScheduleConfig
 from shd.diffusion.denoiser import Denoiser
 from shd.diffusion.normalization import Normalizer
@@ -61,16 +60,8 @@ def export_model(folder: str | Path, net: Denoiser, schedule: ScheduleConfig, no
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / CONFIG_FILE
-    if not path.exists():
-        raise InputError(path, "missing; not an exported diffusion model folder (or an unfinished export)")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from None
-    if config.get("format") != FORMAT:
-        raise InputError(path, f"format is {config.get('format')!r}, expected {FORMAT!r}")
-    return config
+    return read_json_document(Path(folder) / CONFIG_FILE,
+                              "not an exported diffusion model folder (or an unfinished export)", FORMAT)
 
 
 def load_model(folder: str | Path, device: torch.device | str | None = None) -> WeightSampler:

@@ -8,14 +8,13 @@ status, reason) and every parameter block (expert/part, layer, tensor, shape, of
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from shd.atomic import write_json
+from shd.atomic import read_json_document, write_json
 from shd.errors import InputError
 from shd.fields.config import FieldConfig, OverfitConfig
 from shd.fields.layout import Layout, make_layout, unflatten
@@ -78,15 +77,8 @@ class WeightSet:
     @classmethod
     def open(cls, root: str | Path) -> WeightSet:
         root = Path(root)
-        path = root / "manifest.json"
-        if not path.exists():
-            raise InputError(path, "missing; run the `overfit` stage first (dvc repro overfit)")
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(path, f"not valid JSON ({exc})") from None
-        if manifest.get("format") != FORMAT:
-            raise InputError(path, f"format is {manifest.get('format')!r}, expected {FORMAT!r}")
+        manifest = read_json_document(root / "manifest.json",
+                                      "run the `overfit` stage first (dvc repro overfit)", FORMAT)
         return cls(root, manifest)
 
     def ids(self, split: str | None = None, category: str | None = None,
