@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import RESULTS, machine, table, write_section
+from common import RESULTS, machine, rewrite_eval_section, table, write_section
 from skimage.measure import marching_cubes
 
 from shd.eval.meshing import REFERENCE_LEVEL, evaluate_grid, iter_meshes, mesh_volume
@@ -179,18 +179,7 @@ def section(payload: dict[str, Any]) -> str:
 
 def from_json(path: str, note: str | None = None) -> None:
     """Rewrite the section from an eval results file; its `meshing` entry is merged into results/."""
-    src = json.loads(Path(path).read_text())
-    if note:
-        src["meshing"]["note"] = note
-    kind = torch.device(src["meshing"]["device"]).type
-    target = RESULTS / f"eval_{kind}.json"
-    if note or Path(path).resolve() != target.resolve():
-        payload = json.loads(target.read_text()) if target.exists() else {}
-        payload.update({"machine": src.get("machine", payload.get("machine")), "meshing": src["meshing"]})
-        target.write_text(json.dumps(payload, indent=2) + "\n")
-    write_section(f"eval_meshing_{kind}", section(src))
-    print(f"wrote the eval_meshing_{kind} section of BENCHMARKS.md")
-
+    print(f"wrote the {rewrite_eval_section(path, 'meshing', note, section)} section of BENCHMARKS.md")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import RESULTS, machine, table, write_section
+from common import RESULTS, machine, rewrite_eval_section, table, write_section
 
 from shd.eval.chamfer import chamfer_matrix, resolve_backend
 
@@ -170,18 +170,7 @@ def section(payload: dict[str, Any]) -> str:
 
 def from_json(path: str, note: str | None = None) -> None:
     """Rewrite the section from an eval results file; its `metrics` entry is merged into results/."""
-    src = json.loads(Path(path).read_text())
-    if note:
-        src["metrics"]["note"] = note
-    kind = torch.device(src["metrics"]["device"]).type
-    target = RESULTS / f"eval_{kind}.json"
-    if note or Path(path).resolve() != target.resolve():
-        payload = json.loads(target.read_text()) if target.exists() else {}
-        payload.update({"machine": src.get("machine", payload.get("machine")), "metrics": src["metrics"]})
-        target.write_text(json.dumps(payload, indent=2) + "\n")
-    write_section(f"eval_metrics_{kind}", section(src))
-    print(f"wrote the eval_metrics_{kind} section of BENCHMARKS.md")
-
+    print(f"wrote the {rewrite_eval_section(path, 'metrics', note, section)} section of BENCHMARKS.md")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

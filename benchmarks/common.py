@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,23 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def rewrite_eval_section(path: str, key: str, note: str | None, section: Callable[[dict], str]) -> str:
+    """Rewrite the `eval_<key>_<device>` section from an eval results file (`--from-json`).
+
+    The file's `key` entry ("metrics" or "meshing") is merged into results/eval_<device>.json when it
+    came from elsewhere or a note was added; returns the section name.
+    """
+    src = json.loads(Path(path).read_text())
+    if note:
+        src[key]["note"] = note
+    kind = str(src[key]["device"]).split(":")[0]
+    target = RESULTS / f"eval_{kind}.json"
+    if note or Path(path).resolve() != target.resolve():
+        payload = json.loads(target.read_text()) if target.exists() else {}
+        payload.update({"machine": src.get("machine", payload.get("machine")), key: src[key]})
+        target.write_text(json.dumps(payload, indent=2) + "\n")
+    name = f"eval_{key}_{kind}"
+    write_section(name, section(src))
+    return name
