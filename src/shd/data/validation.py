@@ -39,9 +39,8 @@ class ValidationFailed(RuntimeError):
     """Too few shapes passed; the report is written before this is raised."""
 
 
-def manifest_table(prepared_dir: Path, cfg: ValidationConfig) -> pd.DataFrame:
+def manifest_table(prepared_dir: Path, index: dict[str, Any], cfg: ValidationConfig) -> pd.DataFrame:
     """One row per shape of the prepared index (shapes that failed to prepare included)."""
-    index = _read_index(prepared_dir)
     rows: list[dict[str, Any]] = []
     for entry in index["shapes"]:
         row = {k: entry[k] for k in ("shape_id", "category", "split", "source")}
@@ -123,7 +122,8 @@ def validate(prepared_dir: str | Path, out_dir: str | Path, report_path: str | P
              cfg: ValidationConfig, docs_dir: str | Path | None = None) -> dict[str, Any]:
     """Validate, write the kept list and the drop report; raise ValidationFailed under the pass rate."""
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
-    table = manifest_table(prepared_dir, cfg)
+    index = _read_index(prepared_dir)
+    table = manifest_table(prepared_dir, index, cfg)
     if table.empty:
         raise InputError(prepared_dir / "index.json", "lists no shapes; nothing to validate")
     result = _run_suite(table, cfg, Path(docs_dir) if (docs_dir and cfg.docs) else None)
@@ -149,7 +149,6 @@ def validate(prepared_dir: str | Path, out_dir: str | Path, report_path: str | P
         if row["prepare_error"]:
             entry["prepare_error"] = row["prepare_error"]
         dropped.append(entry)
-    index = _read_index(prepared_dir)
     kept = [s for s in index["shapes"] if s["shape_id"] not in reasons]
     n_total = len(table)
     pass_rate = len(kept) / n_total
