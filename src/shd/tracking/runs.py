@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,30 +12,25 @@ from shd.tracking.store import ensure_experiment
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
 
 
-def flatten_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested config -> {'a.b.c': 'value'} as MLflow params want them."""
-    out: dict[str, str] = {}
+def _leaves(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted name, value) of every non-mapping value of a nested mapping."""
     for key, value in values.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            out.update(flatten_params(value, f"{name}."))
+            yield from _leaves(value, f"{name}.")
         else:
-            out[name] = str(value)[:MAX_PARAM_LEN]
-    return out
+            yield name, value
 
 
-def numeric_metrics(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+def flatten_params(values: Mapping[str, Any]) -> dict[str, str]:
+    """Nested config -> {'a.b.c': 'value'} as MLflow params want them."""
+    return {name: str(value)[:MAX_PARAM_LEN] for name, value in _leaves(values)}
+
+
+def numeric_metrics(values: Mapping[str, Any]) -> dict[str, float]:
     """The finite numbers of a (nested) metrics dict, flattened; everything else is skipped."""
-    out: dict[str, float] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(numeric_metrics(value, f"{name}."))
-        elif isinstance(value, bool):
-            continue
-        elif isinstance(value, int | float) and math.isfinite(value):
-            out[name] = float(value)
-    return out
+    return {name: float(value) for name, value in _leaves(values)
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)}
 
 
 def log_stage_run(experiment: str, run_name: str, params: Mapping[str, Any], metrics: Mapping[str, Any],
