@@ -1,35 +1,17 @@
-"""The `shd` command line (Typer). Bad input is one clear line and exit code 2."""
+"""`shd data ...`: import ShapeNetPart, generate the embedded dataset, inspect a prepared shape."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from shd.cli.common import clear_errors
 from shd.errors import InputError
 
-app = typer.Typer(help="SemanticHyperDiffusion: part-aware diffusion in the weight space of occupancy MLPs.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Data commands: import ShapeNetPart, generate the embedded dataset.",
                        no_args_is_help=True)
-app.add_typer(data_app, name="data")
-
-
-def clear_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn InputError into one line on stderr and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except InputError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 @data_app.command("import-shapenetpart")
@@ -97,6 +79,3 @@ def show(
             **shape_stats(s), "meta": s.meta}
     typer.echo(json.dumps(info, indent=2, default=str))
 
-
-if __name__ == "__main__":
-    app()

@@ -1,0 +1,16 @@
+"""The `shd` command line (Typer). Each command group lives in its own module and is added here.
+
+Bad input is one clear line on stderr and exit code 2 (`shd.cli.common.clear_errors`).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from shd.cli.data import data_app
+
+app = typer.Typer(help="SemanticHyperDiffusion: part-aware diffusion in the weight space of occupancy MLPs.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(data_app, name="data")
+
+__all__ = ["app"]

@@ -1,0 +1,3 @@
+from shd.cli import app
+
+app()
