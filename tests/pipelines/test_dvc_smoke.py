@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,38 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-
-TINY = {
-    "prepare": {"counts": {"airplane": 6, "chair": 3}},
-    "validate": {"min_pass_rate": 0.5},
-    "sample": {"n_near": 1500, "n_uniform": 1500, "n_eval_near": 500, "n_eval_uniform": 500,
-               "n_surface": 256, "shard_size": 4},
-    "overfit": {"max_steps": 40, "points_per_step": 256, "check_every": 20, "warmup_steps": 5,
-                "init": "seed", "min_iou": 0.0, "min_part_iou": 0.0},
-    "diffusion": {"train": {"max_epochs": 2, "batch_size": 8, "val_every": 2, "val_check_every": 1,
-                            "val_samples": 2, "val_steps": 4, "val_resolution": 16}},
-    "evaluate": {"resolution": 24, "n_points": 256, "render_count": 2, "render_resolution": 24},
-}
-
-
-def tiny_params() -> dict:
-    """The repository's params.yaml with the tiny overrides applied section by section."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    return params
+from tests.tiny_project import REPO, make_project, tiny_params
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A throwaway copy of the DVC project (code linked, params tiny)."""
-    root = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", "pipelines"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
-    (root / "src").symlink_to(REPO / "src")
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    root = make_project(tmp_path_factory.mktemp("project"))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     dvc(root, "init", "-q")
     return root
