@@ -22,6 +22,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +120,14 @@ def kernel_breakdown(prof, steps: int) -> dict[str, Any]:
 
 
 def train_throughput(net_name: str, field: str, batch: int, device: torch.device, steps: int,
-                     compile_net: bool = False, warmup: int = 3, profile: bool = False) -> dict[str, Any]:
+                     compile_net: bool = False, warmup: int = 3, profile: bool = False,
+                     attention: str = "auto") -> dict[str, Any]:
     """Samples/s of full training steps (loss, backward, clip, AdamW, EMA) at one batch size;
     with `profile`, a kernel breakdown of extra steps (the timed ones run unprofiled)."""
     torch.manual_seed(0)
     layout = make_layout(FIELD_PRESETS[field])
     tokens = TokenLayout(layout)
-    cfg = net_config(net_name)
+    cfg = replace(net_config(net_name), attention=attention)
     net = Denoiser(cfg, tokens).to(device)
     ema = ema_of(net, 0.999)
     fn = torch.compile(net) if compile_net else net
@@ -157,7 +159,8 @@ def train_throughput(net_name: str, field: str, batch: int, device: torch.device
     rate = steps * batch / seconds
     flops = train_flops_per_sample(cfg, tokens)
     out = {"net": net_name, "field": field, "tokens": tokens.n_tokens + 1, "batch": batch,
-           "precision": "bf16-mixed" if bf16 else "fp32", "compiled": compile_net, "steps": steps,
+           "precision": "bf16-mixed" if bf16 else "fp32", "compiled": compile_net, "attention": attention,
+           "steps": steps,
            "step_ms": 1000 * seconds / steps, "samples_per_s": rate, "tflops": rate * flops / 1e12,
            "gflop_per_sample": flops / 1e9, "params": sum(p.numel() for p in net.parameters()),
            "warmup_s": warm_s}
@@ -286,10 +289,11 @@ def normalization_experiment(weights: str, sample_dir: str, out: Path, steps: in
 def timed_train(results: dict[str, Any], plan: list[tuple], device: torch.device, steps: int,
                 progress: Callable[[dict], None]) -> None:
     sheet, measured = results["peak_bf16_datasheet"], results["peak_bf16_measured_matmul"]
-    for net_name, field, batch, comp, prof in plan:
+    for net_name, field, batch, comp, prof, *kernel in plan:
         n_steps = 3 if device.type == "cpu" and net_name == "reference" else steps  # seconds a step on CPU
         try:
-            row = train_throughput(net_name, field, batch, device, n_steps, comp, profile=prof)
+            row = train_throughput(net_name, field, batch, device, n_steps, comp, profile=prof,
+                                   attention=kernel[0] if kernel else "auto")
         except torch.OutOfMemoryError as exc:
             row = {"net": net_name, "field": field, "batch": batch, "compiled": comp, "error": str(exc)[:200]}
         if sheet and "tflops" in row:
@@ -303,7 +307,8 @@ def timed_train(results: dict[str, Any], plan: list[tuple], device: torch.device
 
 
 def run(device: torch.device, quick: bool, model: str | None, samples: str | None, resolution: int,
-        compile_net: bool, progress: Callable[[dict], None] = lambda r: None) -> dict[str, Any]:
+        compile_net: bool, progress: Callable[[dict], None] = lambda r: None,
+        attention: tuple[str, ...] = ("auto",), mfu_only: bool = False) -> dict[str, Any]:
     """All measurements of this device; `progress(results)` after each row (a killed run keeps them)."""
     sheet, measured = peak_flops(device)
     results: dict[str, Any] = {"device": device.type, "peak_bf16_datasheet": sheet,
@@ -311,7 +316,8 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
     if device.type == "cuda":
         plan = [("reference", "moe_equal", b, False, b == 4096) for b in (512, 2048, 4096)]
         plan += [("reference", "single", 4096, False, False), ("tiny", "moe_equal", 4096, False, False)]
-        compiled = [("reference", "moe_equal", 4096, True, True)] if compile_net else []
+        # one compiled row per attention kernel (profiled); the best kernel also at twice the batch
+        compiled = [("reference", "moe_equal", 4096, True, True, k) for k in attention] if compile_net else []
         steps, n_sample = 20, 64
         sample_plan = [("tiny", "moe_equal", SETTINGS), ("reference", "moe_equal", SETTINGS)]
     else:
@@ -321,6 +327,8 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
         steps, n_sample = (3 if quick else 10), 8
         # the reference net's 500 CPU steps take minutes: DDIM only
         sample_plan = [("tiny", "moe_equal", SETTINGS), ("reference", "moe_equal", SETTINGS[1:])]
+    if mfu_only:
+        plan, sample_plan = [], []
     timed_train(results, plan, device, steps, progress)
     for net_name, field, settings in sample_plan:
         for row in sampling_time(net_name, field, n_sample, device, settings):
@@ -328,6 +336,10 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
             results["sample"].append(row)
             progress(results)
     timed_train(results, compiled, device, steps, progress)  # last: compilation takes a minute or more
+    done = [r for r in results["train"] if r.get("compiled") and "mfu" in r]
+    if done and device.type == "cuda":
+        best = max(done, key=lambda r: r["mfu"])["attention"]
+        timed_train(results, [("reference", "moe_equal", 8192, True, False, best)], device, steps, progress)
     if model and samples:
         results["nna"] = nna_per_setting(model, samples, resolution, device)
         results["nna_model"] = model
@@ -354,13 +366,14 @@ def section(results: dict[str, Any]) -> str:
                      "matmul FLOPs (6 x params x tokens + attention) / datasheet peak.")
         lines.append("")
     rows = [[r["net"], r["field"], r.get("tokens", ""), r["batch"], r.get("precision", ""),
-             "yes" if r.get("compiled") else "no", _fmt(r.get("samples_per_s"), ".0f"),
+             "yes" if r.get("compiled") else "no", r.get("attention", "auto"),
+             _fmt(r.get("samples_per_s"), ".0f"),
              _fmt(r.get("step_ms"), ".1f"), _fmt(r.get("tflops"), ".3g"),
              _fmt(100 * r["mfu"] if "mfu" in r else None, ".1f"), r.get("error", "")[:40]]
             for r in results["train"]]
     lines += ["Training step (loss, backward, clip, AdamW, EMA):", "",
-              table(["net", "field", "tokens", "batch", "precision", "compiled", "samples/s", "ms/step",
-                     "TFLOP/s", "MFU %", "note"], rows), ""]
+              table(["net", "field", "tokens", "batch", "precision", "compiled", "attention", "samples/s",
+                     "ms/step", "TFLOP/s", "MFU %", "note"], rows), ""]
     for r in results["train"]:
         if r.get("profile"):
             prof = reclassify(r["profile"])
@@ -368,8 +381,11 @@ def section(results: dict[str, Any]) -> str:
             rows = [[kind, f"{ms:.1f}", f"{100 * ms / total:.0f}%"]
                     for kind, ms in sorted(prof["ms_per_step"].items(), key=lambda kv: -kv[1])]
             lines += [f"GPU time of one step, {r['net']} net, batch {r['batch']}, "
-                      f"{'compiled' if r.get('compiled') else 'eager'} (torch.profiler):", "",
+                      f"{'compiled' if r.get('compiled') else 'eager'}, "
+                      f"attention {r.get('attention', 'auto')} (torch.profiler):", "",
                       table(["kernels", "ms / step", "share"], rows), ""]
+    if not results["sample"]:  # --mfu-only: the training rows are the whole result
+        return "\n".join(lines)
     rows = [[r["net"], f"{r['method'].upper()}-{r['steps']}", r["batch"], f"{r['ms_per_shape']:.2f}"]
             for r in results["sample"]]
     lines += ["Sampling cost (batch of shapes at once):", "",
@@ -409,6 +425,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd nets (CUDA)")
+    ap.add_argument("--attention", default="auto",
+                    help="attention kernels to time compiled: auto,flash,efficient,cudnn,matmul")
+    ap.add_argument("--mfu-only", action="store_true", help="only the compiled training rows")
     ap.add_argument("--model", help="exported model folder, for 1-NNA per sampler setting")
     ap.add_argument("--samples", help="sample set with the reference surface clouds")
     ap.add_argument("--resolution", type=int, default=64, help="meshing resolution for 1-NNA")
@@ -434,7 +453,8 @@ def main() -> None:
         load_before = os.getloadavg()  # other jobs on a shared machine skew CPU figures: recorded
         partial = Path(args.out_dir) / "partial.json" if args.out_dir else None
         results = run(device, args.quick, args.model, args.samples, args.resolution, args.compile,
-                      lambda r: partial.write_text(json.dumps(r, indent=1)) if partial else None)
+                      lambda r: partial.write_text(json.dumps(r, indent=1)) if partial else None,
+                      attention=tuple(args.attention.split(",")), mfu_only=args.mfu_only)
         results["threads"] = torch.get_num_threads()
         results["load_average_before"] = load_before
         if args.norm_experiment:
@@ -447,7 +467,7 @@ def main() -> None:
                 results["nna"] = nna_per_setting(model, args.samples, args.resolution, device)
                 results["nna_model"] = model
         results["load_average_after"] = os.getloadavg()
-        name = f"diffusion_{device.type}"
+        name = f"diffusion_{device.type}" + ("_attention" if args.mfu_only else "")
         path = save_json(name, results)
         results = json.loads(path.read_text())
         if args.out_dir:

@@ -31,6 +31,9 @@ def _build(cls, values: dict[str, Any] | None, where: str):
     return cls(**values)
 
 
+ATTENTION_KERNELS = ("auto", "flash", "efficient", "cudnn", "matmul")
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Pre-LN transformer over the tokens: `depth` blocks of `width` channels and `heads` heads."""
@@ -42,6 +45,9 @@ class NetConfig:
     dropout: float = 0.0
     # number of category classes (0: unconditional); the null class for guidance is index n_categories
     n_categories: int = 0
+    # attention kernel: auto (PyTorch's SDPA picks) | flash | efficient | cudnn (SDPA forced to one
+    # backend) | matmul (explicit softmax(QK^T)V, which torch.compile fuses; for short token sequences)
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("depth", "width", "heads"):
@@ -50,6 +56,8 @@ class NetConfig:
                f"{self.width} is not divisible by heads {self.heads}")
         _check(0 <= self.dropout < 1, "net.dropout", f"must be in [0, 1), got {self.dropout}")
         _check(self.n_categories >= 0, "net.n_categories", f"must be >= 0, got {self.n_categories}")
+        _check(self.attention in ATTENTION_KERNELS, "net.attention",
+               f"{self.attention!r} is not one of {ATTENTION_KERNELS}")
 
 
 NET_PRESETS: dict[str, NetConfig] = {

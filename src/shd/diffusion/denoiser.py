@@ -9,26 +9,39 @@ tokens. Output: the schedule's target (x0, eps or v) as flat vectors through per
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from shd.diffusion.config import NetConfig
 from shd.diffusion.tokens import BlockDecoder, BlockEncoder, TokenLayout
+
+SDPA_BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                 "cudnn": SDPBackend.CUDNN_ATTENTION}
 
 
 class SelfAttention(nn.Module):
     def __init__(self, cfg: NetConfig):
         super().__init__()
-        self.heads, self.dropout = cfg.heads, cfg.dropout
+        self.heads, self.dropout, self.kernel = cfg.heads, cfg.dropout, cfg.attention
         self.qkv = nn.Linear(cfg.width, 3 * cfg.width)
         self.proj = nn.Linear(cfg.width, cfg.width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        p = self.dropout if self.training else 0.0
+        if self.kernel == "matmul":
+            scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))
+            y = F.dropout(scores.softmax(-1), p, self.training) @ v
+        else:
+            # forcing a backend only where it exists (CUDA); on CPU SDPA's own choice
+            backend = SDPA_BACKENDS.get(self.kernel) if x.is_cuda else None
+            with sdpa_kernel(backend) if backend is not None else nullcontext():
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
         return F.dropout(self.proj(y.transpose(1, 2).reshape(b, n, c)), self.dropout, self.training)
 
 

@@ -72,7 +72,22 @@ class DiffusionModule(pl.LightningModule):
             self.log(name, loss, on_epoch=True, batch_size=n, sync_dist=True, prog_bar=name == "val/loss")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return make_optimizer(self.net, self.train_cfg.lr, self.train_cfg.weight_decay, self.device)
+        fp16 = self._trainer is not None and str(self.trainer.precision).startswith("16")
+        return make_optimizer(self.net, self.train_cfg.lr, self.train_cfg.weight_decay, self.device,
+                              fused=not fp16)
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer,
+                                    gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Global-norm clipping of the net's gradients, done here: Lightning's mixed-precision plugin
+        refuses to clip for a fused optimizer, though under bf16 (and fp32) there is no scaler and the
+        gradients are already true; under fp16 the optimizer is not fused and the plugin clips."""
+        if not gradient_clip_val:
+            return
+        if str(self.trainer.precision).startswith("16"):
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        else:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), gradient_clip_val)
 
     def sampler(self) -> WeightSampler:
         """The EMA denoiser as a sampler (shares its weights; for validation and export)."""

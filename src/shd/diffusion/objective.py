@@ -42,6 +42,9 @@ def ema_of(net: nn.Module, decay: float) -> AveragedModel:
     return ema
 
 
-def make_optimizer(net: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
-    """AdamW (reference); the fused CUDA kernel on GPU (one launch for all parameters)."""
-    return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
+def make_optimizer(net: nn.Module, lr: float, weight_decay: float, device: torch.device,
+                   fused: bool = True) -> torch.optim.AdamW:
+    """AdamW (reference); the fused CUDA kernel on GPU (one launch for all parameters) unless `fused`
+    is off (fp16 with a grad scaler: the fused step unscales internally, after any clipping)."""
+    return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay,
+                             fused=fused and device.type == "cuda")
