@@ -86,3 +86,20 @@ def test_same_seed_same_samples_and_sdedit_inpaint_keep_masked_weights():
     assert not torch.allclose(edited[:, ~keep], parents[:, ~keep])
     filled = s.inpaint(parents, keep, steps=5)
     assert torch.allclose(filled[:, keep], parents[:, keep], atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", ["matmul", "flash", "efficient", "cudnn"])
+def test_every_attention_kernel_computes_the_same_function(kernel):
+    """The kernel is a speed choice only: same parameters, same outputs (CPU: SDPA's own backend)."""
+    torch.manual_seed(0)
+    layout = TokenLayout(make_layout(TINY_FIELD))
+    base = Denoiser(NetConfig(depth=2, width=32, heads=4), layout).eval()
+    other = Denoiser(NetConfig(depth=2, width=32, heads=4, attention=kernel), layout).eval()
+    other.load_state_dict(base.state_dict())
+    x, t = torch.randn(3, layout.dim), torch.tensor([0, 10, 400])
+    torch.testing.assert_close(other(x, t), base(x, t), rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_attention_kernel_is_refused():
+    with pytest.raises(InputError, match="net.attention"):
+        NetConfig(attention="fast")
