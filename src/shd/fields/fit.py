@@ -27,6 +27,8 @@ from shd.shards import fingerprint, read_shard, read_shard_meta, shard_matches, 
 
 INIT_FILE = "init.safetensors"
 INIT_TRIES = 8
+INIT_WAIT_S = 1800.0  # how long array-job shards i > 0 wait for shard 0's shared initialization
+INIT_POLL_S = 2.0
 EVAL_KEYS = ("eval_points", "eval_occupancy", "eval_labels")
 Progress = Callable[[dict[str, Any]], None]
 
@@ -44,10 +46,14 @@ def _check_categories(samples: SampleSet, ids: list[str], config: OverfitConfig)
 
 
 def _initial_weights(samples: SampleSet, ids: list[str], out_dir: Path, config: OverfitConfig,
-                     device: torch.device, fabric: Any | None) -> tuple[torch.Tensor, str]:
+                     device: torch.device, fabric: Any | None, shard_index: int = 0,
+                     wait_s: float = INIT_WAIT_S) -> tuple[torch.Tensor, str]:
     """Shared initialization: from the seed, or the first shape's fit (kept in init.safetensors).
 
     If the first shape's fit fails (non-finite loss), the next shape is tried, up to `INIT_TRIES`.
+    Only one process fits it (Fabric rank 0, or array-job shard 0); the others wait for its file, so
+    every shard starts from the same weights (a second fit on another device could differ in the
+    last bits, and the weight set would no longer share one initialization).
     """
     seed_init = init_params(config.field, config.seed)
     if config.init == "seed":
@@ -55,8 +61,19 @@ def _initial_weights(samples: SampleSet, ids: list[str], out_dir: Path, config: 
     candidates = ids[:INIT_TRIES]
     fp = fingerprint("first_shape", config.fit_fingerprint_fields(), candidates)
     path = out_dir / INIT_FILE
-    rank0 = fabric is None or fabric.global_rank == 0
-    if rank0 and not (path.exists() and read_shard_meta(path).get("fingerprint") == fp):
+    rank0 = fabric.global_rank == 0 if fabric is not None else shard_index == 0
+
+    def ready() -> bool:
+        return path.exists() and read_shard_meta(path).get("fingerprint") == fp
+
+    if not rank0 and fabric is None:  # an array job's shard i > 0: shard 0 writes the file
+        deadline = time.monotonic() + wait_s
+        while not ready():
+            if time.monotonic() > deadline:
+                raise InputError(path, f"shard 0 did not write the shared first_shape initialization within "
+                                       f"{wait_s:.0f} s; run shard 0 (or `init: seed`)")
+            time.sleep(INIT_POLL_S)
+    if rank0 and not ready():
         reasons = []
         for shape_id in candidates:
             got: list[ShapeResult] = []
@@ -101,7 +118,7 @@ def fit_sample_set(sample_dir: str | Path, out_dir: str | Path, config: OverfitC
     if not ids:
         raise InputError(f"{sample_dir}", f"no shapes in splits {list(config.splits)}")
     categories = _check_categories(samples, ids, config)
-    init, init_fp = _initial_weights(samples, ids, out_dir, config, device, fabric)
+    init, init_fp = _initial_weights(samples, ids, out_dir, config, device, fabric, index)
     groups = [ids[s:s + config.shard_size] for s in range(0, len(ids), config.shard_size)]
     names = [shard_name(k) for k in range(len(groups))]
     fit_fields = config.fit_fingerprint_fields()
