@@ -29,8 +29,9 @@ DEVICE_ENV = "SHD_DEVICE"  # auto | cpu | cuda: where a loaded pyfunc samples
 class DiffusionPyfunc(mlflow.pyfunc.PythonModel):
     """Loads the exported model folder from the pyfunc's artifacts; samples weights (and meshes)."""
 
-    # MLflow would wrap `predict` to enforce a schema derived from its type hints (and warn about them);
-    # the request is a free-form dict or one-row DataFrame that SampleRequest.parse checks instead.
+    # MLflow derives (and enforces) an input schema from predict's type hints and warns when it cannot;
+    # the request is a free-form dict or one-row DataFrame that SampleRequest.parse checks instead, so
+    # predict carries no annotations and MLflow's wrapping is skipped.
     _skip_type_hint_validation = True
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
@@ -41,9 +42,8 @@ class DiffusionPyfunc(mlflow.pyfunc.PythonModel):
         device = resolve_device(os.environ.get(DEVICE_ENV, "auto"))
         self.sampler = load_model(context.artifacts[MODEL_ARTIFACT], device=device)
 
-    def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: Any,
-                params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Sample weights (and meshes with `meshes: true`) as the request asks."""
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 (see above)
+        """Sample weights (and meshes with `meshes: true`) as the request asks: dict -> dict."""
         request = SampleRequest.parse(model_input, self.card.get("sampling"))
         weights, meshes = generate(self.sampler, request)
         out: dict[str, Any] = {"weights": weights.numpy()}
