@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +63,7 @@ def sample(
 
     Example: shd sample -n 4 --model models:/shd-airplane@champion --out samples/ --render
     """
+    import torch
     from safetensors.torch import save_file
 
     from shd.atomic import write_with
@@ -78,7 +78,7 @@ def sample(
     with progress_bar("sample", total=n + 1 + int(render)) as advance:
         sampler = load_sampler(model, device)
         advance(1)
-        kept: list[tuple[int, Any, Any]] = []  # (seed, weights row, mesh)
+        kept: list[tuple[Any, Any]] = []  # (weights row, mesh); round r samples with seed + r
         discarded = 0
         for round_ in range(MAX_ROUNDS if redraw_empty else 1):
             want = n - len(kept)
@@ -87,32 +87,29 @@ def sample(
             weights, meshes = generate(sampler, request)
             for row, mesh in zip(weights, meshes, strict=True):
                 if mesh.ok or not redraw_empty:
-                    kept.append((seed + round_, row, mesh))
+                    kept.append((row, mesh))
                     advance(1)
                 else:
                     discarded += 1
             if len(kept) == n:
                 break
+        usable = [(row, mesh) for row, mesh in kept if mesh.ok]
+        if not usable:
+            raise InputError(model, f"no usable shape in {discarded + len(kept)} samples (every field was "
+                                    "empty); try another --seed or more --steps")
         names = _part_names(sampler.layout)
-        written = []
-        for i, (_, _, mesh) in enumerate(kept):
-            if mesh.ok:
-                written.append(export_mesh(mesh, out / f"sample_{i:03d}.{fmt}", names))
-        if kept:
-            import torch
-
-            stacked = torch.stack([row for _, row, _ in kept]).contiguous()
-            write_with(out / "weights.safetensors", lambda tmp: save_file({"weights": stacked}, str(tmp)))
-        if render and written:
+        written = [export_mesh(mesh, out / f"sample_{i:03d}.{fmt}", names)
+                   for i, (_, mesh) in enumerate(usable)]
+        stacked = torch.stack([row for row, _ in usable]).contiguous()
+        write_with(out / "weights.safetensors", lambda tmp: save_file({"weights": stacked}, str(tmp)))
+        if render:
             from shd.eval.render import render_grid
 
-            render_grid([m for _, _, m in kept if m.ok], out / "samples.png", part_names=names,
+            render_grid([mesh for _, mesh in usable], out / "samples.png", part_names=names,
                         captions=[p.name for p in written], title=f"{model} (seed {seed}, {steps} steps)")
             advance(1)
-    if not written:
-        raise InputError(model, f"no usable shape in {discarded + len(kept)} samples (every field was empty)")
     extra = f"; {discarded} empty samples redrawn" if discarded else ""
-    short = f"; only {len(written)} of {n} usable after {MAX_ROUNDS} rounds" if len(written) < n else ""
+    short = f"; only {len(written)} of {n} had a surface" if len(written) < n else ""
     png = f" and {out / 'samples.png'}" if render else ""
     typer.echo(f"wrote {len(written)} {fmt} meshes to {out}{png}{extra}{short}")
 
@@ -217,7 +214,8 @@ def ui(
         return
     if not Path(mlflow_bin).exists():
         raise InputError("mlflow", "the mlflow command is not installed in this environment")
-    raise typer.Exit(subprocess.run(cmd, check=False).returncode)
+    sys.stdout.flush()
+    os.execv(mlflow_bin, cmd)  # become the UI: Ctrl+C and signals reach MLflow itself
 
 
 def register(app: typer.Typer) -> None:

@@ -138,9 +138,12 @@ def resolve_model_folder(ref: str) -> Path:
     """The local exported-model folder a reference names (downloading registry/run models once)."""
     if ref.startswith("models:/"):
         name, version = resolve_registry_version(ref)
-        key = f"registry-{fingerprint(tracking_uri(), name, version)}"
         with registry_errors(ref):  # where the version's files are (not the global registry URI)
-            location = client().get_model_version_download_uri(name, version)
+            c = client()
+            mv = c.get_model_version(name, version)
+            location = c.get_model_version_download_uri(name, version)
+        # a wiped and rebuilt store reuses version numbers: the logged model's id and time tell them apart
+        key = f"registry-{fingerprint(tracking_uri(), name, version, mv.source, mv.creation_timestamp)}"
         return _download(location, key, ref)
     if ref.startswith("runs:/"):
         run_id, _, path = ref[len("runs:/"):].partition("/")
