@@ -164,8 +164,9 @@ def promote(
     on_split_mismatch: Annotated[str, typer.Option(help="Champion scored on another test split: "
                                                         "promote or keep.")] = "promote",
 ) -> None:
-    """Compare a registered version with the `champion` alias (1-NNA, then MMD, then COV) and move the
-    alias when it is better; the decision is recorded as version tags.
+    """Give a registered version the `champion` alias if it scores better (1-NNA, MMD, then COV).
+
+    The decision (promoted, kept or refused) is printed and recorded as version tags.
 
     Example: shd promote shd-airplane 3
     """
