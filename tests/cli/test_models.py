@@ -137,6 +137,10 @@ def test_register_stage_refuses_nan_metrics_then_alias_is_missing(project, monke
     assert "has no alias 'champion'" in error_line(result)
     info = json.loads(runner.invoke(app, ["info", "--model", "models:/shd-airplane-chair/1"]).output)
     assert info["registry"]["tags"]["decision"] == "refused" and info["lineage"]["train_run_id"]
+    train_run = info["lineage"]["train_run_id"]  # the train stage logged the exported folder as `model`
+    for ref in (train_run, f"runs:/{train_run}/model"):
+        assert torch.equal(load_sampler(ref, "cpu").sample(1, steps=2, seed=1),
+                           load_sampler("models/diffusion/model", "cpu").sample(1, steps=2, seed=1))
     assert info["data"]["dvc"] == {} or all(v for v in info["data"]["dvc"].values())
 
 

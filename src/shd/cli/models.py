@@ -18,8 +18,8 @@ from shd.errors import InputError
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 
-MODEL_HELP = ("Model: models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/<path>, an exported "
-              "model folder or a training checkpoint (.ckpt).")
+MODEL_HELP = ("Model: models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/<path>, a run id, "
+              "an exported model folder or a training checkpoint (.ckpt).")
 MAX_ROUNDS = 4  # sampling rounds that redraw empty meshes before giving up
 
 

@@ -4,7 +4,8 @@ A reference is one of
 - an exported model folder (what the `train` stage writes to `models/diffusion/model`, or its parent);
 - a Lightning checkpoint (`*.ckpt`, loaded with `weights_only=True`);
 - `models:/<name>@<alias>` or `models:/<name>/<version>` (the registry);
-- `runs:/<run_id>/<path>` (a logged pyfunc model, or the exported folder the train run logged).
+- `runs:/<run_id>/<path>` (a logged pyfunc model, or the exported folder the train run logged), or a
+  bare run id for `runs:/<run_id>/model`.
 
 Registry and run URIs are downloaded once into a local cache ($SHD_MODEL_CACHE, default
 ~/.cache/shd/models), keyed by the store and the immutable thing they name, and resolve to the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ from shd.shards import fingerprint
 from shd.tracking.store import client, tracking_uri
 
 CACHE_ENV = "SHD_MODEL_CACHE"
+RUN_ID = re.compile(r"[0-9a-f]{32}")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # ours (rich) is shown instead
 
 
@@ -145,6 +148,8 @@ def resolve_model_folder(ref: str) -> Path:
         # a wiped and rebuilt store reuses version numbers: the logged model's id and time tell them apart
         key = f"registry-{fingerprint(tracking_uri(), name, version, mv.source, mv.creation_timestamp)}"
         return _download(location, key, ref)
+    if RUN_ID.fullmatch(ref) and not Path(ref).exists():
+        ref = f"runs:/{ref}/model"  # a bare run id: the model that run logged (train or register)
     if ref.startswith("runs:/"):
         run_id, _, path = ref[len("runs:/"):].partition("/")
         if not run_id:
