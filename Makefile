@@ -35,3 +35,7 @@ lint: setup
 
 clean:
 	rm -rf $(VENV)
+
+# The MLflow UI over the same store the stages log to (URI decided in shd.tracking.store).
+ui: setup
+	$(BIN)/shd ui --host 127.0.0.1 --port 5000

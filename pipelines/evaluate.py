@@ -7,11 +7,9 @@ diffusion package (imported only then: the evaluation layer never depends on dif
 
 from pathlib import Path
 
-import torch
-
 from shd.config import load_params, section_config
 from shd.errors import InputError
-from shd.eval.evaluate import EvaluateConfig, evaluate_stage, n_to_sample, resolve_device
+from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, resolve_device, summary_line
 from shd.stage import console, main
 
 WEIGHTS = Path("data/weights")
@@ -19,32 +17,27 @@ SAMPLES = Path("data/samples")
 DIFFUSION = Path("models/diffusion")
 
 
-def diffusion_samples(cfg: EvaluateConfig) -> torch.Tensor | None:
-    """Weights sampled from the exported diffusion model, 1.1x the references; None while there is none."""
+def diffusion_sampler(cfg: EvaluateConfig):
+    """`sample(n, category, seed)` from the exported diffusion model; None while there is none."""
     if not DIFFUSION.exists():
         return None
     try:
         from shd.diffusion.sampler import sample_generated
     except ImportError as exc:
         raise InputError(DIFFUSION, f"exists, but the diffusion package cannot sample it ({exc})") from None
-    category, n = n_to_sample(WEIGHTS, SAMPLES, cfg)
-    return sample_generated(DIFFUSION, n, category=category, seed=cfg.seed, device=resolve_device(cfg.device))
+    device = resolve_device(cfg.device)
+    return lambda n, category, seed: sample_generated(DIFFUSION, n, category=category, seed=seed,
+                                                      device=device)
 
 
 def run() -> None:
     cfg = section_config(load_params(), "evaluate", EvaluateConfig)
-    generated = diffusion_samples(cfg)
-    report = evaluate_stage(WEIGHTS, SAMPLES, cfg=cfg, generated=generated,
-                            generator_name="diffusion" if generated is not None else None)
-    base = report["yardsticks"]["train_as_generator"]
-    console.print(f"evaluate [{report['generator']}, {report['category']}, {report['normalization']}]: "
-                  f"MMD {_fmt(report['mmd'])}, COV {_fmt(report['cov'])}, 1-NNA {_fmt(report['nna'])} "
-                  f"on {report['n_evaluated']}/{report['n_generated']} shapes ({report['n_empty']} empty); "
-                  f"train as generator: MMD {_fmt(base['mmd'])}, 1-NNA {_fmt(base['nna'])}", highlight=False)
-
-
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
+    sample = diffusion_sampler(cfg)
+    if sample is None:
+        report = evaluate_stage(WEIGHTS, SAMPLES, cfg=cfg)
+    else:
+        report = evaluate_generator(sample, WEIGHTS, SAMPLES, cfg=cfg, generator_name="diffusion")
+    console.print(summary_line(report), highlight=False)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ def project(tmp_path_factory) -> Path:
 
 
 def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the project's own store
+    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false"}
     return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=root, env=env,
                           capture_output=True, text=True, check=False)
@@ -46,6 +47,9 @@ def test_repro_runs_all_stages_then_is_a_no_op(project):
     evaluation = json.loads((project / "metrics/eval.json").read_text())
     assert evaluation["generator"] == "diffusion" and evaluation["n_generated"] >= 1
     assert "train_as_generator" in evaluation["yardsticks"]
+    registered = json.loads((project / "metrics/register.json").read_text())
+    assert registered["name"] == "shd-airplane-chair" and registered["version"] == 1
+    assert registered["decision"] in ("promoted", "refused")  # refused exactly when a metric is NaN
     second = dvc(project, "repro")
     assert second.returncode == 0
     assert "didn't change, skipping" in second.stdout + second.stderr

@@ -23,3 +23,6 @@ def clear_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+Device = typer.Option(help="Where to compute: auto (CUDA when present), cpu or cuda.")

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import pickle  # only for its error type: checkpoints load with weights_only=True
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,25 @@ def load_model(folder: str | Path, device: torch.device | str | None = None) -> 
     device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     return WeightSampler(net, Schedule(ScheduleConfig(**config["schedule"])), normalizer, field,
                          config["categories"], device)
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str | None = None) -> WeightSampler:
+    """A Lightning training checkpoint (`last.ckpt`) as a sampler of its EMA denoiser.
+
+    Loaded with `weights_only=True`: the module's hyperparameters are plain dicts and lists, so a
+    checkpoint from an untrusted place cannot run code.
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        hp, state = ckpt["hyper_parameters"], ckpt["state_dict"]
+        net = Denoiser(NetConfig(**hp["net"]), TokenLayout(Layout.from_json(hp["layout_blocks"])))
+        prefix = "ema.module."
+        net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        normalizer = Normalizer(state["normalizer.mean"], state["normalizer.std"], hp["normalization"])
+        schedule, field = Schedule(ScheduleConfig(**hp["schedule"])), FieldConfig(**hp["field"])
+    except (OSError, RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as exc:
+        raise InputError(path, f"not a loadable shd training checkpoint ({type(exc).__name__}: {exc})") \
+            from None
+    device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    return WeightSampler(net, schedule, normalizer, field, hp["categories"], device)

@@ -13,7 +13,7 @@ import csv
 import io
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -112,13 +112,15 @@ class WeightEvaluation(TypedDict):
     per_sample: dict[str, list]  # index (into the vectors), nearest_reference_cd, nearest_train_cd
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, where: str = "evaluate.device") -> torch.device:
     """`auto` is CUDA when there is one; a CUDA device asked for on a machine without is an input error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise InputError(where, f"expected auto, cpu, cuda or cuda:<index>, got {name!r}")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("evaluate.device", f"{name} asked for, but torch sees no CUDA device")
+        raise InputError(where, f"{name} asked for, but torch sees no CUDA device")
     return device
 
 
@@ -348,3 +350,27 @@ def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPa
         artifacts = [paths.metrics, paths.nn_cd] + ([paths.grid] if cfg.render_count else [])
         log_stage_run(EXPERIMENT, f"evaluate-{generator_name}", params, report, artifacts)
     return report
+
+
+def evaluate_generator(sample: Callable[[int, str, int], torch.Tensor], weight_dir: str | Path,
+                       sample_dir: str | Path, paths: EvalPaths = EvalPaths(),
+                       cfg: EvaluateConfig = EvaluateConfig(), generator_name: str = "diffusion",
+                       track: bool = True) -> dict[str, Any]:
+    """Score a generator given as `sample(n, category, seed) -> (n, D) weights`: it is asked for 1.1x
+    the test references of the evaluated category (the stage of record and `shd evaluate` share this)."""
+    category, n = n_to_sample(weight_dir, sample_dir, cfg)
+    return evaluate_stage(weight_dir, sample_dir, paths, cfg, generated=sample(n, category, cfg.seed),
+                          generator_name=generator_name, track=track)
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One line of an evaluation report: the generator's MMD/COV/1-NNA beside the train-set yardstick."""
+    base = report["yardsticks"]["train_as_generator"]
+    return (f"evaluate [{report['generator']}, {report['category']}, {report['normalization']}]: "
+            f"MMD {_fmt(report['mmd'])}, COV {_fmt(report['cov'])}, 1-NNA {_fmt(report['nna'])} "
+            f"on {report['n_evaluated']}/{report['n_generated']} shapes ({report['n_empty']} empty); "
+            f"train as generator: MMD {_fmt(base['mmd'])}, 1-NNA {_fmt(base['nna'])}")
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"

@@ -50,3 +50,12 @@ def ensure_experiment(name: str, root: str | Path | None = None) -> str:
     if exp is not None:
         return exp.experiment_id
     return mlflow.create_experiment(name, artifact_location=artifact_root(root))
+
+
+def client():
+    """An MlflowClient of this store for tracking and the registry alike, whatever the global URIs say
+    (MLflow's artifact download of `models:/` URIs would otherwise read the default registry)."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri()
+    return MlflowClient(uri, registry_uri=uri)

@@ -1,0 +1,52 @@
+"""The diffusion model as an MLflow pyfunc: `mlflow.pyfunc.load_model(uri).predict({...})`.
+
+Logged "from code" (`pyfunc_code.py` names the model), so MLflow pickles nothing: the artifacts are
+the exported model folder (safetensors + JSON) and the model card (JSON), and `load_context` builds
+the sampler from them with `load_model`. A request is a dict or a one-row DataFrame:
+
+    {"n": 4, "seed": 0, "steps": 50, "category": "airplane", "guidance": 1.0,
+     "meshes": true, "resolution": 64}
+
+and the answer is {"weights": (n, D) float32 array} plus, with `meshes`, a list of n meshes
+({"vertices", "faces", "face_labels", "status"}) in [-0.5, 0.5]^3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+
+from shd.tracking.sampling import SampleRequest, generate, mesh_dict
+
+MODEL_ARTIFACT, CARD_ARTIFACT = "model", "card"
+DEVICE_ENV = "SHD_DEVICE"  # auto | cpu | cuda: where a loaded pyfunc samples
+
+
+class DiffusionPyfunc(mlflow.pyfunc.PythonModel):
+    """Loads the exported model folder from the pyfunc's artifacts; samples weights (and meshes)."""
+
+    # MLflow derives (and enforces) an input schema from predict's type hints and warns when it cannot;
+    # the request is a free-form dict or one-row DataFrame that SampleRequest.parse checks instead, so
+    # predict carries no annotations and MLflow's wrapping is skipped.
+    _skip_type_hint_validation = True
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        from shd.diffusion.export import load_model
+        from shd.tracking.model_ref import resolve_device
+
+        self.card = json.loads(Path(context.artifacts[CARD_ARTIFACT]).read_text(encoding="utf-8"))
+        device = resolve_device(os.environ.get(DEVICE_ENV, "auto"))
+        self.sampler = load_model(context.artifacts[MODEL_ARTIFACT], device=device)
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 (see above)
+        """Sample weights (and meshes with `meshes: true`) as the request asks: dict -> dict."""
+        request = SampleRequest.parse(model_input, self.card.get("sampling"))
+        weights, meshes = generate(self.sampler, request)
+        out: dict[str, Any] = {"weights": weights.numpy()}
+        if request.meshes:
+            out["meshes"] = [mesh_dict(m) for m in meshes]
+        return out
