@@ -111,3 +111,26 @@ def test_resume_continues_the_run_and_global_step_with_categories(tmp_path, stor
     sampler = load_model(second["model_dir"], "cpu")
     assert sampler.conditional and sampler.normalizer.mode == "block"
     assert sampler.sample(2, steps=2, category="chair", guidance=2.0).shape == (2, flat.shape[1])
+
+
+def test_ema_warms_up_and_then_averages():
+    """A 0.999 EMA follows the weights within its first updates (warmup), then decays by
+    min(0.999, (1 + n) / (10 + n)) an update, the count surviving in its n_averaged buffer."""
+    from shd.diffusion.objective import ema_of
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(net.weight)
+    ema = ema_of(net, 0.999)
+    ema.update_parameters(net)  # the first update copies
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    for _ in range(50):
+        ema.update_parameters(net)
+    assert ema.module.weight.item() > 0.99  # a plain 0.999 EMA would be at 1 - 0.999**50 = 0.05
+    for n_before in (int(ema.n_averaged), 20_000):
+        ema.n_averaged.fill_(n_before)
+        prev = ema.module.weight.item()
+        with torch.no_grad():
+            net.weight.fill_(0.0)
+        ema.update_parameters(net)
+        assert ema.module.weight.item() == pytest.approx(prev * min(0.999, (1 + n_before) / (10 + n_before)))
