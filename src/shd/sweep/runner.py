@@ -17,7 +17,7 @@ from shd.sweep.config import KindConfig, SweepConfig, sweep_config
 from shd.sweep.plots import save_plots
 from shd.sweep.runs import close_stale_trial, end_trial_run, finish_parent, parent_run, start_trial_run
 from shd.sweep.space import merge, suggest
-from shd.sweep.study import make_storage, open_study, redact, run_trials
+from shd.sweep.study import init_lock, make_storage, open_study, redact, run_trials
 
 
 class KindObjective(Protocol):
@@ -96,16 +96,17 @@ def run_sweep(kind: str, params_path: str | Path = "params.yaml", *, trials: int
     out = Path(out_dir or sc.out_dir)
     objective = make_objective(kind, params, sc, kc, samples, weights)
     url = storage or sc.storage
-    store = make_storage(url, sc.heartbeat_interval, sc.grace_period, on_stale=close_stale_trial)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=kc.pruner_startup_trials,
                                          n_warmup_steps=kc.pruner_warmup_steps)
-    st, created = open_study(store, kc.study, objective.direction, sc.seed + worker, pruner)
-    parent = parent_run(st, store, sc.experiment, created, {
-        "kind": kind, "study": kc.study, "storage": redact(url), "trials": kc.trials, "seed": sc.seed,
-        "direction": objective.direction, "objective": objective.metric, "n_shapes": kc.n_shapes,
-        "space": {d.name: d.choices or [d.low, d.high, d.step, "log" if d.log else "linear"]
-                  for d in kc.space},
-        "fixed": kc.fixed})
+    with init_lock(out):
+        store = make_storage(url, sc.heartbeat_interval, sc.grace_period, on_stale=close_stale_trial)
+        st, created = open_study(store, kc.study, objective.direction, sc.seed + worker, pruner)
+        parent = parent_run(st, store, sc.experiment, created, {
+            "kind": kind, "study": kc.study, "storage": redact(url), "trials": kc.trials, "seed": sc.seed,
+            "direction": objective.direction, "objective": objective.metric, "n_shapes": kc.n_shapes,
+            "space": {d.name: d.choices or [d.low, d.high, d.step, "log" if d.log else "linear"]
+                      for d in kc.space},
+            "fixed": kc.fixed})
     if progress:
         progress(f"sweep {kind}: study {kc.study!r} in {redact(url)}, {kc.trials} finished trials wanted")
     counts = run_trials(st, trial_function(objective, kc, parent, out / "trials"), kc.trials, n_jobs,

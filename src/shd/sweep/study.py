@@ -12,10 +12,12 @@ kill continues until the budget of finished (complete + pruned) trials is met.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -26,14 +28,20 @@ from shd.errors import InputError
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SURPLUS_ATTR = "surplus"
-# heartbeats and fail_stale_trials are "experimental" since Optuna 2.9; they are what resuming relies on
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 Objective = Callable[[optuna.Trial], float]
 
 
 class SurplusTrial(Exception):
     """The trial started after the budget was already held by other trials."""
+
+
+@contextlib.contextmanager
+def _stable() -> Iterator[None]:
+    """Heartbeats and fail_stale_trials are "experimental" since Optuna 2.9; resuming relies on them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def make_storage(url: str, heartbeat_interval: int, grace_period: int,
@@ -46,9 +54,11 @@ def make_storage(url: str, heartbeat_interval: int, grace_period: int,
         db.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}  # several processes write: wait for the lock
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                          heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                                          heartbeat_stale_trial_callback=on_stale)
+        with _stable():
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=heartbeat_interval,
+                                              grace_period=grace_period,
+                                              heartbeat_stale_trial_callback=on_stale)
     except Exception as exc:  # sqlalchemy: bad URL, missing driver, unreachable server
         raise InputError("sweep.storage", f"cannot open {redact(url)!r} as an RDB storage ({exc})") from None
 
@@ -81,6 +91,20 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, direction: str, 
                                            f"sweep {direction}s; use another study name")
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.get_trials(deepcopy=False)))
     return study, created
+
+
+@contextlib.contextmanager
+def init_lock(folder: str | Path) -> Iterator[None]:
+    """Serializes creating the stores among workers on this machine: Optuna's and MLflow's first
+    connection to a fresh SQLite database create its tables, and two at once collide."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".init.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
@@ -120,7 +144,8 @@ def run_trials(study: optuna.Study, objective: Objective, target: int, n_jobs: i
             study.stop()
 
     while True:
-        optuna.storages.fail_stale_trials(study)
+        with _stable():
+            optuna.storages.fail_stale_trials(study)
         c = counts(study)
         done = c["complete"] + c["pruned"]
         if done >= target:
