@@ -51,6 +51,7 @@ def test_overfit_sweep_runs_applies_and_continues(sweep_project: Path) -> None:
         assert run.data.tags["shd.sweep.state"] == "complete" and run.info.status == "FINISHED"
         assert {"trial.field.width", "trial.lr", "config.max_steps"} <= set(run.data.params)
         assert 0.0 <= run.data.metrics["objective"] <= 1.0
+        assert run.data.metrics["n_shapes"] == 2  # the n_shapes subset, not the whole train split
     assert parents[0].data.metrics["best_value"] == pytest.approx(study.best_value)
     assert (sweep_project / "sweeps/plots/overfit_history.png").stat().st_size > 0
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 from mlflow import MlflowClient
+from mlflow.entities import Param
 
 from shd.tracking import ensure_experiment, flatten_params, numeric_metrics, tracking_uri
 
@@ -42,15 +43,15 @@ def parent_run(study: optuna.Study, storage: optuna.storages.BaseStorage, experi
     experiment_id = ensure_experiment(experiment)
     run = client.create_run(experiment_id, run_name=f"study-{study.study_name}",
                             tags={"shd.sweep.study": study.study_name, "shd.sweep.role": "study"})
-    client.log_batch(run.info.run_id, params=[_param(k, v) for k, v in flatten_params(params).items()])
+    _log_params(client, run.info.run_id, flatten_params(params))
     study.set_user_attr(key, run.info.run_id)
     return run.info.run_id
 
 
-def _param(key: str, value: str) -> Any:
-    from mlflow.entities import Param
-
-    return Param(key, value)
+def _log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
+    items = [Param(k, v) for k, v in params.items()]
+    for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=items[i:i + 100])
 
 
 def start_trial_run(parent_id: str, trial: optuna.Trial, values: Mapping[str, Any],
@@ -62,7 +63,7 @@ def start_trial_run(parent_id: str, trial: optuna.Trial, values: Mapping[str, An
                             tags={"mlflow.parentRunId": parent_id, "shd.sweep.study": trial.study.study_name,
                                   "shd.sweep.trial": str(trial.number), "shd.sweep.role": "trial"})
     params = {**flatten_params({"trial": dict(values)}), **flatten_params({"config": dict(config)})}
-    client.log_batch(run.info.run_id, params=[_param(k, v) for k, v in params.items()])
+    _log_params(client, run.info.run_id, params)
     trial.set_user_attr(RUN_ATTR, run.info.run_id)
     return run.info.run_id
 
