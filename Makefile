@@ -33,6 +33,12 @@ test-all: setup
 lint: setup
 	$(BIN)/ruff check src pipelines tests benchmarks
 
+# Optuna sweeps of both kinds on the data `make repro` produced (budgets: params.yaml `sweep`); a rerun
+# continues the studies in sweeps/optuna.db. `shd sweep apply <kind>` merges a best result into params.yaml.
+sweep: setup
+	$(BIN)/shd sweep overfit
+	$(BIN)/shd sweep diffusion
+
 clean:
 	rm -rf $(VENV)
 

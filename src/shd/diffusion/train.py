@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -85,14 +86,17 @@ def _references(weights: WeightSet, val: Split, categories: list[str], condition
 def train(weight_set_dir: str | Path, config: DiffusionConfig | dict | None = None,
           out_dir: str | Path = "models/diffusion", *, sample_dir: str | Path | None = None,
           resume: bool = True, tracking_root: str | Path | None = None, run_name: str | None = None,
-          metrics_path: str | Path | None = None) -> dict[str, Any]:
+          metrics_path: str | Path | None = None, run_id: str | None = None,
+          callbacks: Sequence[pl.Callback] = ()) -> dict[str, Any]:
     """Train a weight-space diffusion model on a weight set's train split; returns the summary dict.
 
     `sample_dir` (the sample set the weights were fitted on) gives the validation surface clouds for
     the generation check; without it the fitted validation fields are meshed instead. With `resume`,
     an existing `out_dir/checkpoints/last.ckpt` is continued in the same MLflow run. The summary is
-    also written to `metrics_path` (JSON) when given. Under DDP every rank calls this; rank zero
-    exports and writes, the others return {}.
+    also written to `metrics_path` (JSON) when given. `run_id` logs a fresh (not resumed) training
+    into an existing MLflow run (a sweep's trial run); `callbacks` run after the built-in ones (they
+    see the generation check's result of the same epoch, e.g. for pruning). Under DDP every rank
+    calls this; rank zero exports and writes, the others return {}.
     """
     t0 = time.perf_counter()
     cfg = config if isinstance(config, DiffusionConfig) else DiffusionConfig.from_dict(config)
@@ -112,7 +116,7 @@ def train(weight_set_dir: str | Path, config: DiffusionConfig | dict | None = No
 
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / CHECKPOINTS
-    resume_from, run_id = _resume_point(ckpt_dir, resume, model_fp)
+    resume_from, resumed_run = _resume_point(ckpt_dir, resume, model_fp)
 
     module = DiffusionModule(asdict(net_cfg), asdict(cfg.schedule), asdict(tc), weights.layout.to_json(),
                              asdict(weights.field), categories, tc.normalization)
@@ -122,7 +126,8 @@ def train(weight_set_dir: str | Path, config: DiffusionConfig | dict | None = No
 
     ensure_experiment(tc.experiment, tracking_root)
     logger = MLFlowLogger(experiment_name=tc.experiment, tracking_uri=tracking_uri(tracking_root),
-                          run_name=run_name, run_id=run_id, artifact_location=artifact_root(tracking_root),
+                          run_name=run_name, run_id=resumed_run or run_id,
+                          artifact_location=artifact_root(tracking_root),
                           tags={"stage": "diffusion", "data_fingerprint": data_fp})
     throughput = Throughput()
     generation = GenerationCheck(
@@ -138,11 +143,12 @@ def train(weight_set_dir: str | Path, config: DiffusionConfig | dict | None = No
         accelerator=tc.accelerator, devices=tc.devices, strategy=tc.strategy, precision=_precision(cfg),
         max_epochs=tc.max_epochs, max_steps=tc.max_steps, gradient_clip_val=tc.grad_clip or None,
         accumulate_grad_batches=tc.accumulate, logger=logger, log_every_n_steps=tc.log_every,
-        callbacks=[checkpoint, RunIdFile(ckpt_dir, {"model_fingerprint": model_fp}), throughput, generation],
+        callbacks=[checkpoint, RunIdFile(ckpt_dir, {"model_fingerprint": model_fp}), throughput, generation,
+                   *callbacks],
         limit_val_batches=1.0 if len(val_split) else 0, num_sanity_val_steps=0,
         check_val_every_n_epoch=tc.val_check_every,
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=out_dir)
-    if run_id is None:
+    if resumed_run is None:
         logger.log_hyperparams(_flat_params(cfg, train_split, val_split, categories, module, data_fp))
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     if not trainer.is_global_zero:

@@ -98,13 +98,15 @@ def _sample_fingerprints(samples: SampleSet, ids: list[str]) -> list[str]:
 
 def fit_sample_set(sample_dir: str | Path, out_dir: str | Path, config: OverfitConfig,
                    device: str | torch.device = "cpu", shard: tuple[int, int] | None = None,
-                   progress: Progress | None = None, fabric: Any | None = None) -> dict[str, Any]:
+                   progress: Progress | None = None, fabric: Any | None = None,
+                   limit: int | None = None) -> dict[str, Any]:
     """Fit every shape of `config.splits` in the sample set; returns a summary dict.
 
     `shard=(i, n)` fits only weight shards k with k % n == i (array jobs); with `fabric`, rank and
     world size come from it and rank 0 writes the manifest after a barrier. Without either, or once
     every shard exists, the manifest is written and the summary holds the quality aggregates
     (`iou_mean`, `iou_part_mean`, `n_shapes`, `n_bad`); `progress` gets a dict per finished shard.
+    `limit` fits only the first `limit` shapes of those splits (a fixed subset, e.g. for sweeps).
     """
     t0 = time.perf_counter()
     samples = SampleSet.open(sample_dir)
@@ -114,7 +116,7 @@ def fit_sample_set(sample_dir: str | Path, out_dir: str | Path, config: OverfitC
         shard, device = (fabric.global_rank, fabric.world_size), fabric.device
     device = torch.device(device)
     index, count = shard or (0, 1)
-    ids = [s for split in config.splits for s in samples.ids(split=split)]
+    ids = [s for split in config.splits for s in samples.ids(split=split)][:limit]
     if not ids:
         raise InputError(f"{sample_dir}", f"no shapes in splits {list(config.splits)}")
     categories = _check_categories(samples, ids, config)

@@ -1,0 +1,75 @@
+"""The exact trial budget of a shared study (threads here; processes in test_sweep_runs)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from shd.errors import InputError
+from shd.sweep.diffusion import TIE, WORST, generation_objective
+from shd.sweep.study import make_storage, open_study, run_trials
+
+
+def _study(tmp_path: Path, name: str = "s") -> optuna.Study:
+    storage = make_storage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_interval=1, grace_period=3)
+    return open_study(storage, name, "minimize", 0, optuna.pruners.NopPruner())[0]
+
+
+def test_concurrent_threads_end_with_exactly_the_budget(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    active, peak = [0], [0]
+    lock = threading.Lock()
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -1, 1)
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        return x * x
+
+    counts = run_trials(study, objective, target=7, n_jobs=3, poll_seconds=0.1)
+    assert counts["complete"] == 7 and peak[0] > 1
+    assert all(t.user_attrs.get("surplus") for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
+    assert run_trials(study, objective, target=7)["complete"] == 7  # a rerun has nothing left to do
+
+
+def test_failed_trials_are_replaced_then_stop_the_sweep(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+
+    def flaky(trial: optuna.Trial) -> float:
+        if trial.number == 1:
+            raise RuntimeError("diverged")
+        return trial.suggest_float("x", 0, 1)
+
+    assert run_trials(study, flaky, target=3, max_failures=2)["complete"] == 3
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+
+    def broken(trial: optuna.Trial) -> float:
+        raise RuntimeError("bad setup")
+
+    with pytest.raises(InputError, match="2 trials failed.*bad setup"):
+        run_trials(_study(tmp_path, "t"), broken, target=3, max_failures=2)
+
+
+def test_existing_study_with_other_direction_is_refused(tmp_path: Path) -> None:
+    storage = make_storage(f"sqlite:///{tmp_path}/optuna.db", 1, 3)
+    open_study(storage, "s", "minimize", 0, optuna.pruners.NopPruner())
+    with pytest.raises(InputError, match="direction"):
+        open_study(storage, "s", "maximize", 0, optuna.pruners.NopPruner())
+
+
+def test_generation_objective_breaks_1nna_ties_by_mmd() -> None:
+    a = generation_objective({"all": {"1-nna": 0.75, "mmd": 0.2}})
+    b = generation_objective({"all": {"1-nna": 0.75, "mmd": 0.4}})
+    c = generation_objective({"all": {"1-nna": 0.5 + 1 / 1000, "mmd": 100.0}})
+    assert a < b < 0.75 + TIE and c < a
+    assert generation_objective({"all": {"1-nna": None, "mmd": None}}) == WORST
+    assert generation_objective({"airplane": {"1-nna": 0.5, "mmd": 0.0},
+                                 "chair": {"1-nna": 1.0, "mmd": 0.0}}) == pytest.approx(0.75)
