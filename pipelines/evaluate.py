@@ -12,6 +12,7 @@ import torch
 from shd.config import load_params, section_config
 from shd.errors import InputError
 from shd.eval.evaluate import EvaluateConfig, evaluate_stage, n_to_sample, resolve_device
+from shd.fields.weight_set import WeightSet
 from shd.stage import console, main
 
 WEIGHTS = Path("data/weights")
@@ -28,7 +29,8 @@ def diffusion_samples(cfg: EvaluateConfig) -> torch.Tensor | None:
     except ImportError as exc:
         raise InputError(DIFFUSION, f"exists, but the diffusion package cannot sample it ({exc})") from None
     category, n = n_to_sample(WEIGHTS, SAMPLES, cfg)
-    return sample_generated(DIFFUSION, n, category=category, seed=cfg.seed, device=resolve_device(cfg.device))
+    return sample_generated(DIFFUSION, n, category=category, seed=cfg.seed, device=resolve_device(cfg.device),
+                            layout=WeightSet.open(WEIGHTS).layout)
 
 
 def run() -> None:
