@@ -26,7 +26,7 @@ from tests.tiny_project import run_stage
 
 SHARD_LINE = r"overfit: \d+/\d+ shapes"
 OVERFIT = {"shard_size": 2, "max_batch": 2}  # shards finish one after another (max_batch: no weight change)
-TRAIN = {"train": {"max_epochs": 6, "checkpoint_every": 1, "val_every": 0, "epoch_repeat": 4}}
+TRAIN = {"train": {"max_epochs": 6, "checkpoint_every": 1, "val_every": 0, "epoch_repeat": 4, "log_every": 1}}
 
 
 def weights_of(root: Path) -> dict[str, torch.Tensor]:

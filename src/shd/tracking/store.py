@@ -11,6 +11,7 @@ never instead of them: stages write their files first and log last.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,7 +62,11 @@ def store_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except (MlflowException, OSError) as exc:  # requests' connection errors are OSErrors
-        cause = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        text = str(exc)
+        errno = re.search(r"\[Errno -?\d+\][^'\"()]*", text)  # the socket error under urllib3's wrapping
+        cause = (f"cannot connect: {errno.group(0).strip()}, after "
+                 f"{os.environ['MLFLOW_HTTP_REQUEST_MAX_RETRIES']} retries") if errno else \
+            (text.splitlines() or [type(exc).__name__])[0][:300]
         raise InputError(f"MLflow store {uri}", f"not usable ({cause}); start the tracking server, free the "
                          "SQLite file or set MLFLOW_TRACKING_URI; files the stage wrote are kept") from None
 
