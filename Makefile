@@ -35,3 +35,8 @@ lint: setup
 
 clean:
 	rm -rf $(VENV)
+
+# Reliability suites (tests/reliability, fast + slow) -> RELIABILITY.md table from the real run.
+.PHONY: reliability
+reliability: setup
+	$(BIN)/python benchmarks/reliability_table.py --all

@@ -54,6 +54,12 @@ def rerun_ok(root: Path, stage: str) -> subprocess.CompletedProcess:
     return done
 
 
+def record(record_property, out: Outcome) -> None:
+    """Where the kill landed, for the reliability table (benchmarks/reliability_table.py)."""
+    record_property("killed", out.killed)
+    record_property("kill_at_s", round(out.end_s, 2))
+
+
 def check_overfit_after_kill(root: Path, reference: Path, out: Outcome) -> None:
     """Kept shards survive untouched; the rerun refits only the rest and matches the reference."""
     weights = root / "data/weights"
@@ -65,10 +71,11 @@ def check_overfit_after_kill(root: Path, reference: Path, out: Outcome) -> None:
     assert_same_weights(weights, reference)
 
 
-def test_overfit_killed_after_its_first_shard(project_copy, tiny_project):
+def test_overfit_killed_after_its_first_shard(project_copy, tiny_project, record_property):
     """Fast case: the kill lands right after the first weight shard is written (seed 0, no delay)."""
     root = project_copy(("data/samples",), overfit=OVERFIT)
     out = kill_stage(root, "overfit", seed=0, trigger_line=SHARD_LINE)
+    record(record_property, out)
     assert out.killed, out.output
     assert shard_times(root / "data/weights") and not (root / "data/weights/manifest.json").exists()
     check_overfit_after_kill(root, tiny_project / "data/weights", out)
@@ -76,21 +83,23 @@ def test_overfit_killed_after_its_first_shard(project_copy, tiny_project):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_overfit_killed_at_a_random_point(project_copy, tiny_project, seed):
+def test_overfit_killed_at_a_random_point(project_copy, tiny_project, seed, record_property):
     """Kill at a seeded point within the stage's measured duration (imports, fitting or MLflow logging)."""
     probe = project_copy(("data/samples",), name="probe", overfit=OVERFIT)
     duration = kill_stage(probe, "overfit", seed=seed, kill=False).end_s
     root = project_copy(("data/samples",), overfit=OVERFIT)
     out = kill_stage(root, "overfit", seed=seed, delay=(0.0, duration))
+    record(record_property, out)
     check_overfit_after_kill(root, tiny_project / "data/weights", out)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_train_resumes_from_its_last_checkpoint_in_the_same_run(project_copy, seed):
+def test_train_resumes_from_its_last_checkpoint_in_the_same_run(project_copy, seed, record_property):
     root = project_copy(("data/samples", "data/weights"), diffusion=TRAIN)
     ckpt = root / "models/diffusion/checkpoints"
     out = kill_stage(root, "train", seed=seed, trigger_file=ckpt / "last.ckpt", delay=(0.0, 2.0))
+    record(record_property, out)
     assert out.killed, out.output
     run_id = json.loads((ckpt / RUN_FILE).read_text())["run_id"]
     step = torch.load(ckpt / "last.ckpt", weights_only=True, map_location="cpu")["global_step"]
@@ -112,13 +121,14 @@ def _eval_json_states(root: Path) -> object:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_evaluate_is_all_or_nothing(project_copy, seed):
+def test_evaluate_is_all_or_nothing(project_copy, seed, record_property):
     keep = ("data/samples", "data/weights", "models/diffusion", "metrics/eval.json")
     root = project_copy(keep, evaluate={"seed": seed + 1})
     before = _eval_json_states(root)
     probe = project_copy(keep[:3], name="probe", evaluate={"seed": seed + 1})
     duration = kill_stage(probe, "evaluate", seed=seed, kill=False).end_s
     out = kill_stage(root, "evaluate", seed=seed, delay=(0.0, duration))
+    record(record_property, out)
     after = _eval_json_states(root)
     assert after == before or (after is not None and after["protocol"]["seed"] == seed + 1), out.output
     rerun_ok(root, "evaluate")
@@ -138,7 +148,7 @@ def dvc(root: Path, *args: str, **kwargs) -> Outcome | subprocess.CompletedProce
 
 
 @pytest.mark.slow
-def test_dvc_repro_after_kills_finishes_cleanly(project_copy):
+def test_dvc_repro_after_kills_finishes_cleanly(project_copy, record_property):
     """`dvc repro` killed in overfit, then in train, then in evaluate; each time the next repro ends
     cleanly and finally `dvc status` reports the pipeline up to date."""
     root = project_copy((), overfit=OVERFIT, diffusion=TRAIN)
@@ -153,6 +163,7 @@ def test_dvc_repro_after_kills_finishes_cleanly(project_copy):
         (root / "params.yaml").write_text(yaml.safe_dump(params))
         out = dvc(root, "repro", seed=seed, delay=(0.0, 1.0), **trigger)
         assert out.killed, (stage, out.output[-3000:])
+        record_property(f"killed_in_{stage}", out.killed)
         done = dvc(root, "repro")
         assert done.returncode == 0, (stage, done.stdout[-3000:], done.stderr[-3000:])
     status = dvc(root, "status")

@@ -93,8 +93,9 @@ def test_a_pickle_in_place_of_model_or_shard_files_is_refused(tmp_path, marker, 
         loaded = opener(copy)
         first = loaded.manifest["shapes"][0]
         malicious(copy / first["shard"], marker, zip_format=True)
+        read = loaded.load_flat if folder == "data/weights" else loaded.load
         with pytest.raises(InputError, match=re.escape(first["shard"])):
-            loaded.load_flat([first["shape_id"]]) if folder == "data/weights" else loaded.load([first["shape_id"]])
+            read([first["shape_id"]])
     assert not marker.exists()
 
 
@@ -146,8 +147,9 @@ def pickle_hazards(path: Path) -> list[str]:
 
 def test_the_scan_finds_each_hazard(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("import pickle\nimport torch, numpy as np\ntorch.load('a')\nnp.load('b', allow_pickle=True)\n"
-                   "trainer.fit(m, ckpt_path='c')\nmlflow.pytorch.load_model('d')\n"
+    bad.write_text("import pickle\nimport torch, numpy as np\ntorch.load('a')\n"
+                   "np.load('b', allow_pickle=True)\ntrainer.fit(m, ckpt_path='c')\n"
+                   "mlflow.pytorch.load_model('d')\n"
                    "torch.load('e', weights_only=True)\nnp.load('f', allow_pickle=False)\n")
     assert len(pickle_hazards(bad)) == 5
 
@@ -166,7 +168,8 @@ def test_servers_bind_loopback_by_default():
              + sorted((REPO / "pipelines").glob("*.yaml")) + [REPO / "dvc.yaml"] if p.exists()}
     problems = [f"{p.name}: binds 0.0.0.0" for p, t in texts.items() if "0.0.0.0" in t]
     for p, text in texts.items():
-        problems += [f"{p.name}: --host {h}" for h in re.findall(r"--host[= ]+([^\s`'\";]+)", text) if h not in LOOPBACK]
+        hosts = re.findall(r"--host[= ]+([^\s`'\";]+)", text)
+        problems += [f"{p.name}: --host {h}" for h in hosts if h not in LOOPBACK]
     for path in CODE:
         for call in _calls(ast.parse(texts[path])):
             for key in ("host", "server_name"):
