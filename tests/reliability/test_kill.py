@@ -19,6 +19,7 @@ import pytest
 import torch
 import yaml
 
+from shd.atomic import _temp_prefix, write_json
 from shd.diffusion.callbacks import RUN_FILE
 from shd.fields.weight_set import WeightSet
 from tests.reliability.killing import Outcome, kill_command, kill_stage, leftover_temporaries
@@ -69,6 +70,27 @@ def check_overfit_after_kill(root: Path, reference: Path, out: Outcome) -> None:
     metrics = json.loads((root / "metrics/overfit.json").read_text())
     assert metrics["reused_shards"] >= len(kept)
     assert_same_weights(weights, reference)
+    assert not leftover_temporaries(weights) and not leftover_temporaries(root / "metrics")
+
+
+def test_a_rewrite_clears_what_a_killed_writer_left(tmp_path):
+    """An atomic write killed before its rename leaves a temporary; the next write of that file (the
+    rerun) removes it, while a live writer's temporary is left alone."""
+    target = tmp_path / "shard-00001.safetensors"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        orphan = tmp_path / f"{_temp_prefix(target, dead)}abc123.tmp"
+        busy = tmp_path / f"{_temp_prefix(target, live.pid)}def456.tmp"
+        other = tmp_path / f"{_temp_prefix(tmp_path / 'manifest.json', dead)}ghi789.tmp"
+        for p in (orphan, busy, other):
+            p.write_bytes(b"half a shard")
+        write_json(target, {"ok": True})
+        assert not orphan.exists() and busy.exists() and other.exists()
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_overfit_killed_after_its_first_shard(project_copy, tiny_project, record_property):
