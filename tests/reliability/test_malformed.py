@@ -8,6 +8,7 @@ open/inverted/single-sheet meshes and NaN vertices (tests/data/test_repair.py).
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import tempfile
@@ -50,6 +51,7 @@ KINDS = {"truncated", "empty", "columns", "non_finite", "unknown_label", "encodi
          "too_few_points", "count_mismatch", "missing_file"}
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _SCRATCH = Path(tempfile.mkdtemp(prefix="shd-fuzz-"))  # hypothesis reruns the body: no function fixtures
+atexit.register(shutil.rmtree, _SCRATCH, True)
 
 
 # ------------------------------------------------------------------------------ parsers (fuzzed)
