@@ -45,3 +45,7 @@ clean:
 # The MLflow UI over the same store the stages log to (URI decided in shd.tracking.store).
 ui: setup
 	$(BIN)/shd ui --host 127.0.0.1 --port 5000
+# Reliability suites (tests/reliability, fast + slow) -> RELIABILITY.md table from the real run.
+.PHONY: reliability
+reliability: setup
+	$(BIN)/python benchmarks/reliability_table.py --all

@@ -10,6 +10,7 @@ from pathlib import Path
 from shd.config import load_params, section_config
 from shd.errors import InputError
 from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, resolve_device, summary_line
+from shd.fields.weight_set import WeightSet
 from shd.stage import console, main
 
 WEIGHTS = Path("data/weights")
@@ -26,8 +27,9 @@ def diffusion_sampler(cfg: EvaluateConfig):
     except ImportError as exc:
         raise InputError(DIFFUSION, f"exists, but the diffusion package cannot sample it ({exc})") from None
     device = resolve_device(cfg.device)
+    layout = WeightSet.open(WEIGHTS).layout  # a model trained on another layout is refused
     return lambda n, category, seed: sample_generated(DIFFUSION, n, category=category, seed=seed,
-                                                      device=device)
+                                                      device=device, layout=layout)
 
 
 def run() -> None:

@@ -5,8 +5,10 @@ Every output of every stage goes through these helpers (write to a temporary sib
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,12 +16,42 @@ from pathlib import Path
 from typing import Any
 
 
+def _temp_prefix(path: Path, pid: int | str = "") -> str:
+    """`.<name>.<host>-<pid>-` (the random part and `.tmp` follow); without pid, the part before it."""
+    base = f".{path.name}.{socket.gethostname()}-"
+    return f"{base}{pid}-" if pid != "" else base
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete temporaries of `path` left by writers on this host that died before their rename
+    (SIGKILL, OOM): a rerun that rewrites a file also clears what a killed run left beside it."""
+    prefix = _temp_prefix(path)
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is fsynced and renamed onto `path`."""
+    """Yield a temporary path beside `path`; on success it is fsynced and renamed onto `path`.
+
+    The temporary's name carries host and pid, so a later write of `path` removes it if its writer
+    was killed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path, os.getpid()), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -65,9 +65,10 @@ def test_diffusion_samples_are_evaluated_once_the_model_exists(project, monkeypa
     """The hook: with models/diffusion on disk, the diffusion package's sampler supplies the weights."""
     calls = []
 
-    def sample_generated(folder, n, *, category, seed, device):
-        calls.append((Path(folder), n, category, seed))
+    def sample_generated(folder, n, *, category, seed, device, layout):
         ws = WeightSet.open("data/weights")
+        assert layout.to_json() == ws.layout.to_json()  # the model's layout is checked against it
+        calls.append((Path(folder), n, category, seed))
         return ws.load_flat(ws.ids(split="train"))[:n]
 
     monkeypatch.setitem(sys.modules, "shd.diffusion.sampler",

@@ -124,9 +124,23 @@ def is_closed_manifold(vertices: np.ndarray, faces: np.ndarray) -> bool:
     return bool(mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0)
 
 
+def _shells_overlap(vertices: np.ndarray, faces: np.ndarray) -> bool:
+    """True when part of the closed surface lies inside it (intersecting or nested closed shells,
+    e.g. separately modelled parts): kept as is, those inner faces would be sampled as surface.
+
+    A face centroid's winding number is 1/2 from its own flat face plus 1 per shell enclosing it.
+    """
+    if len(faces) < 8:
+        return False
+    centroids = vertices[faces].mean(axis=1)
+    w = igl.fast_winding_number(np.ascontiguousarray(vertices), np.ascontiguousarray(faces), centroids)
+    return bool((np.abs(w) > 1.0).any())
+
+
 def make_watertight(vertices: np.ndarray, faces: np.ndarray, resolution: int = 128,
                     shell_voxels: float = 0.75, where: str = "mesh") -> tuple[np.ndarray, np.ndarray, str]:
-    """Return (V, F, method): the mesh itself when already closed ("as_is"), else a grid repair.
+    """Return (V, F, method): the mesh itself when already closed ("as_is") and no shell lies inside
+    another, else a grid repair (the union of overlapping shells).
 
     "as_is" still merges coincident vertices and drops degenerate and duplicate triangles (a
     double-sided closed mesh keeps its first copy of each triangle).
@@ -136,7 +150,7 @@ def make_watertight(vertices: np.ndarray, faces: np.ndarray, resolution: int = 1
     longest bounding-box side, and extracts the 0.5 surface.
     """
     verts, tris = _clean_soup(vertices, faces, where)
-    if is_closed_manifold(verts, tris):
+    if is_closed_manifold(verts, tris) and not _shells_overlap(verts, tris):
         mesh = trimesh.Trimesh(verts, tris, process=True)
         return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64), "as_is"
     lo, hi = verts.min(axis=0), verts.max(axis=0)

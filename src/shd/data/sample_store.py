@@ -51,7 +51,11 @@ class SampleSet:
         root = Path(root)
         manifest = read_json_document(root / "manifest.json",
                                       "run the `sample` stage first (dvc repro sample)", FORMAT)
-        return cls(root, manifest)
+        try:
+            return cls(root, manifest)
+        except (KeyError, TypeError) as exc:
+            raise InputError(root / "manifest.json", f"malformed sample-set manifest ({type(exc).__name__}: "
+                             f"{exc}); rerun the `sample` stage") from None
 
     @property
     def categories(self) -> dict[str, list[str]]:
@@ -79,6 +83,11 @@ class SampleSet:
         out: dict[str, np.ndarray] = {}
         for shard, positions in by_shard.items():
             tensors, _ = read_shard(self.root / shard, list(keys))
+            rows = max(wanted[p].row for p in positions)
+            short = [k for k in keys if tensors[k].ndim == 0 or len(tensors[k]) <= rows]
+            if short:
+                raise InputError(self.root / shard, f"{short[0]} has fewer rows than the manifest's row "
+                                 f"{rows}; rerun the `sample` stage")
             for k in keys:
                 if k not in out:
                     out[k] = np.empty((len(wanted),) + tensors[k].shape[1:], dtype=tensors[k].dtype)

@@ -1,4 +1,5 @@
-"""Training callbacks: MLflow run id beside the checkpoints, throughput, periodic generation check."""
+"""Training callbacks: MLflow run id beside the checkpoints, a stop at the first non-finite loss,
+throughput, periodic generation check."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 
 from shd.atomic import write_json
 from shd.diffusion.evaluate import generation_report
+from shd.errors import InputError
 
 RUN_FILE = "mlflow_run.json"
 
@@ -38,6 +40,32 @@ class RunIdFile(pl.Callback):
         if trainer.is_global_zero and logger is not None and getattr(logger, "run_id", None):
             write_json(self.checkpoint_dir / RUN_FILE, {"run_id": logger.run_id,
                                                          "experiment_id": logger.experiment_id, **self.extra})
+
+
+class TrainingDiverged(InputError):
+    """The loss became NaN/Inf: training stopped before any checkpoint could store diverged weights."""
+
+
+class FiniteLoss(pl.Callback):
+    """Raises `TrainingDiverged` at the first non-finite training loss (any rank: the decision is reduced,
+    so no rank waits in a collective). Checkpoints are written at epoch ends, after this check, so the
+    last checkpoint on disk is the last good one and a rerun resumes from it."""
+
+    def __init__(self, checkpoint_dir: Path):
+        self.checkpoint_dir = Path(checkpoint_dir)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        bad = loss is not None and not bool(torch.isfinite(loss.detach()).all())
+        if not trainer.strategy.reduce_boolean_decision(bad, all=False):
+            return
+        last = self.checkpoint_dir / "last.ckpt"
+        kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint written yet"
+        raise TrainingDiverged(self.checkpoint_dir.parent, f"training diverged: non-finite loss "
+                               f"{float(loss) if loss is not None else 'on another rank'} at step "
+                               f"{trainer.global_step} (epoch {trainer.current_epoch}); {kept}. Lower "
+                               "diffusion.train.lr or check the weight set, then rerun to resume")
 
 
 class Throughput(pl.Callback):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from shd.atomic import read_json_document, write_json, write_with
@@ -75,7 +76,7 @@ def load_model(folder: str | Path, device: torch.device | str | None = None) -> 
     try:
         net.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
         stats = load_file(str(folder / NORM_FILE))
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, SafetensorError) as exc:  # missing/damaged file, shape mismatch
         raise InputError(folder, f"cannot load the model weights ({exc})") from None
     normalizer = Normalizer(stats["mean"], stats["std"], config["normalization"])
     device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")

@@ -71,6 +71,13 @@ class DiffusionModule(pl.LightningModule):
             loss = self._loss(net, batch, 0.0, torch.Generator().manual_seed(batch_idx))
             self.log(name, loss, on_epoch=True, batch_size=n, sync_dist=True, prog_bar=name == "val/loss")
 
+    def on_train_start(self) -> None:
+        """params.yaml's lr wins over the one restored with a resumed checkpoint's optimizer state, so
+        lowering `diffusion.train.lr` after a divergence takes effect when the rerun resumes."""
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = self.train_cfg.lr
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         fp16 = self._trainer is not None and str(self.trainer.precision).startswith("16")
         return make_optimizer(self.net, self.train_cfg.lr, self.train_cfg.weight_decay, self.device,

@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 
 from shd.atomic import write_json
-from shd.diffusion.callbacks import RUN_FILE, GenerationCheck, RunIdFile, Throughput, read_run_id
+from shd.diffusion.callbacks import RUN_FILE, FiniteLoss, GenerationCheck, RunIdFile, Throughput, read_run_id
 from shd.diffusion.config import DiffusionConfig
 from shd.diffusion.datamodule import Split, WeightSetDataModule, categories_of, data_fingerprint, load_split
 from shd.diffusion.evaluate import reference_clouds
@@ -60,7 +60,19 @@ def _resume_point(ckpt_dir: Path, resume: bool, model_fp: str) -> tuple[Path | N
     if recorded not in (None, model_fp):
         raise InputError(ckpt_dir, "checkpoints of a different net/schedule/layout; use another out_dir "
                                    "or resume=False")
+    _check_checkpoint(last)
     return last, read_run_id(ckpt_dir)
+
+
+def _check_checkpoint(path: Path) -> None:
+    """Open the resume checkpoint as plain tensors only (weights_only): a pickle carrying code, or a
+    damaged file, is refused here with its name instead of deep inside Lightning. mmap: no second copy."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InputError(path, f"refused as a resume checkpoint: not a plain-tensor (weights_only) torch "
+                               f"checkpoint ({cause}); delete it to train from scratch") from None
 
 
 def _references(weights: WeightSet, val: Split, categories: list[str], conditional: bool,
@@ -143,8 +155,8 @@ def train(weight_set_dir: str | Path, config: DiffusionConfig | dict | None = No
         accelerator=tc.accelerator, devices=tc.devices, strategy=tc.strategy, precision=_precision(cfg),
         max_epochs=tc.max_epochs, max_steps=tc.max_steps, gradient_clip_val=tc.grad_clip or None,
         accumulate_grad_batches=tc.accumulate, logger=logger, log_every_n_steps=tc.log_every,
-        callbacks=[checkpoint, RunIdFile(ckpt_dir, {"model_fingerprint": model_fp}), throughput, generation,
-                   *callbacks],
+        callbacks=[FiniteLoss(ckpt_dir), checkpoint, RunIdFile(ckpt_dir, {"model_fingerprint": model_fp}),
+                   throughput, generation, *callbacks],
         limit_val_batches=1.0 if len(val_split) else 0, num_sanity_val_steps=0,
         check_val_every_n_epoch=tc.val_check_every,
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=out_dir)

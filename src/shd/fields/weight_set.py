@@ -79,7 +79,13 @@ class WeightSet:
         root = Path(root)
         manifest = read_json_document(root / "manifest.json",
                                       "run the `overfit` stage first (dvc repro overfit)", FORMAT)
-        return cls(root, manifest)
+        try:
+            return cls(root, manifest)
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(root / "manifest.json", f"malformed weight-set manifest ({type(exc).__name__}: "
+                             f"{exc}); rerun the `overfit` stage") from None
 
     def ids(self, split: str | None = None, category: str | None = None,
             status: str | None = "ok") -> list[str]:
@@ -106,8 +112,12 @@ class WeightSet:
         for i, r in enumerate(recs):
             by_shard.setdefault(r["shard"], []).append(i)
         for shard, positions in by_shard.items():
-            tensors, _ = read_shard(self.root / shard, [PARAMS_KEY])
-            out[positions] = tensors[PARAMS_KEY][[recs[p]["row"] for p in positions]]
+            params = read_shard(self.root / shard, [PARAMS_KEY])[0][PARAMS_KEY]
+            rows = [recs[p]["row"] for p in positions]
+            if params.ndim != 2 or params.shape[1] != self.layout.dim or max(rows) >= len(params):
+                raise InputError(self.root / shard, f"params {params.shape} do not match the manifest "
+                                 f"(rows up to {max(rows)}, layout dim {self.layout.dim}); rerun `overfit`")
+            out[positions] = params[rows]
         return torch.from_numpy(out)
 
     def load_params(self, shape_ids: list[str]) -> dict[str, torch.Tensor]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from shd.tracking.store import ensure_experiment
+from shd.tracking.store import ensure_experiment, store_errors, tracking_uri
 
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
 
@@ -39,7 +39,8 @@ def log_stage_run(experiment: str, run_name: str, params: Mapping[str, Any], met
     import mlflow
 
     experiment_id = ensure_experiment(experiment)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags or {})) as run:
+    with store_errors(tracking_uri()), mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
+                                                        tags=dict(tags or {})) as run:
         mlflow.log_params(flatten_params(params))
         mlflow.log_metrics(numeric_metrics(metrics))
         for path in artifacts:

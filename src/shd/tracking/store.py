@@ -2,14 +2,27 @@
 
 MLflow >= 3.13 refuses the plain `./mlruns` file store, so the default is SQLite; `MLFLOW_TRACKING_URI`
 overrides it unchanged (a team server with Postgres + object storage works the same way).
+
+A store that cannot be reached (server down, SQLite locked past its busy timeout) is an `InputError`
+naming the URI after bounded retries, raised before or after a stage's local results are written,
+never instead of them: stages write their files first and log last.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from shd.errors import InputError
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow's HTTP defaults retry 7 times with 2x backoff and a 120 s timeout (minutes before an error on
+# an unreachable server); a stage gives up after ~15 s. The environment still overrides both.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 DEFAULT_DIR = Path("mlruns")
 # URIs this module chose itself; `mlflow.set_tracking_uri` copies them into MLFLOW_TRACKING_URI, which
@@ -41,15 +54,34 @@ def artifact_root(root: str | Path | None = None) -> str | None:
     return folder.resolve().as_uri()
 
 
+@contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """MLflow/SQLAlchemy/HTTP failures of the store at `uri` -> one InputError naming it and the cause."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, OSError) as exc:  # requests' connection errors are OSErrors
+        text = str(exc)
+        errno = re.search(r"\[Errno -?\d+\][^'\"()]*", text)  # the socket error under urllib3's wrapping
+        cause = (f"cannot connect: {errno.group(0).strip()}, after "
+                 f"{os.environ['MLFLOW_HTTP_REQUEST_MAX_RETRIES']} retries") if errno else \
+            (text.splitlines() or [type(exc).__name__])[0][:300]
+        raise InputError(f"MLflow store {uri}", f"not usable ({cause}); start the tracking server, free the "
+                         "SQLite file or set MLFLOW_TRACKING_URI; files the stage wrote are kept") from None
+
+
 def ensure_experiment(name: str, root: str | Path | None = None) -> str:
     """Create the experiment if needed (artifacts under mlruns/artifacts); return its id."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(root))
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    return mlflow.create_experiment(name, artifact_location=artifact_root(root))
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    with store_errors(uri):
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        return mlflow.create_experiment(name, artifact_location=artifact_root(root))
 
 
 def client():
