@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import typer
 
+from shd.cli.apps import register as register_apps
 from shd.cli.data import data_app
 
 app = typer.Typer(help="SemanticHyperDiffusion: part-aware diffusion in the weight space of occupancy MLPs.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(data_app, name="data")
+register_apps(app)  # hybrid, interpolate, complete
 
 __all__ = ["app"]
