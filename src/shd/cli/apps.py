@@ -153,7 +153,9 @@ def interpolate(
     summary = run_interpolate(sampler, out, a=a, b=b, part=part, weights=weight_set, frames=frames,
                               category=category, cfg=cfg)
     for method, r in summary["methods"].items():
-        typer.echo(f"{method}: step CD max {_cd(max(r['step_cd'], default=None))}, jump {_cd(r['jump'])}")
+        done = [c for c in r["step_cd"] if c is not None]  # None: a frame without a mesh
+        typer.echo(f"{method}: step CD max {_cd(max(done, default=None))} over {len(done)}/"
+                   f"{len(r['step_cd'])} steps, jump {_cd(r['jump'])}")
     _done(summary, out)
 
 
