@@ -1,4 +1,5 @@
-"""DVC stage `apps`: the part-level applications on the trained model, for the evaluation report.
+"""`make apps` (not a DVC stage: minutes of meshing on a CPU): the part-level applications on the
+trained model, for the evaluation report.
 
 Writes one example folder per command under reports/apps/ (hybrid, interpolate, complete: meshes,
 PNG strips, GIFs, summary.json) and, last, metrics/apps.json: hybrid part fidelity, completion
