@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup repro test test-all lint sweep ui clean
+.PHONY: setup repro test test-all lint sweep ui clean apps
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -q -m ''
+
+# Part-level applications on the trained model (after `make repro`): reports/apps/ + metrics/apps.json.
+# Not a DVC stage: ~8 CPU-minutes at the CPU profile (BENCHMARKS.md), kept out of `make repro`.
+apps: setup
+	$(BIN)/python pipelines/apps.py
 
 lint: setup
 	$(BIN)/ruff check src pipelines tests benchmarks

@@ -97,3 +97,36 @@ def test_ddpm_chain_runs_all_training_steps():
     out = sched.denoise(_oracle(sched, x0), torch.randn(2, 3), steps=T, method="ddpm",
                         generator=torch.Generator().manual_seed(0))
     assert torch.allclose(out, x0, atol=1e-2)
+
+
+def test_renoise_composes_with_the_forward_marginal():
+    sched = Schedule(ScheduleConfig())
+    x0 = torch.linspace(-1.0, 1.0, 4).repeat(100_000, 1)
+    gen = torch.Generator().manual_seed(3)
+    xs = sched.add_noise(x0, torch.randn(x0.shape, generator=gen), torch.full((len(x0),), 99))
+    xt = sched.renoise(xs, 99, 149, gen)
+    # q(x_149 | x_99) after q(x_99 | x_0) is q(x_149 | x_0): mean sqrt(abar) x0, variance 1 - abar
+    abar = float(closed_form_abar()[149])
+    se = math.sqrt((1 - abar) / len(x0))
+    assert torch.allclose(xt.mean(0), math.sqrt(abar) * x0[0], atol=4 * se + 1e-5)
+    assert torch.allclose(xt.var(0), torch.full((4,), 1 - abar), rtol=0.02)
+
+
+def test_resampling_repeats_every_step_but_the_last_and_keeps_the_known_part():
+    sched = Schedule(ScheduleConfig())
+    known, other = torch.randn(2, 6), torch.randn(2, 6)
+    mask = torch.tensor([True, False, True, False, False, True])
+    seen = []
+
+    def fn(xt, t):
+        seen.append(int(t[0]))
+        return _oracle(sched, other)(xt, t)
+
+    gen = torch.Generator().manual_seed(0)
+    out = sched.denoise(fn, torch.randn(2, 6), steps=5, callback=sched.keep_known(known, mask, gen),
+                        resample=3)
+    assert seen == [t for t in sched.timesteps(5) for _ in range(3 if t >= 100 else 1)]
+    assert torch.equal(out[:, mask], known[:, mask])
+    assert torch.allclose(out[:, ~mask], other[:, ~mask], atol=1e-2)
+    with pytest.raises(ValueError, match="resample"):
+        sched.denoise(fn, torch.randn(2, 6), steps=5, resample=0)

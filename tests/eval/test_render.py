@@ -33,3 +33,21 @@ def test_grid_and_strip_show_failed_meshes_without_crashing(tmp_path):
     assert grid.shape[0] > grid.shape[1] * 0.9  # 2 rows of 2 columns
     assert strip.shape[1] > 2.2 * strip.shape[0]  # one row of 3
     assert np.std(strip) > 0.01
+
+
+def test_gif_has_one_frame_per_mesh_that_differ(tmp_path):
+    from PIL import Image
+
+    from shd.eval.render import render_gif
+
+    field = per_shape_field([two_sphere_field(), airplane_field()])
+    meshes = mesh_fields(field, 2, resolution=20) + [MeshResult.failed("empty", "no surface")]
+    path = render_gif(meshes, tmp_path / "anim.gif", captions=["a", "b", "c"], part_names=PARTS, dpi=30)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3
+        frames = []
+        for k in range(3):
+            gif.seek(k)
+            frames.append(np.asarray(gif.convert("RGB"), dtype=np.float32))
+    assert all(f.shape == frames[0].shape for f in frames)
+    assert np.abs(frames[0] - frames[1]).mean() > 1.0  # different shapes, different frames

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from shd.cli import models
+from shd.cli.apps import register as register_apps
 from shd.cli.data import data_app
 from shd.cli.sweep import sweep_app
 
@@ -16,5 +17,6 @@ app = typer.Typer(help="SemanticHyperDiffusion: part-aware diffusion in the weig
 app.add_typer(data_app, name="data")
 models.register(app)
 app.add_typer(sweep_app, name="sweep")
+register_apps(app)  # hybrid, interpolate, complete
 
 __all__ = ["app"]

@@ -100,29 +100,34 @@ class WeightSampler:
     @torch.no_grad()
     def sdedit(self, flat: torch.Tensor, strength: float = 0.2, steps: int = 50,
                category: str | int | Sequence | None = None, seed: int = 0, guidance: float = 1.0,
-               keep: torch.Tensor | None = None, method: str = "ddim") -> torch.Tensor:
+               keep: torch.Tensor | None = None, method: str = "ddim", resample: int = 1) -> torch.Tensor:
         """Noise given weight vectors (n, D) to t = strength*T and denoise back (hybrids: harmonize).
 
-        `keep` (D,) bool marks scalars held to the inputs at every step (RePaint-style inpainting).
+        `keep` (D,) bool marks scalars held to the inputs at every step (RePaint-style inpainting);
+        `resample` repeats each step that many times (RePaint resampling).
         """
         gen = self._generator(seed)
         x0 = self.normalizer.normalize(flat.to(self.device).float())
         fn = self.model_fn(self.category_ids(category, len(flat)), guidance)
         cb = self.schedule.keep_known(x0, keep.to(self.device), gen) if keep is not None else None
-        out = self.schedule.sdedit(fn, x0, strength, steps, method, gen, cb)
+        out = self.schedule.sdedit(fn, x0, strength, steps, method, gen, cb, resample=resample)
         return self.normalizer.denormalize(out).float().cpu()
 
     @torch.no_grad()
     def inpaint(self, flat: torch.Tensor, keep: torch.Tensor, steps: int = 50,
                 category: str | int | Sequence | None = None, seed: int = 0, guidance: float = 1.0,
-                method: str = "ddim") -> torch.Tensor:
-        """Generate the scalars outside `keep` (D,) bool from pure noise, holding the rest to `flat`."""
+                method: str = "ddim", resample: int = 1) -> torch.Tensor:
+        """Generate the scalars outside `keep` (D,) bool from pure noise, holding the rest to `flat`.
+
+        `resample` R > 1 is RePaint's resampling: each step is taken R times (noised back in between),
+        so the generated scalars adapt to the kept ones over several passes.
+        """
         gen = self._generator(seed)
         x0 = self.normalizer.normalize(flat.to(self.device).float())
         x = torch.randn(x0.shape, generator=gen, device=self.device)
         fn = self.model_fn(self.category_ids(category, len(flat)), guidance)
         cb = self.schedule.keep_known(x0, keep.to(self.device), gen)
-        out = self.schedule.denoise(fn, x, steps, method, generator=gen, callback=cb)
+        out = self.schedule.denoise(fn, x, steps, method, generator=gen, callback=cb, resample=resample)
         return self.normalizer.denormalize(out).float().cpu()
 
 

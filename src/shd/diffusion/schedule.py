@@ -5,6 +5,8 @@ adds what the project needs on top: any number of DDIM steps, SDEdit-style parti
 t = s*T and denoising from there, and a per-step callback that may overwrite part of the sample
 (RePaint-style inpainting: keep chosen tokens equal to forward-noised originals). Timesteps are
 "trailing" spaced, so a full chain starts at t = T-1 (pure noise) whatever the step count.
+RePaint's resampling (`resample` R > 1) repeats each step R times, noising the sample back up by one
+step in between, so the generated and the kept scalars have several passes to agree.
 """
 
 from __future__ import annotations
@@ -75,12 +77,16 @@ class Schedule:
     @torch.no_grad()
     def denoise(self, model_fn: ModelFn, x: torch.Tensor, steps: int = 50, method: str = "ddim",
                 strength: float = 1.0, eta: float = 0.0, generator: torch.Generator | None = None,
-                callback: StepCallback | None = None) -> torch.Tensor:
+                callback: StepCallback | None = None, resample: int = 1) -> torch.Tensor:
         """Run the reverse chain on x (at the chain's first timestep) down to a clean sample.
 
         `steps` counts the steps of a full chain (T-1 -> 0); `strength` < 1 runs only its tail below
-        strength*T (SDEdit), so `x` must then already be noised to `timesteps(...)[0]`.
+        strength*T (SDEdit), so `x` must then already be noised to `timesteps(...)[0]`. `resample` R
+        (RePaint): every step but the last is taken R times, the result (after the callback) noised
+        back to the step's timestep in between; R = 1 is the plain chain.
         """
+        if resample < 1:
+            raise ValueError(f"resample must be >= 1, got {resample}")
         sched = self._scheduler(method)
         sched.set_timesteps(steps)
         ts = [t for t in sched.timesteps.tolist() if t < strength * self.T]
@@ -90,11 +96,21 @@ class Schedule:
         extra = {"eta": eta} if method == "ddim" else {}
         for i, t in enumerate(ts):
             t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.int64)
-            out = model_fn(x, t_batch).float()
-            x = sched.step(out, t, x, generator=generator, **extra).prev_sample
-            if callback is not None:
-                x = callback(i, _previous(sched, method, t, steps, self.T), x)
+            prev = _previous(sched, method, t, steps, self.T)
+            for r in range(resample if prev >= 0 else 1):
+                if r:
+                    x = self.renoise(x, prev, t, generator)
+                out = model_fn(x, t_batch).float()
+                x = sched.step(out, t, x, generator=generator, **extra).prev_sample
+                if callback is not None:
+                    x = callback(i, prev, x)
         return x
+
+    def renoise(self, x: torch.Tensor, t_from: int, t_to: int,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """A draw of q(x_{t_to} | x_{t_from}) for t_from < t_to: the forward chain over those steps."""
+        ratio = float(self.alphas_cumprod[t_to] / self.alphas_cumprod[t_from])
+        return ratio ** 0.5 * x + (1.0 - ratio) ** 0.5 * self.noise_like(x, generator)
 
     def noise_like(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Gaussian noise from the generator, drawn on the generator's device (x's without one)."""
@@ -103,14 +119,15 @@ class Schedule:
 
     def sdedit(self, model_fn: ModelFn, x0: torch.Tensor, strength: float, steps: int = 50,
                method: str = "ddim", generator: torch.Generator | None = None,
-               callback: StepCallback | None = None) -> torch.Tensor:
+               callback: StepCallback | None = None, resample: int = 1) -> torch.Tensor:
         """Noise clean x0 to t ~ strength*T, then denoise back (harmonizes edited weights)."""
         start = self.timesteps(steps, method, strength)
         if not start:
             raise ValueError(f"strength {strength} with {steps} steps leaves no timestep")
         t0 = torch.full((x0.shape[0],), start[0], device=x0.device, dtype=torch.int64)
         x = self.add_noise(x0, self.noise_like(x0, generator), t0)
-        return self.denoise(model_fn, x, steps, method, strength, generator=generator, callback=callback)
+        return self.denoise(model_fn, x, steps, method, strength, generator=generator, callback=callback,
+                            resample=resample)
 
     def keep_known(self, known: torch.Tensor, mask: torch.Tensor,
                    generator: torch.Generator | None = None) -> StepCallback:

@@ -1,4 +1,4 @@
-"""Headless part-coloured PNG renders: one mesh, a captioned grid, or a strip.
+"""Headless part-coloured renders: one mesh, a captioned grid or a strip (PNG), an animation (GIF).
 
 matplotlib's Agg backend needs no display or GPU (NOTES-dependencies.md: ~0.1 s for 20k faces). Faces
 take their part's palette colour scaled by a Lambert term of the face normal, so shapes read as 3D, and
@@ -9,6 +9,7 @@ mesh at a lower resolution for figures.
 
 from __future__ import annotations
 
+import io
 import os
 import textwrap
 from collections.abc import Sequence
@@ -108,17 +109,9 @@ def _legend(fig, meshes: Sequence[MeshResult], part_names: Sequence[str] | None)
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
 
 
-def render_grid(
-    meshes: Sequence[MeshResult],
-    path: str | os.PathLike,
-    *,
-    captions: Sequence[str] | None = None,
-    ncols: int | None = None,
-    part_names: Sequence[str] | None = None,
-    title: str | None = None,
-    dpi: int = 100,
-) -> Path:
-    """Render meshes in a grid (row-major, `ncols` wide, about square by default) to a PNG."""
+def _grid_figure(meshes: Sequence[MeshResult], captions: Sequence[str] | None, ncols: int | None,
+                 part_names: Sequence[str] | None, title: str | None):
+    """The figure of a grid of meshes (the caller saves and closes it)."""
     if not meshes:
         raise ValueError("nothing to render: no meshes given")
     n = len(meshes)
@@ -135,9 +128,58 @@ def render_grid(
             fig.suptitle(title, fontsize=11)
         fig.subplots_adjust(left=0, right=1, bottom=legend_h / fig.get_figheight(), top=0.95 if title else 1,
                             wspace=0, hspace=0.05)
+    except BaseException:
+        plt.close(fig)
+        raise
+    return fig
+
+
+def render_grid(
+    meshes: Sequence[MeshResult],
+    path: str | os.PathLike,
+    *,
+    captions: Sequence[str] | None = None,
+    ncols: int | None = None,
+    part_names: Sequence[str] | None = None,
+    title: str | None = None,
+    dpi: int = 100,
+) -> Path:
+    """Render meshes in a grid (row-major, `ncols` wide, about square by default) to a PNG."""
+    fig = _grid_figure(meshes, captions, ncols, part_names, title)
+    try:
         write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, facecolor="white"))
     finally:
         plt.close(fig)
+    return Path(path)
+
+
+def render_gif(
+    meshes: Sequence[MeshResult],
+    path: str | os.PathLike,
+    *,
+    captions: Sequence[str] | None = None,
+    part_names: Sequence[str] | None = None,
+    frame_ms: int = 250,
+    dpi: int = 80,
+) -> Path:
+    """One frame per mesh, looping, as an animated GIF (interpolations); same camera and legend in
+    every frame (all of `part_names` listed), so only the shape moves."""
+    from PIL import Image  # matplotlib's own image dependency
+
+    if not meshes:
+        raise ValueError("nothing to render: no meshes given")
+    frames = []
+    for k, mesh in enumerate(meshes):
+        fig = _grid_figure([mesh], [captions[k]] if captions is not None else None, 1, part_names, None)
+        try:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+        finally:
+            plt.close(fig)
+        buf.seek(0)
+        frames.append(Image.open(buf).convert("RGB"))
+    write_with(path, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                                                duration=frame_ms, loop=0))
     return Path(path)
 
 

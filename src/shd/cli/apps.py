@@ -1,0 +1,207 @@
+"""`shd hybrid | interpolate | complete`: part-level edits of shapes in weight space.
+
+Options left unset take their defaults from the `apps` section of params.yaml (`--params`), so the
+command line and the pipeline agree; each command writes its folder (`--out`) with meshes, renders,
+the edited weights and `summary.json`, and prints where.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shd.cli.common import clear_errors
+
+PARENT_HELP = ("Parent: a shape id of the weight set (e.g. proc-airplane-00003) or sample:<seed> "
+               "(a shape sampled from the model with that seed, e.g. sample:7).")
+Model = Annotated[str, typer.Option("--model", help="Exported model folder (the train stage's "
+                                                    "models/diffusion/model) or registry URI.")]
+Weights = Annotated[Path, typer.Option("--weights", help="Weight set for shape-id parents.")]
+Params = Annotated[Path, typer.Option("--params", help="params.yaml whose `apps` section gives the "
+                                                       "defaults (built-in defaults when absent).")]
+Device = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (params.yaml apps.device).")]
+Steps = Annotated[int | None, typer.Option("--ddim-steps",
+                                           help="DDIM steps of a full chain (params.yaml apps.steps).")]
+Seed = Annotated[int | None, typer.Option("--seed",
+                                          help="Seed of sampling / harmonizing (params.yaml apps.seed).")]
+Resolution = Annotated[int | None, typer.Option("--resolution",
+                                                help="Mesh grid (params.yaml apps.resolution).")]
+Category = Annotated[str | None, typer.Option("--category", help="Category of sampled parents "
+                                                                 "(default: the shape-id parent's, or "
+                                                                 "the model's first).")]
+
+
+def _config(params: Path, **overrides: Any):
+    """The `apps` section of `params` (defaults if the file is absent) with the given options set."""
+    from shd.apps.config import AppsConfig
+    from shd.config import load_params, section_config
+
+    cfg = AppsConfig()
+    if params.exists():
+        cfg = section_config(load_params(params), "apps", AppsConfig, str(params))
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _open(model: str, weights: Path, cfg, sources: list[str]):
+    """The sampler (on the configured device) and the weight set (None when absent and not needed)."""
+    from shd.apps.parents import parse_source
+    from shd.fields.weight_set import WeightSet
+    from shd.tracking.model_ref import load_sampler
+
+    needs_weights = any(parse_source(s)[0] == "shape" for s in sources)
+    weight_set = WeightSet.open(weights) if (needs_weights or weights.exists()) else None
+    return load_sampler(model, cfg.device), weight_set
+
+
+def _done(summary: dict, out: Path) -> None:
+    typer.echo(f"wrote {out} ({len([m for m in _meshes(summary) if m['file']])} meshes, summary.json)")
+
+
+def _meshes(summary: dict) -> list[dict]:
+    if "methods" in summary:
+        return [m for r in summary["methods"].values() for m in r["meshes"]]
+    return summary["meshes"]
+
+
+def _cd(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
+
+
+@clear_errors
+def hybrid(
+    parts_a: Annotated[str | None, typer.Option("--parts-a", help="Parts taken from parent A, comma-"
+                                                                  "separated (unnamed parts: A).")] = None,
+    parts_b: Annotated[str | None, typer.Option("--parts-b", help="Parts taken from parent B, "
+                                                                  "comma-separated.")] = None,
+    parent_a: Annotated[str, typer.Option("--parent-a", help=PARENT_HELP)] = "sample:0",
+    parent_b: Annotated[str, typer.Option("--parent-b", help=PARENT_HELP)] = "sample:1",
+    harmonize: Annotated[float | None, typer.Option("--harmonize", help="SDEdit strength s: noise the "
+                                                                        "stitched weights to t = s*T and "
+                                                                        "denoise; 0 = stitched as is "
+                                                                        "[apps.harmonize].")] = None,
+    n: Annotated[int, typer.Option("-n", help="Harmonized variants (seeds seed..seed+n-1).")] = 1,
+    model: Model = "models/diffusion/model",
+    weights: Weights = Path("data/weights"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports/apps/hybrid"),
+    category: Category = None,
+    steps: Steps = None,
+    seed: Seed = None,
+    resolution: Resolution = None,
+    device: Device = None,
+    params: Params = Path("params.yaml"),
+) -> None:
+    """A hybrid shape: each part's expert from parent A or B, optionally harmonized.
+
+    Writes parent/hybrid meshes, strip.png (parent A | parent B | stitched | harmonized), the weights
+    and summary.json (which part from where, CD of each hybrid part to the part it came from).
+
+    Examples:
+
+      shd hybrid --parts-a engine --parts-b body,wing,tail --harmonize 0.2 -n 2
+
+      shd hybrid --parent-a proc-airplane-00003 --parent-b sample:7 --parts-b wing --harmonize 0
+    """
+    from shd.apps.hybrid import run_hybrid
+
+    cfg = _config(params, steps=steps, seed=seed, resolution=resolution, device=device)
+    sampler, weight_set = _open(model, weights, cfg, [parent_a, parent_b])
+    summary = run_hybrid(sampler, out, parts_a=parts_a, parts_b=parts_b, parent_a=parent_a, parent_b=parent_b,
+                         weights=weight_set, n=n, harmonize=harmonize, category=category, cfg=cfg)
+    fid = summary["part_cd_to_source"]
+    typer.echo("part CD to its source (stitched): " + ", ".join(
+        f"{p} [{summary['sources'][p].upper()}] {_cd(c)}" for p, c in fid["stitched"].items()))
+    for i, row in enumerate(fid["harmonized"]):
+        typer.echo(f"part CD to its source (harmonized #{i}): "
+                   + ", ".join(f"{p} {_cd(c)}" for p, c in row.items()))
+    _done(summary, out)
+
+
+@clear_errors
+def interpolate(
+    a: Annotated[str, typer.Option("--a", help="Start parent. " + PARENT_HELP)],
+    b: Annotated[str, typer.Option("--b", help="End parent. " + PARENT_HELP)],
+    part: Annotated[str, typer.Option("--part", help="The part whose expert is blended (others fixed "
+                                                     "to parent A's).")],
+    frames: Annotated[int | None, typer.Option("--steps", help="Frames, both parents included "
+                                                               "[apps.interp_steps].")] = None,
+    model: Model = "models/diffusion/model",
+    weights: Weights = Path("data/weights"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports/apps/interpolate"),
+    category: Category = None,
+    ddim_steps: Steps = None,
+    resolution: Resolution = None,
+    device: Device = None,
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Blend one part's expert from parent A to parent B (linear and slerp in the model's normalized
+    space), all other parts fixed to A's; writes meshes, a PNG strip and a GIF per method and the CD
+    between consecutive frames (jump = largest step CD / mean step CD) in summary.json.
+
+    Examples:
+
+      shd interpolate --a proc-airplane-00000 --b proc-airplane-00005 --part wing --steps 8
+
+      shd interpolate --a sample:0 --b sample:1 --part engine
+    """
+    from shd.apps.interpolate import run_interpolate
+
+    cfg = _config(params, steps=ddim_steps, resolution=resolution, device=device)
+    sampler, weight_set = _open(model, weights, cfg, [a, b])
+    summary = run_interpolate(sampler, out, a=a, b=b, part=part, weights=weight_set, frames=frames,
+                              category=category, cfg=cfg)
+    for method, r in summary["methods"].items():
+        done = [c for c in r["step_cd"] if c is not None]  # None: a frame without a mesh
+        typer.echo(f"{method}: step CD max {_cd(max(done, default=None))} over {len(done)}/"
+                   f"{len(r['step_cd'])} steps, jump {_cd(r['jump'])}")
+    _done(summary, out)
+
+
+@clear_errors
+def complete(
+    source: Annotated[str, typer.Option("--from", help="The shape to complete. " + PARENT_HELP)],
+    keep: Annotated[str, typer.Option("--keep", help="Parts kept (comma-separated); the others are "
+                                                     "generated.")],
+    n: Annotated[int, typer.Option("-n", help="Completions (one batch, seeded by --seed).")] = 1,
+    resample: Annotated[int | None, typer.Option("--resample", help="RePaint resampling: each "
+                                                                    "denoising step taken R times "
+                                                                    "[apps.resample].")] = None,
+    harmonize: Annotated[float, typer.Option("--harmonize", help="Optional SDEdit pass afterwards "
+                                                                 "(then kept parts change too).")] = 0.0,
+    model: Model = "models/diffusion/model",
+    weights: Weights = Path("data/weights"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports/apps/complete"),
+    category: Category = None,
+    steps: Steps = None,
+    seed: Seed = None,
+    resolution: Resolution = None,
+    device: Device = None,
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Keep some parts of a shape and generate the others to fit them (inpainting on expert tokens:
+    at every step the kept tokens are the forward-noised originals, RePaint-style). Kept parts stay
+    bit-identical in the output weights (unless --harmonize > 0).
+
+    Examples:
+
+      shd complete --from proc-airplane-00002 --keep body,wing -n 4
+
+      shd complete --from sample:3 --keep body --resample 5
+    """
+    from shd.apps.complete import run_complete
+
+    cfg = _config(params, steps=steps, seed=seed, resolution=resolution, device=device)
+    sampler, weight_set = _open(model, weights, cfg, [source])
+    summary = run_complete(sampler, out, source=source, keep=keep, weights=weight_set, n=n, resample=resample,
+                           harmonize=harmonize, category=category, cfg=cfg)
+    typer.echo(f"kept {', '.join(summary['kept'])} (bit-identical: {summary['kept_bit_identical']}), "
+               f"generated {', '.join(summary['generated'])}")
+    _done(summary, out)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the three commands at the top level of `app`."""
+    for fn in (hybrid, interpolate, complete):
+        app.command(fn.__name__)(fn)
