@@ -5,6 +5,7 @@ Every output of every stage goes through these helpers (write to a temporary sib
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
@@ -103,3 +104,17 @@ def read_json_document(path: str | os.PathLike, missing: str, fmt: str | None = 
     if fmt is not None and doc.get("format") != fmt:
         raise InputError(path, f"format is {doc.get('format')!r}, expected {fmt!r}")
     return doc
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (created if needed) for the block: serializes the
+    processes of one machine (or of a shared filesystem with working flock) around a read-modify-write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

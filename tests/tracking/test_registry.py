@@ -120,3 +120,48 @@ def test_a_failed_registration_leaves_no_version_and_no_alias(store, tmp_path, m
     assert after == before
     aliases = client().get_registered_model(name).aliases
     assert {k: str(v) for k, v in aliases.items()} == {CHAMPION: str(min(before, key=int))}
+
+
+REGISTER_ONE = """
+import sys
+from pathlib import Path
+import shd.tracking.store as store
+store.DEFAULT_DIR = Path(sys.argv[1])
+from shd.tracking.registry import build_card, register
+from tests.tracking.conftest import PARTS, eval_report, export_tiny_model
+folder = export_tiny_model(Path(sys.argv[2]), seed=int(sys.argv[3]))
+card = build_card(folder, eval_report(float(sys.argv[4])), ["airplane_a1"], {"airplane": PARTS}, {}, {})
+print(register(folder, card, "shd-race")["version"])
+"""
+
+
+def test_concurrent_registrations_leave_the_alias_on_the_best(tmp_path):
+    """Four processes register at once (1-NNA 0.9, 0.6, 0.8, 0.7) on one SQLite store: every version
+    gets its decision and `champion` ends on the 0.6 one, whatever the interleaving."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.tiny_project import REPO
+
+    script = tmp_path / "register_one.py"
+    script.write_text(REGISTER_ONE)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(PYTHONPATH=f"{REPO / 'src'}{os.pathsep}{REPO}", OMP_NUM_THREADS="1",
+               SHD_MODEL_CACHE=str(tmp_path / "cache"), MLFLOW_DISABLE_TELEMETRY="true")
+    store_dir = tmp_path / "mlruns"
+    store_dir.mkdir()
+    client_uri = f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
+    # create the store once: MLflow's first connections to a fresh SQLite file race on its tables
+    MlflowClient(client_uri).search_experiments()
+    scores = (0.9, 0.6, 0.8, 0.7)
+    procs = [subprocess.Popen([sys.executable, str(script), str(store_dir), str(tmp_path / f"m{i}"), str(i),
+                               str(nna)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, nna in enumerate(scores)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    versions = [out.strip().splitlines()[-1] for out, _ in outs]
+    c = MlflowClient(client_uri, registry_uri=client_uri)
+    assert len(set(versions)) == 4
+    assert str(c.get_model_version_by_alias("shd-race", CHAMPION).version) == versions[1]
+    assert all(c.get_model_version("shd-race", v).tags["decision"] != "pending" for v in versions)

@@ -13,7 +13,6 @@ kill continues until the budget of finished (complete + pruned) trials is met.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import threading
 import time
 import warnings
@@ -24,6 +23,7 @@ import optuna
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
+from shd.atomic import file_lock
 from shd.errors import InputError
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -93,18 +93,10 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, direction: str, 
     return study, created
 
 
-@contextlib.contextmanager
-def init_lock(folder: str | Path) -> Iterator[None]:
+def init_lock(folder: str | Path) -> contextlib.AbstractContextManager[None]:
     """Serializes creating the stores among workers on this machine: Optuna's and MLflow's first
     connection to a fresh SQLite database create its tables, and two at once collide."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".init.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(Path(folder) / ".init.lock")
 
 
 def counts(study: optuna.Study) -> dict[str, int]:

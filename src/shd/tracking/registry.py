@@ -26,7 +26,7 @@ from shd.errors import InputError
 from shd.shards import fingerprint
 from shd.tracking.model_ref import registry_errors
 from shd.tracking.runs import flatten_params, numeric_metrics
-from shd.tracking.store import client, ensure_experiment
+from shd.tracking.store import client, ensure_experiment, store_lock
 
 CHAMPION = "champion"
 EXPERIMENT = "shd-register"
@@ -254,7 +254,8 @@ def register(model_dir: str | Path, card: dict[str, Any], name: str,
     evaluation = card["evaluation"]
     test_split, protocol = evaluation["test_split_fingerprint"], evaluation["protocol_fingerprint"]
     fp = model_fingerprint(model_dir, score, test_split, protocol)
-    with registry_errors(f"models:/{name}"):
+    # one registration at a time: two at once could both read the old champion and both move the alias
+    with registry_errors(f"models:/{name}"), store_lock("registry"):
         champion = champion_of(name)
         existing = _existing(name, fp)
         if existing is not None:
@@ -286,7 +287,7 @@ def register(model_dir: str | Path, card: dict[str, Any], name: str,
 def promote(name: str, version: str, force: bool = False, on_split_mismatch: str = "promote") -> Decision:
     """`shd promote`: the same comparison for an already registered version; `force` moves the alias
     past a worse score (never past missing or NaN metrics)."""
-    with registry_errors(f"models:/{name}/{version}"):
+    with registry_errors(f"models:/{name}/{version}"), store_lock("registry"):
         from shd.tracking.model_ref import resolve_registry_version
 
         name, version = resolve_registry_version(f"models:/{name}/{version}")

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from shd.atomic import file_lock
 from shd.errors import InputError
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -40,6 +41,15 @@ def tracking_uri(root: str | Path | None = None) -> str:
     uri = f"sqlite:///{(folder / 'mlflow.db').resolve()}"
     _CHOSEN.add(uri)
     return uri
+
+
+def store_lock(name: str) -> AbstractContextManager[None]:
+    """Serializes a read-compare-write on the store (the registry's champion alias) among the processes
+    of this machine: a lock file beside a local SQLite store, else under ./mlruns. A tracking server
+    offers no compare-and-set, so processes on other machines are not covered."""
+    uri = tracking_uri()
+    folder = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else DEFAULT_DIR
+    return file_lock(folder / f".{name}.lock")
 
 
 def artifact_root(root: str | Path | None = None) -> str | None:
