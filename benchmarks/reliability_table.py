@@ -35,7 +35,17 @@ CLASSES = {  # module -> (fault class, what "nothing lost" means there)
                        "other shapes' fits, last good checkpoint, metrics"),
     "test_services": ("Services (MLflow unreachable, SQLite locked)", "local results written before logging"),
     "test_untrusted": ("Untrusted files (pickles, server binding)", "no code executed from data files"),
+    "test_registry": ("Registry writers (concurrent, failing mid-registration)",
+                      "no half-registered version, alias on the best version"),
+    "test_study": ("Optuna workers (threads at once)", "exact trial budget, no duplicated trial"),
+    "test_sweep_runs": ("Optuna workers (killed mid-trial, two processes)", "finished trials, one study"),
 }
+# cases of the registry and sweep suites that are fault injection (the rest of those modules is not)
+EXTRA = ("tests/tracking/test_registry.py::test_a_failed_registration_leaves_no_version_and_no_alias",
+         "tests/tracking/test_registry.py::test_concurrent_registrations_leave_the_alias_on_the_best",
+         "tests/sweep/test_study.py::test_concurrent_threads_end_with_exactly_the_budget",
+         "tests/sweep/test_sweep_runs.py::test_sweep_killed_mid_trial_resumes",
+         "tests/sweep/test_sweep_runs.py::test_two_processes_share_one_study")
 OUT = ROOT / "RELIABILITY.md"
 
 
@@ -43,8 +53,8 @@ def run_suite(include_slow: bool) -> list[dict[str, Any]]:
     """Run pytest on the suite; one dict per case (module, name, outcome, seconds, properties)."""
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "junit.xml"
-        cmd = [sys.executable, "-m", "pytest", "-q", SUITE, "-p", "no:cacheprovider", f"--junitxml={xml}",
-               "-o", "junit_family=xunit1", "-m", "" if include_slow else "not slow"]
+        cmd = [sys.executable, "-m", "pytest", "-q", SUITE, *EXTRA, "-p", "no:cacheprovider",
+               f"--junitxml={xml}", "-o", "junit_family=xunit1", "-m", "" if include_slow else "not slow"]
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
         subprocess.run(cmd, cwd=ROOT, env=env, check=False)
         return parse_junit(xml)
