@@ -8,9 +8,11 @@ from __future__ import annotations
 import typer
 
 from shd.cli.data import data_app
+from shd.cli.report import report
 
 app = typer.Typer(help="SemanticHyperDiffusion: part-aware diffusion in the weight space of occupancy MLPs.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(data_app, name="data")
+app.command("report")(report)
 
 __all__ = ["app"]
