@@ -93,7 +93,7 @@ def app_sections(apps_dir: Path, store, max_faces: int, max_image_bytes: int) ->
             cells.append(viewer_div(store.add_glb(f"app:{folder.name}:{path.name}", glb, n_faces), rel))
         numbers = numeric_metrics(summary) if isinstance(summary, dict) else {}
         title = str(summary.get("command") or folder.name) if isinstance(summary, dict) else folder.name
-        intro = f"From {html.escape(str(summary_path))}." + (
+        intro = f"From {html.escape(f'{apps_dir.name}/{folder.name}/{SUMMARY}')}." + (
             f" Not embedded: {'; '.join(notes)}." if notes else "")
         body = f'<div class="grid">{"".join(cells)}</div>' + page.key_value_table("figures", numbers)
         sections.append(page.section(f"Application: {title}", intro, body, f"app-{html.escape(folder.name)}"))
