@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +66,33 @@ def visit(page: Path, shot: str | None = None) -> dict:
             boxes.append(browser.screenshot(box))
         cells = browser.evaluate("[...document.querySelectorAll('[data-key]')].map(e => [e.dataset.key, "
                                  "e.textContent])")
+        turned = drag_first_viewer(browser) if n else None
         if shot:
             browser.evaluate("window.scrollTo(0, 0)")
             ARTIFACTS.mkdir(exist_ok=True)
             (ARTIFACTS / shot).write_bytes(browser.screenshot())
         state = browser.evaluate("window.shdReport")
-        return {"log": browser.log, "boxes": boxes, "cells": cells, "state": state}
+        return {"log": browser.log, "boxes": boxes, "cells": cells, "state": state, "turned": turned}
+
+
+def drag_first_viewer(browser: Browser) -> tuple[bytes, bytes]:
+    """The first viewer's pixels before and after a mouse drag across it (the Trackball rotation)."""
+    browser.evaluate(f"{VIEWERS}[0].scrollIntoView()")
+    rect = browser.evaluate(f"(() => {{ const r = {VIEWERS}[0].getBoundingClientRect(); "
+                            "return {x: r.x, y: r.y, width: r.width, height: r.height}; })()")
+    scroll = browser.evaluate("[scrollX, scrollY]")
+    page_box = {**rect, "x": rect["x"] + scroll[0], "y": rect["y"] + scroll[1]}
+    before = browser.screenshot(page_box)
+    x, y = rect["x"] + rect["width"] / 2, rect["y"] + rect["height"] / 2
+    mouse = {"button": "left", "clickCount": 1}
+    browser.send("Input.dispatchMouseEvent", {"type": "mousePressed", "x": x, "y": y, **mouse})
+    for step in range(1, 9):
+        browser.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x + 8 * step, "y": y + 3 * step,
+                                                  "button": "left", "buttons": 1})
+        time.sleep(0.05)
+    browser.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": x + 64, "y": y + 24, **mouse})
+    time.sleep(0.2)
+    return before, browser.screenshot(page_box)
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +139,12 @@ def test_every_viewer_draws_a_part_coloured_shape(boxes_page):
     for png in opened["boxes"]:
         covered, colours = _drawn(png)
         assert covered > 0.002 and colours >= 3, (covered, colours)  # a shaded shape, not a blank canvas
+
+
+def test_dragging_a_viewer_turns_the_shape(boxes_page):
+    before, after = boxes_page[1]["turned"]
+    a, b = (np.asarray(Image.open(io.BytesIO(p)).convert("L"), dtype=np.int16) for p in (before, after))
+    assert _drawn(after)[0] > 0.002 and np.abs(a - b).mean() > 1.0  # still a shape, seen from elsewhere
 
 
 def test_metrics_table_shows_eval_json(boxes_page, stage_page):
