@@ -46,6 +46,7 @@ def test_repro_runs_all_stages_then_is_a_no_op(project):
     evaluation = json.loads((project / "metrics/eval.json").read_text())
     assert evaluation["generator"] == "diffusion" and evaluation["n_generated"] >= 1
     assert "train_as_generator" in evaluation["yardsticks"]
+    assert (project / "reports/eval_report.html").exists() and (project / "data/eval/samples.json").exists()
     second = dvc(project, "repro")
     assert second.returncode == 0
     assert "didn't change, skipping" in second.stdout + second.stderr

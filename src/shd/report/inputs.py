@@ -26,6 +26,7 @@ RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_DIR = Path("models/diffusion/model")
 LOCK_FILE = "dvc.lock"
 PARAMS_TITLE = "params (params.yaml)"
+EVALUATE_STAGE = "evaluate"
 
 
 @dataclass
@@ -111,13 +112,16 @@ def _file_hash(path: Path) -> str:
 
 def versions(project: Path) -> dict[str, dict[str, str]]:
     """What the numbers were computed from, as far as the folder tells: DVC-tracked data and model
-    hashes (dvc.lock), the exported model's fingerprints and file hash, and the evaluate/report params."""
+    hashes (dvc.lock, upstream stages: `dvc repro` locks each stage as it finishes), the exported
+    model's fingerprints and file hash, and the evaluate/report params."""
     out: dict[str, dict[str, str]] = {}
     lock = project / LOCK_FILE
     if lock.exists():
         stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
         data = {}
         for name, stage in stages.items():
+            if name == EVALUATE_STAGE:  # rerun while the report is built: its entry is the last run's
+                continue
             for out_ in stage.get("outs", []):
                 if "md5" in out_:
                     data[out_["path"]] = f"md5 {out_['md5'].removesuffix('.dir')} (stage {name})"
