@@ -73,3 +73,18 @@ def test_missing_or_mismatched_eval_files_are_named(boxes, tmp_path):
     (root / "data/eval/generated.safetensors").unlink()
     with pytest.raises(InputError, match="generated.safetensors: missing"):
         from_project(root)
+
+
+def test_display_meshes_keep_to_the_face_budget(boxes):
+    from shd.eval.meshing import REFERENCE_LEVEL
+    from shd.fields.weight_set import WeightSet
+    from shd.report.build import MIN_RESOLUTION, ReportConfig, _mesh
+
+    weights = WeightSet.open(boxes / "data/weights")
+    flat = weights.load_flat(weights.ids(split="train")[:2])
+    free = _mesh(flat, weights, ReportConfig(resolution=40, device="cpu"), REFERENCE_LEVEL)
+    assert all(m.ok and len(m.faces) > 800 for m in free)
+    capped = _mesh(flat, weights, ReportConfig(resolution=40, max_faces=800, device="cpu"), REFERENCE_LEVEL)
+    for m in capped:
+        assert m.ok and (len(m.faces) <= 800 or m.meta["resolution"] == MIN_RESOLUTION)
+        assert m.meta["resolution"] < 40

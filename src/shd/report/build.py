@@ -3,10 +3,12 @@
 Display budget (measured in BENCHMARKS.md, `benchmarks/bench_report.py`): every shape is meshed at
 `report.resolution` (default 40^3) instead of being decimated, since no decimation library is installed
 (trimesh's quadric decimation needs fast_simplification) and a coarser marching-cubes grid of the same
-field is both cheaper and faithful: ~1.1k faces (max ~1.5k) and ~24 kB of GLB (~32 kB in base64) a
-procedural airplane. 100 generated shapes with their nearest training shapes and 8 worst-covered
-references stay under ~8 MB, one three.js copy (0.7 MB) included. Training and reference shapes are
-shown as their fitted fields, meshed the same way, so a difference seen is a difference of shape.
+field is both cheaper and faithful: ~1.1k faces (max ~1.6k) and ~24 kB of GLB (~32 kB in base64) a
+fitted airplane. A noisy sample with more than `report.max_faces` (3,000) is meshed again on a coarser
+grid, so no shape costs more than ~85 kB on the page: 100 generated shapes beside their nearest
+training shapes stay under ~17 MB in the worst case and ~7 MB for clean shapes, one three.js copy
+(0.7 MB) included. Training and reference shapes are shown as their fitted fields, meshed the same way,
+so a difference seen is a difference of shape.
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ from shd.report import apps, page
 from shd.report.inputs import EvalOutputs
 from shd.report.viewer import glb_base64, mesh_block, placeholder_div, viewer_div, viewer_script
 
+MIN_RESOLUTION = 16
+
 
 @dataclass(frozen=True)
 class ReportConfig:
     """params.yaml section `report`."""
 
     resolution: int = 40  # display meshes: marching-cubes grid (~1.1k faces an airplane at 40)
+    max_faces: int = 3000  # a display mesh over this is meshed again on a coarser grid
     max_shapes: int = 100  # generated shapes shown, each beside its nearest training shape
     worst_covered: int = 8  # references farthest from every generated shape
     viewer_px: int = 200  # viewer size on the page
@@ -50,7 +55,8 @@ class ReportConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        checks = [(self.resolution >= 8, "resolution", "must be >= 8"),
+        checks = [(self.resolution >= MIN_RESOLUTION, "resolution", f"must be >= {MIN_RESOLUTION}"),
+                  (self.max_faces >= 100, "max_faces", "must be >= 100"),
                   (self.max_shapes >= 0 and self.worst_covered >= 0, "max_shapes", "counts must be >= 0"),
                   (self.viewer_px >= 64, "viewer_px", "must be >= 64"),
                   (self.batch_size >= 1, "batch_size", "must be >= 1")]
@@ -107,10 +113,24 @@ class MeshStore:
 
 
 def _mesh(flat: torch.Tensor, weights: WeightSet, cfg: ReportConfig, level: float) -> list[MeshResult]:
+    """Display meshes at `cfg.resolution`; a mesh over `cfg.max_faces` (a noisy sample) is meshed again
+    on a coarser grid (faces grow with the square of the resolution) until it fits or the grid is 16."""
     if len(flat) == 0:
         return []
-    return mesh_weights(flat, weights.layout, weights.field, resolution=cfg.resolution, level=level,
-                        batch_size=cfg.batch_size, device=resolve_device(cfg.device))
+    device = resolve_device(cfg.device)
+
+    def mesh(rows: torch.Tensor, resolution: int) -> list[MeshResult]:
+        return mesh_weights(rows, weights.layout, weights.field, resolution=resolution, level=level,
+                            batch_size=cfg.batch_size, device=device)
+
+    meshes = mesh(flat, cfg.resolution)
+    for i, m in enumerate(meshes):
+        resolution = cfg.resolution
+        while m.ok and len(m.faces) > cfg.max_faces and resolution > MIN_RESOLUTION:
+            resolution = max(MIN_RESOLUTION, int(resolution * 0.95 * math.sqrt(cfg.max_faces / len(m.faces))))
+            m = mesh(flat[i:i + 1], resolution)[0]
+        meshes[i] = m
+    return meshes
 
 
 def _fitted(weights: WeightSet, ids: list[str], cfg: ReportConfig, level: float) -> dict[str, MeshResult]:
@@ -213,8 +233,9 @@ def build_page(outputs: EvalOutputs, cfg: ReportConfig = ReportConfig(),
         shapes, worst, *panels,
         page.section("Versions", "What these numbers were computed from.", versions + protocol, "versions"),
         page.section("Display", f"Shapes re-meshed from their fields at {cfg.resolution}<sup>3</sup> for "
-                     f"display ({len(store.faces)} meshes, {mean_faces} faces on average); the metrics used "
-                     "the evaluation's own resolution.", "", "display"),
+                     f"display, coarser where a shape would exceed {cfg.max_faces} faces ({len(store.faces)} "
+                     f"meshes, {mean_faces} faces on average); the metrics used the evaluation's own "
+                     "resolution.", "", "display"),
     ]
     run = f" · MLflow run {html.escape(outputs.run_id)}" if outputs.run_id else ""
     subtitle = (f"{html.escape(str(metrics.get('generator')))} · {html.escape(str(category))} · "
