@@ -36,6 +36,7 @@ from shd.shards import write_shard
 
 EXPERIMENT = "shd-evaluate"
 SAMPLES_FORMAT = "shd-eval-samples/1"
+GENERATED_FORMAT = "shd-eval-generated/1"
 GENERATED_KEY = "params"  # the (N, D) tensor of data/eval/generated.safetensors
 RECONSTRUCTION = "test_reconstruction"
 # generation_metrics' names -> the names of record in metrics/eval.json
@@ -295,7 +296,8 @@ def sample_records(result: WeightEvaluation, ref_ids: Sequence[str], train_ids: 
                                                          "cd": per["nearest_reference_cd"][k]},
             "nearest_train": None if t < 0 else {"id": train_ids[t], "cd": rows["nearest_train_cd"][i]},
         })
-    hits = np.bincount(np.asarray(per["nearest_reference_index"], np.int64), minlength=len(ref_ids))
+    nearest = np.asarray(per["nearest_reference_index"], np.int64)
+    hits = np.bincount(nearest[nearest >= 0], minlength=len(ref_ids))  # -1: no usable reference
     references = [{"id": rid, "nearest_generated_cd": cd, "n_nearest_of": int(n)}
                   for rid, cd, n in zip(ref_ids, per["reference_nearest_cd"], hits, strict=True)]
     return json_ready({"format": SAMPLES_FORMAT, "generated": generated, "references": references})
@@ -377,7 +379,7 @@ def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPa
     })
     write_text(paths.nn_cd, nn_csv(result["per_sample"], shape_ids))
     write_shard(paths.generated, {GENERATED_KEY: generated.detach().cpu().float().numpy()},
-                {"format": SAMPLES_FORMAT, "generator": generator_name, "category": category,
+                {"format": GENERATED_FORMAT, "generator": generator_name, "category": category,
                  "weights": str(weight_dir)})
     write_json(paths.samples, {"generator": generator_name, "category": category, "weights": str(weight_dir),
                                **sample_records(result, ref_ids, train_ids, shape_ids)})
