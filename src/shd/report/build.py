@@ -6,9 +6,9 @@ Display budget (measured in BENCHMARKS.md, `benchmarks/bench_report.py`): every 
 field is both cheaper and faithful: ~1.1k faces (max ~1.6k) and ~24 kB of GLB (~32 kB in base64) a
 fitted airplane. A noisy sample with more than `report.max_faces` (3,000) is meshed again on a coarser
 grid, so no shape costs more than ~85 kB on the page: 100 generated shapes beside their nearest
-training shapes stay under ~17 MB in the worst case and ~7 MB for clean shapes, one three.js copy
-(0.7 MB) included. Training and reference shapes are shown as their fitted fields, meshed the same way,
-so a difference seen is a difference of shape.
+training shapes stay under ~18 MB at the cap and ~8 MB typically, one three.js copy (0.7 MB)
+included. Training and reference shapes are shown as their fitted fields, meshed the same way, so a
+difference seen is a difference of shape.
 """
 
 from __future__ import annotations
