@@ -24,7 +24,7 @@ from shd.eval.export import mesh_bytes
 from shd.eval.meshing import MeshResult
 from shd.eval.render import EYE
 
-FRAME_RADIUS = 0.55  # shapes fill at most 95% of the [-0.5, 0.5]^3 box along their longest side
+FRAME_RADIUS = 0.7  # the [-0.5, 0.5]^3 box the fields live in, all but its corners (at 0.87)
 # the template's own viewer code starts here; everything before it is the libraries
 _TEMPLATE_APP = "var camera,controls,scene,renderer,tracklight;"
 
