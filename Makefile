@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup repro test test-all lint sweep ui clean apps
+.PHONY: setup repro test test-all lint sweep ui clean apps browser
 
 setup: $(STAMP)
 
@@ -24,10 +24,10 @@ $(STAMP): pyproject.toml
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
 
-test-all: setup
+test-all: setup browser
 	$(BIN)/python -m pytest -q -m ''
 
 # Part-level applications on the trained model (after `make repro`): reports/apps/ + metrics/apps.json.
@@ -43,6 +43,12 @@ lint: setup
 sweep: setup
 	$(BIN)/shd sweep overfit
 	$(BIN)/shd sweep diffusion
+
+# Debian's Chromium for the report's browser test (tests/report/test_browser.py); installed once.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf $(VENV)

@@ -2,20 +2,31 @@
 
 Until a diffusion model exists the generated set is the test-split reconstructions (the upper bound).
 Once `models/diffusion` exists, its samples are evaluated instead, through `sample_generated` of the
-diffusion package (imported only then: the evaluation layer never depends on diffusion).
+diffusion package (imported only then: the evaluation layer never depends on diffusion). The
+interactive report (shd.report, params section `report`) is built from the stage's files and logged to
+the same MLflow run.
 """
 
 from pathlib import Path
 
 from shd.config import load_params, section_config
 from shd.errors import InputError
-from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, resolve_device, summary_line
+from shd.eval.evaluate import (
+    EvaluateConfig,
+    evaluate_generator,
+    evaluate_stage,
+    log_evaluation,
+    resolve_device,
+    summary_line,
+)
 from shd.fields.weight_set import WeightSet
+from shd.report import ReportConfig, build_report, from_project
 from shd.stage import console, main
 
 WEIGHTS = Path("data/weights")
 SAMPLES = Path("data/samples")
 DIFFUSION = Path("models/diffusion")
+REPORT = Path("reports/eval_report.html")
 
 
 def diffusion_sampler(cfg: EvaluateConfig):
@@ -33,13 +44,20 @@ def diffusion_sampler(cfg: EvaluateConfig):
 
 
 def run() -> None:
-    cfg = section_config(load_params(), "evaluate", EvaluateConfig)
+    params = load_params()
+    cfg = section_config(params, "evaluate", EvaluateConfig)
+    report_cfg = section_config(params, "report", ReportConfig)
     sample = diffusion_sampler(cfg)
     if sample is None:
-        report = evaluate_stage(WEIGHTS, SAMPLES, cfg=cfg)
+        report = evaluate_stage(WEIGHTS, SAMPLES, cfg=cfg, track=False)
     else:
-        report = evaluate_generator(sample, WEIGHTS, SAMPLES, cfg=cfg, generator_name="diffusion")
+        report = evaluate_generator(sample, WEIGHTS, SAMPLES, cfg=cfg, generator_name="diffusion",
+                                    track=False)
+    page = build_report(from_project("."), REPORT, report_cfg)
+    log_evaluation(report, WEIGHTS, SAMPLES, cfg=cfg, extra_artifacts=[REPORT])  # one run: metrics + page
     console.print(summary_line(report), highlight=False)
+    console.print(f"report: {REPORT} ({page.bytes / 1e6:.1f} MB, {page.n_viewers} viewers, "
+                  f"{page.seconds['total']:.1f} s)", highlight=False)
 
 
 if __name__ == "__main__":

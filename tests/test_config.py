@@ -55,11 +55,13 @@ def test_gpu_profile_builds_every_stage_config():
     from shd.diffusion.config import DiffusionConfig
     from shd.eval.evaluate import EvaluateConfig
     from shd.fields.config import OverfitConfig
+    from shd.report import ReportConfig
 
     for path in ("params.yaml", "params-profiles/shapenet-gpu.yaml"):
         params = load_params(path)
         for section, cls in (("prepare", PrepareConfig), ("validate", ValidationConfig),
-                             ("sample", SamplingConfig), ("evaluate", EvaluateConfig)):
+                             ("sample", SamplingConfig), ("evaluate", EvaluateConfig),
+                             ("report", ReportConfig)):
             section_config(params, section, cls, where=path)
         overfit = {k: v for k, v in params["overfit"].items() if k not in ("accelerator", "devices")}
         OverfitConfig.from_dict(overfit)

@@ -11,11 +11,18 @@ import shd.atomic
 from shd.data.sample_store import SampleSet
 from shd.errors import InputError
 from shd.eval import evaluate as ev
-from shd.eval.evaluate import EvalPaths, EvaluateConfig, evaluate_stage, evaluate_weight_vectors
+from shd.eval.evaluate import (
+    GENERATED_KEY,
+    EvalPaths,
+    EvaluateConfig,
+    evaluate_stage,
+    evaluate_weight_vectors,
+)
 from shd.eval.metrics import generation_metrics, n_to_generate
 from shd.eval.pointclouds import sample_clouds
 from shd.eval.reconstruct import mesh_weights
 from shd.fields.weight_set import WeightSet
+from shd.shards import read_shard
 
 from .evaluate_data import BAD_TEST, BOX_FIELD, PARTS, SPLITS, make_project, nan_rows
 
@@ -118,6 +125,32 @@ def test_nan_weights_count_as_empty_and_do_not_crash(project):
                                       cfg=CFG, part_names=PARTS)
     assert all_nan["metrics"]["n_empty"] == 3 and all_nan["metrics"]["n_evaluated"] == 0
     assert ev.json_ready(all_nan["metrics"])["mmd"] is None  # JSON-ready: NaN -> null
+
+
+def test_kept_samples_agree_with_the_metrics_and_the_plot(project, staged):
+    """data/eval/: the weights scored and each sample's nearest shapes, consistent with MMD/COV and CSV."""
+    report, paths = staged
+    kept = json.loads(paths.samples.read_text())
+    samples = SampleSet.open(project.samples)
+    test_ids, train_ids = samples.ids(split="test"), samples.ids(split="train")
+    rows, refs = kept["generated"], kept["references"]
+    assert len(rows) == report["n_generated"] and sum(r["scored"] for r in rows) == report["n_evaluated"]
+    assert [r["id"] for r in refs] == test_ids
+    assert np.mean([r["nearest_generated_cd"] for r in refs]) == pytest.approx(report["mmd"])
+    assert np.mean([r["n_nearest_of"] > 0 for r in refs]) == pytest.approx(report["cov"])
+    with open(paths.nn_cd) as fh:
+        plotted = {int(r["generated_index"]): r for r in csv.DictReader(fh)}
+    for r in rows:
+        assert r["nearest_train"]["id"] in train_ids  # every meshed sample has its nearest training shape
+        if r["scored"]:
+            row = plotted[r["index"]]
+            assert r["nearest_reference"]["id"] in test_ids
+            assert r["nearest_reference"]["cd"] == pytest.approx(float(row["nearest_reference_cd"]), rel=1e-5)
+            assert r["nearest_train"]["cd"] == pytest.approx(float(row["nearest_train_cd"]), rel=1e-5)
+    weights = WeightSet.open(project.weights)
+    kept_flat, _ = read_shard(paths.generated, [GENERATED_KEY])
+    expected = weights.load_flat([r["shape_id"] for r in rows]).numpy()
+    np.testing.assert_array_equal(kept_flat[GENERATED_KEY], expected)
 
 
 def test_generated_weights_are_evaluated_and_rendered_with_empties(project, tmp_path):

@@ -50,6 +50,7 @@ def test_repro_runs_all_stages_then_is_a_no_op(project):
     registered = json.loads((project / "metrics/register.json").read_text())
     assert registered["name"] == "shd-airplane-chair" and registered["version"] == 1
     assert registered["decision"] in ("promoted", "refused")  # refused exactly when a metric is NaN
+    assert (project / "reports/eval_report.html").exists() and (project / "data/eval/samples.json").exists()
     second = dvc(project, "repro")
     assert second.returncode == 0
     assert "didn't change, skipping" in second.stdout + second.stderr

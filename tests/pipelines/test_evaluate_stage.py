@@ -58,7 +58,9 @@ def test_entry_evaluates_test_reconstructions_and_logs_one_run(project):
     assert runs[0].data.metrics["yardsticks.train_as_generator.nna"] == report["yardsticks"][
         "train_as_generator"]["nna"]
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
-    assert {"eval.json", "eval_grid.png", "nn_cd.csv"} <= logged
+    assert {"eval.json", "eval_grid.png", "nn_cd.csv", "samples.json", "generated.safetensors",
+            "eval_report.html"} <= logged
+    assert Path("reports/eval_report.html").read_text().count('class="viewer" data-mesh=') > 0
 
 
 def test_diffusion_samples_are_evaluated_once_the_model_exists(project, monkeypatch):

@@ -10,6 +10,7 @@ import typer
 from shd.cli import models
 from shd.cli.apps import register as register_apps
 from shd.cli.data import data_app
+from shd.cli.report import report
 from shd.cli.sweep import sweep_app
 
 app = typer.Typer(help="SemanticHyperDiffusion: part-aware diffusion in the weight space of occupancy MLPs.",
@@ -18,5 +19,6 @@ app.add_typer(data_app, name="data")
 models.register(app)
 app.add_typer(sweep_app, name="sweep")
 register_apps(app)  # hybrid, interpolate, complete
+app.command("report")(report)
 
 __all__ = ["app"]

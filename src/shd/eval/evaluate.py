@@ -14,7 +14,7 @@ import io
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -26,14 +26,18 @@ from shd.data.sample_store import SampleSet
 from shd.errors import InputError
 from shd.eval.chamfer import BACKENDS, resolve_backend
 from shd.eval.meshing import REFERENCE_LEVEL, MeshResult, status_counts
-from shd.eval.metrics import generation_metrics, n_to_generate, novelty, part_metrics
+from shd.eval.metrics import generation_metrics, n_to_generate, nearest_in, novelty, part_metrics
 from shd.eval.pointclouds import N_POINTS, NORMALIZATIONS, sample_clouds
 from shd.eval.reconstruct import mesh_weights
 from shd.fields.config import FieldConfig
 from shd.fields.layout import Layout
 from shd.fields.weight_set import WeightSet
+from shd.shards import write_shard
 
 EXPERIMENT = "shd-evaluate"
+SAMPLES_FORMAT = "shd-eval-samples/1"
+GENERATED_FORMAT = "shd-eval-generated/1"
+GENERATED_KEY = "params"  # the (N, D) tensor of data/eval/generated.safetensors
 RECONSTRUCTION = "test_reconstruction"
 # generation_metrics' names -> the names of record in metrics/eval.json
 _RENAMES = {"n_generated": "n_evaluated", "1-nna": "nna", "1-nna_generated": "nna_generated",
@@ -79,16 +83,19 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class EvalPaths:
-    """Where the stage writes; the metrics file is written last."""
+    """Where the stage writes; the metrics file is written last. `generated` (the weights evaluated) and
+    `samples` (each one's mesh status and nearest reference / training shape, each reference's nearest
+    generated CD) are kept so that the report shows what was scored without sampling again."""
 
     metrics: Path = Path("metrics/eval.json")
     nn_cd: Path = Path("plots/eval/nn_cd.csv")
     grid: Path = Path("reports/eval_grid.png")
+    generated: Path = Path("data/eval/generated.safetensors")
+    samples: Path = Path("data/eval/samples.json")
 
     @classmethod
     def under(cls, root: str | Path) -> EvalPaths:
-        root = Path(root)
-        return cls(*(root / p for p in (cls.metrics, cls.nn_cd, cls.grid)))
+        return cls(**{f.name: Path(root) / f.default for f in fields(cls)})
 
 
 @dataclass
@@ -109,7 +116,11 @@ class Clouds:
 class WeightEvaluation(TypedDict):
     metrics: dict[str, Any]  # counts, mmd/cov/nna, parts, novelty (JSON-ready after `json_ready`)
     meshes: list[MeshResult]  # one per weight vector, failed ones included (renders)
-    per_sample: dict[str, list]  # index (into the vectors), nearest_reference_cd, nearest_train_cd
+    # per scored cloud: index (into the vectors), nearest_reference_cd / _index, nearest_train_cd / _index;
+    # per reference: reference_nearest_cd (CD to the nearest scored cloud)
+    per_sample: dict[str, list]
+    # per weight vector, meshed ones scored or not: nearest_train_cd / _index (NaN / -1 when not meshed)
+    rows: dict[str, list]
 
 
 def resolve_device(name: str, where: str = "evaluate.device") -> torch.device:
@@ -152,13 +163,15 @@ def cloud_metrics(generated: Clouds, reference: Clouds, train: Clouds | None, cf
     """One generator's row: MMD/COV/1-NNA, per-part MMD/COV (labelled clouds), novelty (with `train`).
 
     Every generator goes through this one function, so rows compare. Returns (row, per-sample lists:
-    `index` into `generated` of each evaluated cloud, its nearest-reference and nearest-train CD).
+    `index` into `generated` of each evaluated cloud, its nearest reference and training cloud: CD and
+    position; each reference's CD to the nearest evaluated cloud).
     """
     opts = {"normalization": cfg.normalization, "device": device, "backend": cfg.backend}
     report = generation_metrics(generated.points, reference.points, per_sample=True, **opts)
     used = report.pop("generated_index")
-    per_sample = {"index": used, "nearest_reference_cd": report.pop("nearest_reference_cd")}
-    report.pop("nearest_reference_index")
+    per_sample = {key: report.pop(key) for key in ("nearest_reference_cd", "nearest_reference_index",
+                                                   "reference_nearest_cd")}
+    per_sample["index"] = used
     row = {_RENAMES.get(k, k): v for k, v in report.items()}
     evaluated = generated.take(used)
     row["parts"] = None
@@ -168,7 +181,7 @@ def cloud_metrics(generated: Clouds, reference: Clouds, train: Clouds | None, cf
     if train is not None:
         found = novelty(evaluated.points, train.points, **opts)
         per_sample["nearest_train_cd"] = found.pop("nearest_train_cd", [math.nan] * len(used))
-        found.pop("nearest_train_index", None)
+        per_sample["nearest_train_index"] = found.pop("nearest_train_index", [-1] * len(used))
         row["novelty"] = found
     return row, per_sample
 
@@ -189,10 +202,16 @@ def evaluate_weight_vectors(flat: torch.Tensor, layout: Layout, field: FieldConf
     clouds = Clouds(sampled.points, sampled.labels if labelled else None)
     row, per_sample = cloud_metrics(clouds, reference, train, cfg, part_names if labelled else None, device)
     per_sample["index"] = sampled.index[per_sample["index"]].tolist()
+    rows = {"nearest_train_cd": [math.nan] * len(flat), "nearest_train_index": [-1] * len(flat)}
+    if train is not None:  # every meshed vector, scored or clipped: the report shows each by its neighbour
+        cd, index = nearest_in(clouds.points, train.points, normalization=cfg.normalization, device=device,
+                               backend=cfg.backend)
+        for r, c, i in zip(sampled.index.tolist(), cd.tolist(), index.tolist(), strict=True):
+            rows["nearest_train_cd"][r], rows["nearest_train_index"][r] = c, i
     metrics = {"n_generated": len(flat), "n_empty": len(flat) - len(sampled.points),
                "mesh_status": {**status_counts(meshes), "zero_area": sampled.skipped.get("zero_area", 0)},
                **row}
-    return WeightEvaluation(metrics=metrics, meshes=meshes, per_sample=per_sample)
+    return WeightEvaluation(metrics=metrics, meshes=meshes, per_sample=per_sample, rows=rows)
 
 
 def train_as_generator(train: Clouds, reference: Clouds, cfg: EvaluateConfig,
@@ -262,6 +281,30 @@ def _num(x: float) -> str:
     return f"{x:.6g}" if math.isfinite(x) else ""
 
 
+def sample_records(result: WeightEvaluation, ref_ids: Sequence[str], train_ids: Sequence[str],
+                   shape_ids: Sequence[str] | None) -> dict[str, Any]:
+    """`data/eval/samples.json`: per generated vector its mesh status, whether it was scored, its nearest
+    reference (scored ones) and nearest training shape (meshed ones) by id and CD; per reference its CD
+    to the nearest scored sample and how many samples have it as their nearest reference."""
+    per, rows = result["per_sample"], result["rows"]
+    scored = {row: k for k, row in enumerate(per["index"])}
+    generated = []
+    for i, mesh in enumerate(result["meshes"]):
+        k, t = scored.get(i), rows["nearest_train_index"][i]
+        generated.append({
+            "index": i, "shape_id": shape_ids[i] if shape_ids else None, "mesh_status": mesh.status,
+            "scored": k is not None,
+            "nearest_reference": None if k is None else {"id": ref_ids[per["nearest_reference_index"][k]],
+                                                         "cd": per["nearest_reference_cd"][k]},
+            "nearest_train": None if t < 0 else {"id": train_ids[t], "cd": rows["nearest_train_cd"][i]},
+        })
+    nearest = np.asarray(per["nearest_reference_index"], np.int64)
+    hits = np.bincount(nearest[nearest >= 0], minlength=len(ref_ids))  # -1: no usable reference
+    references = [{"id": rid, "nearest_generated_cd": cd, "n_nearest_of": int(n)}
+                  for rid, cd, n in zip(ref_ids, per["reference_nearest_cd"], hits, strict=True)]
+    return json_ready({"format": SAMPLES_FORMAT, "generated": generated, "references": references})
+
+
 def render_generated(path: Path, flat: torch.Tensor, layout: Layout, field: FieldConfig,
                      result: WeightEvaluation, cfg: EvaluateConfig, part_names: Sequence[str] | None,
                      title: str, shape_ids: Sequence[str] | None = None) -> None:
@@ -301,7 +344,8 @@ def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPa
     if not ref_ids:
         raise InputError(sample_dir, f"no test-split {category} shapes: nothing to compare against")
     reference = surface_clouds(samples, ref_ids)
-    train = surface_clouds(samples, samples.ids(split="train", category=category))
+    train_ids = samples.ids(split="train", category=category)
+    train = surface_clouds(samples, train_ids)
     shape_ids = None
     if generated is None:
         shape_ids = reconstruction_ids(weights, category)
@@ -336,6 +380,11 @@ def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPa
                      "device": str(device), "backend": resolve_backend(cfg.backend, device)},
     })
     write_text(paths.nn_cd, nn_csv(result["per_sample"], shape_ids))
+    write_shard(paths.generated, {GENERATED_KEY: generated.detach().cpu().float().numpy()},
+                {"format": GENERATED_FORMAT, "generator": generator_name, "category": category,
+                 "weights": str(weight_dir)})
+    write_json(paths.samples, {"generator": generator_name, "category": category, "weights": str(weight_dir),
+                               **sample_records(result, ref_ids, train_ids, shape_ids)})
     if cfg.render_count:
         timed("render", render_generated, paths.grid, generated, weights.layout, weights.field, result, cfg,
               part_names, f"{generator_name} ({category}): CD to the nearest reference, {cfg.normalization}",
@@ -343,12 +392,7 @@ def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPa
     report["seconds"] = {**seconds, "total": time.perf_counter() - t0}
     write_json(paths.metrics, report)  # last: its presence means the evaluation finished
     if track:
-        from shd.tracking import log_stage_run  # MLflow only when logging
-
-        params = {"evaluate": asdict(cfg), "generator": generator_name, "category": category,
-                  "weights": str(weight_dir), "samples": str(sample_dir)}
-        artifacts = [paths.metrics, paths.nn_cd] + ([paths.grid] if cfg.render_count else [])
-        log_stage_run(EXPERIMENT, f"evaluate-{generator_name}", params, report, artifacts)
+        log_evaluation(report, weight_dir, sample_dir, paths, cfg)
     return report
 
 
@@ -374,3 +418,20 @@ def summary_line(report: dict[str, Any]) -> str:
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
+
+
+def log_evaluation(report: dict[str, Any], weight_dir: str | Path, sample_dir: str | Path,
+                   paths: EvalPaths = EvalPaths(), cfg: EvaluateConfig = EvaluateConfig(),
+                   extra_artifacts: Sequence[str | Path] = ()) -> str:
+    """One MLflow run for a finished evaluation (params, metrics, the stage's files and `extra_artifacts`,
+    e.g. the HTML report built from them); returns its run id. Separate from `evaluate_stage` so that
+    layers above the evaluation can add their artifacts to the same run."""
+    from shd.tracking import log_stage_run  # MLflow only when logging
+
+    generator_name = report["generator"]
+    params = {"evaluate": asdict(cfg), "generator": generator_name, "category": report["category"],
+              "weights": str(weight_dir), "samples": str(sample_dir)}
+    artifacts = [paths.metrics, paths.nn_cd, paths.generated, paths.samples]
+    artifacts += [paths.grid] if cfg.render_count else []
+    return log_stage_run(EXPERIMENT, f"evaluate-{generator_name}", params, report,
+                         [*artifacts, *extra_artifacts])

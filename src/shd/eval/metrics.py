@@ -79,8 +79,10 @@ def generation_metrics(
 
     REFERENCE.md generates more shapes than references (1.1x) and clips: with `clip_to_reference` the
     first len(reference) usable generated clouds are kept. `per_sample` adds, for each generated cloud
-    that was used, its position in `generated` and its nearest reference (CD and index into the usable
-    references), from the matrix the metrics already need (plots and captions without a second pass).
+    that was used, its position in `generated` and its nearest reference (CD and position in
+    `reference`), and for each reference its CD to the nearest used generated cloud (NaN for a skipped
+    reference), from the matrix the metrics already need (plots, captions and the report without a
+    second pass).
     """
     check_normalization(normalization)
     gen, gen_keep = _prepare(generated, normalization)
@@ -106,10 +108,15 @@ def generation_metrics(
     }
     if per_sample:
         has_ref = d_gr.shape[1] > 0
+        reference_cd = np.full(len(ref_keep), math.nan)
+        if len(gen):
+            reference_cd[ref_keep] = d_gr.min(axis=0)
         report.update({
             "generated_index": np.flatnonzero(gen_keep)[: len(gen)].tolist(),
             "nearest_reference_cd": d_gr.min(axis=1).tolist() if has_ref else [math.nan] * len(gen),
-            "nearest_reference_index": d_gr.argmin(axis=1).tolist() if has_ref else [-1] * len(gen),
+            "nearest_reference_index": (np.flatnonzero(ref_keep)[d_gr.argmin(axis=1)].tolist() if has_ref
+                                        else [-1] * len(gen)),
+            "reference_nearest_cd": reference_cd.tolist(),
         })
     return report
 
@@ -207,7 +214,7 @@ def novelty(
 
     The yardstick is the median over training clouds of the CD to their nearest other training cloud; a
     sample closer than that to some training shape is within the training set's own spacing (likely a
-    near-copy). Reported: per-sample distances and nearest indices (into the usable training clouds),
+    near-copy). Reported: per-sample distances and nearest indices (positions in `train`),
     their median, and the fraction below the yardstick.
     """
     check_normalization(normalization)
@@ -222,16 +229,32 @@ def novelty(
     }
     if len(gen) == 0 or len(tr) < 2:
         return {**report, "train_median_nn": float("nan"), "fraction_closer_than_train_median": float("nan")}
-    d_gt = chamfer_matrix(gen, tr, device=device, backend=backend)
     d_tt = chamfer_matrix(tr, device=device, backend=backend)
     np.fill_diagonal(d_tt, np.inf)
     yardstick = float(np.median(d_tt.min(axis=1)))
-    nearest = d_gt.min(axis=1)
+    nearest, index = nearest_in(generated, train, normalization=normalization, device=device, backend=backend)
+    nearest, index = nearest[gen_keep], index[gen_keep]
     return {
         **report,
         "train_median_nn": yardstick,
         "median_nearest_train": float(np.median(nearest)),
         "fraction_closer_than_train_median": float((nearest < yardstick).mean()),
         "nearest_train_cd": nearest.tolist(),
-        "nearest_train_index": d_gt.argmin(axis=1).tolist(),
+        "nearest_train_index": index.tolist(),
     }
+
+
+def nearest_in(clouds, pool, *, normalization: str, device: torch.device | str = "cpu",
+               backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """For each cloud, the CD to its nearest cloud of `pool` and that cloud's position in `pool`.
+
+    Aligned with `clouds` as given: a skipped cloud (or an unusable pool) gets NaN and -1, so callers
+    index their own lists without tracking which clouds the normalization dropped.
+    """
+    x, x_keep = _prepare(clouds, normalization)
+    p, p_keep = _prepare(pool, normalization)
+    cd, index = np.full(len(x_keep), math.nan), np.full(len(x_keep), -1, dtype=np.int64)
+    if len(x) and len(p):
+        d = chamfer_matrix(x, p, device=device, backend=backend)
+        cd[x_keep], index[x_keep] = d.min(axis=1), np.flatnonzero(p_keep)[d.argmin(axis=1)]
+    return cd, index
