@@ -21,7 +21,7 @@ REPORT = Path("reports/eval_report.html")
 
 
 def write_app_panel(folder: Path, weights: WeightSet) -> Path:
-    """samples/apps/hybrid/: a child mesh (PLY), its PNG strip and its CD figures, named in summary.json."""
+    """reports/apps/hybrid/: a child mesh (PLY), its PNG strip and its CD figures, named in summary.json."""
     meshes = mesh_weights(weights.load_flat(weights.ids(split="test")[:2]), weights.layout, weights.field,
                           resolution=24)
     folder.mkdir(parents=True, exist_ok=True)
@@ -47,6 +47,6 @@ def build_box_report(root: Path, cfg: ReportConfig = DISPLAY) -> Path:
                           baseline_weights=str(project.baseline))
     evaluate_stage(project.weights, project.samples, EvalPaths.under(root), ecfg, generated=generated,
                    generator_name="sampler", track=False)
-    write_app_panel(root / "samples/apps/hybrid", weights)
+    write_app_panel(root / "reports/apps/hybrid", weights)
     build_report(from_project(root), root / REPORT, cfg)
     return root

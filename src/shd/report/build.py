@@ -48,7 +48,7 @@ class ReportConfig:
     max_shapes: int = 100  # generated shapes shown, each beside its nearest training shape
     worst_covered: int = 8  # references farthest from every generated shape
     viewer_px: int = 200  # viewer size on the page
-    apps: str = "samples/apps"  # folder whose */summary.json become application panels
+    apps: str = "reports/apps"  # folder whose */summary.json become application panels
     max_app_faces: int = 20000  # application meshes larger than this are listed, not embedded
     max_app_image_bytes: int = 3_000_000  # larger application images are listed, not embedded
     batch_size: int = 8
