@@ -20,7 +20,8 @@ TINY = {
                "n_surface": 256, "shard_size": 4},
     "overfit": {"max_steps": 40, "points_per_step": 256, "check_every": 20, "warmup_steps": 5,
                 "init": "seed", "min_iou": 0.0, "min_part_iou": 0.0},
-    "diffusion": {"train": {"max_epochs": 2, "batch_size": 8, "val_every": 2, "val_check_every": 1,
+    "diffusion": {"net": "tiny",
+                  "train": {"max_epochs": 2, "batch_size": 8, "val_every": 2, "val_check_every": 1,
                             "val_samples": 2, "val_steps": 4, "val_resolution": 16}},
     "evaluate": {"resolution": 24, "n_points": 256, "render_count": 2, "render_resolution": 24},
 }
