@@ -119,20 +119,30 @@ def _kw(call: ast.Call, name: str):
     return None
 
 
+PICKLERS = ("pickle", "dill", "cloudpickle", "joblib")
+LOADERS = ("load", "loads", "Unpickler")
+
+
+def _arg(call: ast.Call, name: str) -> ast.AST | None:
+    return next((kw.value for kw in call.keywords if kw.arg == name), None)
+
+
 def pickle_hazards(path: Path) -> list[str]:
-    """Every place in a file that could unpickle data: pickle-family imports, torch.load without
-    weights_only=True, np.load without allow_pickle=False, checkpoint loads without weights_only=True,
-    MLflow flavours that pickle models."""
+    """Every place in a file that could unpickle data: pickle-family loaders (called, or imported by
+    name; importing the module for its error type is not one), torch.load without weights_only=True,
+    np.load without allow_pickle=False, checkpoint loads without weights_only=True, MLflow flavours
+    that pickle models (a pyfunc logged "from code", python_model given as a file path, pickles none)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
-            bad = [n for n in names if n and n.split(".")[0] in ("pickle", "dill", "cloudpickle", "joblib")]
-            found += [f"{path.name}:{node.lineno}: imports {n}" for n in bad]
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PICKLERS:
+            bad = [a.name for a in node.names if a.name in LOADERS]
+            found += [f"{path.name}:{node.lineno}: imports {node.module}.{n}" for n in bad]
     for call in _calls(tree):
         name = _name(call.func)
         where = f"{path.name}:{call.lineno}: {name}"
+        if name.split(".")[0] in PICKLERS and name.split(".")[-1] in LOADERS:
+            found.append(f"{where}: unpickles")
         if name.endswith("torch.load") and _kw(call, "weights_only") is not True:
             found.append(f"{where} without weights_only=True")
         if name.endswith("np.load") and _kw(call, "allow_pickle") is not False:
@@ -140,18 +150,24 @@ def pickle_hazards(path: Path) -> list[str]:
         if (_kw(call, "ckpt_path") is not None or name.endswith("load_from_checkpoint")) \
                 and _kw(call, "weights_only") is not True:
             found.append(f"{where} loads a checkpoint without weights_only=True")
-        if re.search(r"mlflow\.(pytorch|pyfunc|sklearn)\.(load_model|log_model|save_model)", name):
+        model = _arg(call, "python_model")  # a file path ("path" or str(path)): logged from code
+        from_code = isinstance(model, ast.Constant) or (
+            isinstance(model, ast.Call) and _name(model.func) == "str")
+        if re.search(r"mlflow\.(pytorch|pyfunc|sklearn)\.(load_model|log_model|save_model)", name) \
+                and not (name.endswith(("pyfunc.log_model", "pyfunc.save_model")) and from_code):
             found.append(f"{where}: a pickling MLflow flavour")
     return found
 
 
 def test_the_scan_finds_each_hazard(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("import pickle\nimport torch, numpy as np\ntorch.load('a')\n"
+    bad.write_text("import pickle\nfrom pickle import loads\nimport torch, numpy as np\ntorch.load('a')\n"
                    "np.load('b', allow_pickle=True)\ntrainer.fit(m, ckpt_path='c')\n"
-                   "mlflow.pytorch.load_model('d')\n"
-                   "torch.load('e', weights_only=True)\nnp.load('f', allow_pickle=False)\n")
-    assert len(pickle_hazards(bad)) == 5
+                   "mlflow.pytorch.load_model('d')\npickle.load(fh)\n"
+                   "mlflow.pyfunc.log_model(name='m', python_model=Model())\n"
+                   "torch.load('e', weights_only=True)\nnp.load('f', allow_pickle=False)\n"
+                   "mlflow.pyfunc.log_model(name='m', python_model=str(code))\ne = pickle.UnpicklingError\n")
+    assert len(pickle_hazards(bad)) == 7
 
 
 def test_no_code_path_unpickles_data():

@@ -29,7 +29,8 @@ def test_repository_params_update_keeps_every_comment() -> None:
     assert _comments(new) == _comments(text)
     changed = [(a, b) for a, b in zip(text.splitlines(), new.splitlines(), strict=True) if a != b]
     assert len(changed) == 7  # field, lr, schedule, net, prediction, train.lr, normalization: one line each
-    assert "  net: {preset: tiny, width: 96, depth: 3, heads: 4}  # tiny" in new
+    preset = yaml.safe_load(text)["diffusion"]["net"]  # a preset name: the searched keys join it
+    assert f"  net: {{preset: {preset}, width: 96, depth: 3, heads: 4}}  # tiny" in new
 
 
 def test_new_keys_and_block_replacement() -> None:
