@@ -134,3 +134,18 @@ def test_ema_warms_up_and_then_averages():
             net.weight.fill_(0.0)
         ema.update_parameters(net)
         assert ema.module.weight.item() == pytest.approx(prev * min(0.999, (1 + n_before) / (10 + n_before)))
+
+
+def test_a_changed_net_trains_afresh_and_keeps_the_old_checkpoints_aside(store, tmp_path):
+    """`dvc repro` after editing the net in params.yaml: the old checkpoints cannot be resumed, so they
+    are moved aside (not deleted) and training starts from step 0."""
+    ws = make_weight_set(tmp_path / "weights", random_weights(5), ["train"] * 4 + ["val"], ["airplane"] * 5)
+    base = {"train": {**QUIET, "batch_size": 4, "max_epochs": 1, "checkpoint_every": 1, "val_check_every": 1}}
+    first = train(ws, {**base, "net": {"depth": 1, "width": 32, "heads": 2}}, tmp_path / "out",
+                  tracking_root=store)
+    second = train(ws, {**base, "net": {"depth": 1, "width": 64, "heads": 2}}, tmp_path / "out",
+                   tracking_root=store)
+    assert not second["resumed"] and second["global_step"] == first["global_step"]
+    aside = [p for p in (tmp_path / "out").iterdir() if p.name.startswith("checkpoints-")]
+    assert len(aside) == 1 and (aside[0] / "last.ckpt").exists()
+    assert (tmp_path / "out" / "checkpoints" / "last.ckpt").exists()

@@ -9,6 +9,8 @@ that `shd.tracking` decides.
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -32,6 +34,8 @@ from shd.errors import InputError
 from shd.fields.weight_set import WeightSet
 from shd.shards import fingerprint
 from shd.tracking import artifact_root, ensure_experiment, tracking_uri
+
+log = logging.getLogger(__name__)
 
 CHECKPOINTS, MODEL, RENDERS = "checkpoints", "model", "renders"
 FINAL_METRICS = ("train_loss", "val_loss", "val_loss_raw", "samples_per_s", "seconds")
@@ -58,8 +62,14 @@ def _resume_point(ckpt_dir: Path, resume: bool, model_fp: str) -> tuple[Path | N
     run_file = ckpt_dir / RUN_FILE
     recorded = json.loads(run_file.read_text()).get("model_fingerprint") if run_file.exists() else None
     if recorded not in (None, model_fp):
-        raise InputError(ckpt_dir, "checkpoints of a different net/schedule/layout; use another out_dir "
-                                   "or resume=False")
+        # the params changed the net, schedule or layout (dvc repro after an edit): these checkpoints
+        # cannot be resumed; they are kept aside, not deleted, and training starts afresh
+        aside = ckpt_dir.with_name(f"{ckpt_dir.name}-{recorded}")
+        shutil.rmtree(aside, ignore_errors=True)
+        ckpt_dir.rename(aside)
+        log.warning("checkpoints of another net/schedule/layout (%s) moved to %s; training afresh",
+                    recorded, aside)
+        return None, None
     _check_checkpoint(last)
     return last, read_run_id(ckpt_dir)
 
