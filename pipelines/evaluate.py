@@ -11,17 +11,11 @@ from pathlib import Path
 
 from shd.config import load_params, section_config
 from shd.errors import InputError
-from shd.eval.evaluate import (
-    EvaluateConfig,
-    evaluate_generator,
-    evaluate_stage,
-    log_evaluation,
-    resolve_device,
-    summary_line,
-)
+from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, resolve_device, summary_line
 from shd.fields.weight_set import WeightSet
 from shd.report import ReportConfig, build_report, from_project
 from shd.stage import console, main
+from shd.tracking.evaluation import log_evaluation
 
 WEIGHTS = Path("data/weights")
 SAMPLES = Path("data/samples")
@@ -49,10 +43,9 @@ def run() -> None:
     report_cfg = section_config(params, "report", ReportConfig)
     sample = diffusion_sampler(cfg)
     if sample is None:
-        report = evaluate_stage(WEIGHTS, SAMPLES, cfg=cfg, track=False)
+        report = evaluate_stage(WEIGHTS, SAMPLES, cfg=cfg)
     else:
-        report = evaluate_generator(sample, WEIGHTS, SAMPLES, cfg=cfg, generator_name="diffusion",
-                                    track=False)
+        report = evaluate_generator(sample, WEIGHTS, SAMPLES, cfg=cfg, generator_name="diffusion")
     page = build_report(from_project("."), REPORT, report_cfg)
     log_evaluation(report, WEIGHTS, SAMPLES, cfg=cfg, extra_artifacts=[REPORT])  # one run: metrics + page
     console.print(summary_line(report), highlight=False)

@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from shd.cli import app
-from shd.eval.evaluate import EvalPaths, EvaluateConfig, log_evaluation
+from shd.eval.evaluate import EvalPaths, EvaluateConfig
 from shd.report.viewer import three_js
+from shd.tracking.evaluation import log_evaluation
 from tests.report.boxes import build_box_report
 
 runner = CliRunner()

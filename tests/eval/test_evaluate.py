@@ -44,7 +44,7 @@ def staged(project, tmp_path_factory):
     """One stage run (with the baseline yardstick), shared by the read-only checks."""
     paths = EvalPaths.under(tmp_path_factory.mktemp("out"))
     cfg = replace(CFG, baseline_weights=str(project.baseline))
-    return evaluate_stage(project.weights, project.samples, paths, cfg, track=False), paths
+    return evaluate_stage(project.weights, project.samples, paths, cfg), paths
 
 
 def _clouds(project, split):
@@ -158,14 +158,14 @@ def test_generated_weights_are_evaluated_and_rendered_with_empties(project, tmp_
     flat = weights.load_flat(weights.ids(split="train"))
     cfg = replace(CFG, render_resolution=24)
     report = evaluate_stage(project.weights, project.samples, EvalPaths.under(tmp_path), cfg,
-                            generated=nan_rows(flat, [1]), generator_name="sampler", track=False)
+                            generated=nan_rows(flat, [1]), generator_name="sampler")
     assert report["generator"] == "sampler" and report["n_generated"] == len(flat)
     assert report["n_empty"] == 1 and report["n_evaluated"] == SPLITS.count("test")  # clipped to n_ref
     assert report["clipped_generated"] == len(flat) - 1 - SPLITS.count("test")
     assert (tmp_path / "reports/eval_grid.png").exists()
     with pytest.raises(InputError, match="layout"):
         evaluate_stage(project.weights, project.samples, EvalPaths.under(tmp_path), cfg,
-                       generated=flat[:, :10], track=False)
+                       generated=flat[:, :10])
 
 
 def test_a_failure_before_the_last_write_leaves_no_metrics(project, tmp_path, monkeypatch):
@@ -175,7 +175,7 @@ def test_a_failure_before_the_last_write_leaves_no_metrics(project, tmp_path, mo
     monkeypatch.setattr(ev, "render_generated", broken_render)
     paths = EvalPaths.under(tmp_path)
     with pytest.raises(RuntimeError, match="render died"):
-        evaluate_stage(project.weights, project.samples, paths, CFG, track=False)
+        evaluate_stage(project.weights, project.samples, paths, CFG)
     assert paths.nn_cd.exists() and not paths.metrics.exists()
 
 
@@ -191,7 +191,7 @@ def test_the_metrics_write_is_atomic(project, tmp_path, monkeypatch):
     monkeypatch.setattr(shd.atomic.os, "replace", killed)
     paths = EvalPaths.under(tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        evaluate_stage(project.weights, project.samples, paths, CFG, track=False)
+        evaluate_stage(project.weights, project.samples, paths, CFG)
     assert paths.grid.exists() and not paths.metrics.exists()
     assert list(paths.metrics.parent.iterdir()) == []  # no temporary left behind
 
@@ -200,4 +200,4 @@ def test_config_errors_name_the_key(project):
     with pytest.raises(InputError, match="evaluate.normalization"):
         EvaluateConfig(normalization="sphere")
     with pytest.raises(InputError, match="evaluate.category"):
-        evaluate_stage(project.weights, project.samples, cfg=EvaluateConfig(category="boat"), track=False)
+        evaluate_stage(project.weights, project.samples, cfg=EvaluateConfig(category="boat"))

@@ -46,7 +46,7 @@ def build_box_report(root: Path, cfg: ReportConfig = DISPLAY) -> Path:
     ecfg = EvaluateConfig(resolution=32, n_points=256, render_count=0, device="cpu",
                           baseline_weights=str(project.baseline))
     evaluate_stage(project.weights, project.samples, EvalPaths.under(root), ecfg, generated=generated,
-                   generator_name="sampler", track=False)
+                   generator_name="sampler")
     write_app_panel(root / "reports/apps/hybrid", weights)
     build_report(from_project(root), root / REPORT, cfg)
     return root

@@ -135,6 +135,7 @@ def evaluate(
     from shd.config import load_params, section_config
     from shd.eval.evaluate import EvalPaths, EvaluateConfig, evaluate_generator, summary_line
     from shd.stage import progress_bar
+    from shd.tracking.evaluation import log_evaluation
     from shd.tracking.model_ref import load_sampler
 
     if out.suffix != ".json":
@@ -150,7 +151,9 @@ def evaluate(
             return sampler.sample(count, category=cat, seed=seed)
 
         paths = EvalPaths(out, out.with_suffix(".nn_cd.csv"), out.with_suffix(".png"))
-        report = evaluate_generator(draw, weights, samples, paths, cfg, generator_name=model, track=track)
+        report = evaluate_generator(draw, weights, samples, paths, cfg, generator_name=model)
+        if track:
+            log_evaluation(report, weights, samples, paths, cfg)
         advance(1)
     typer.echo(summary_line(report))
     typer.echo(f"wrote {out}")

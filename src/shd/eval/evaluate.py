@@ -14,7 +14,7 @@ import io
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -34,7 +34,6 @@ from shd.fields.layout import Layout
 from shd.fields.weight_set import WeightSet
 from shd.shards import write_shard
 
-EXPERIMENT = "shd-evaluate"
 SAMPLES_FORMAT = "shd-eval-samples/1"
 GENERATED_FORMAT = "shd-eval-generated/1"
 GENERATED_KEY = "params"  # the (N, D) tensor of data/eval/generated.safetensors
@@ -330,9 +329,9 @@ def render_generated(path: Path, flat: torch.Tensor, layout: Layout, field: Fiel
 
 def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPaths = EvalPaths(),
                    cfg: EvaluateConfig = EvaluateConfig(), generated: torch.Tensor | None = None,
-                   generator_name: str | None = None, track: bool = True) -> dict[str, Any]:
+                   generator_name: str | None = None) -> dict[str, Any]:
     """Score a generated set (default: the test-split reconstructions) with its yardsticks; write the
-    plot CSV, the render grid and, last, the metrics JSON; log it all as one MLflow run.
+    plot CSV, the render grid and, last, the metrics JSON (`shd.tracking.evaluation` logs them to MLflow).
 
     `generated` (N, D) must be in the weight set's layout. Returns the JSON-ready report.
     """
@@ -391,20 +390,18 @@ def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPa
               shape_ids)
     report["seconds"] = {**seconds, "total": time.perf_counter() - t0}
     write_json(paths.metrics, report)  # last: its presence means the evaluation finished
-    if track:
-        log_evaluation(report, weight_dir, sample_dir, paths, cfg)
     return report
 
 
 def evaluate_generator(sample: Callable[[int, str, int], torch.Tensor], weight_dir: str | Path,
                        sample_dir: str | Path, paths: EvalPaths = EvalPaths(),
                        cfg: EvaluateConfig = EvaluateConfig(), generator_name: str = "diffusion",
-                       track: bool = True) -> dict[str, Any]:
+                       ) -> dict[str, Any]:
     """Score a generator given as `sample(n, category, seed) -> (n, D) weights`: it is asked for 1.1x
     the test references of the evaluated category (the stage of record and `shd evaluate` share this)."""
     category, n = n_to_sample(weight_dir, sample_dir, cfg)
     return evaluate_stage(weight_dir, sample_dir, paths, cfg, generated=sample(n, category, cfg.seed),
-                          generator_name=generator_name, track=track)
+                          generator_name=generator_name)
 
 
 def summary_line(report: dict[str, Any]) -> str:
@@ -418,20 +415,3 @@ def summary_line(report: dict[str, Any]) -> str:
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
-
-
-def log_evaluation(report: dict[str, Any], weight_dir: str | Path, sample_dir: str | Path,
-                   paths: EvalPaths = EvalPaths(), cfg: EvaluateConfig = EvaluateConfig(),
-                   extra_artifacts: Sequence[str | Path] = ()) -> str:
-    """One MLflow run for a finished evaluation (params, metrics, the stage's files and `extra_artifacts`,
-    e.g. the HTML report built from them); returns its run id. Separate from `evaluate_stage` so that
-    layers above the evaluation can add their artifacts to the same run."""
-    from shd.tracking import log_stage_run  # MLflow only when logging
-
-    generator_name = report["generator"]
-    params = {"evaluate": asdict(cfg), "generator": generator_name, "category": report["category"],
-              "weights": str(weight_dir), "samples": str(sample_dir)}
-    artifacts = [paths.metrics, paths.nn_cd, paths.generated, paths.samples]
-    artifacts += [paths.grid] if cfg.render_count else []
-    return log_stage_run(EXPERIMENT, f"evaluate-{generator_name}", params, report,
-                         [*artifacts, *extra_artifacts])
