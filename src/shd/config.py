@@ -19,14 +19,19 @@ T = TypeVar("T")
 PARAMS_FILE = "params.yaml"
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+def read_yaml(path: str | Path, missing: str) -> Any:
+    """A YAML document; a missing file or bad YAML is an InputError naming the file (`missing`: why)."""
     path = Path(path)
     if not path.exists():
-        raise InputError(path, "missing; run from the repository root (where params.yaml lives)")
+        raise InputError(path, missing)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML ({exc})") from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    data = read_yaml(path, "missing; run from the repository root (where params.yaml lives)")
     if not isinstance(data, dict):
         raise InputError(path, "expected a mapping of sections at the top level")
     return data

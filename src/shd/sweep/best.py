@@ -13,8 +13,10 @@ from typing import Any
 import yaml
 
 from shd.atomic import write_text
+from shd.config import read_yaml
 from shd.errors import InputError
 from shd.sweep.yaml_edit import update_text
+from shd.tracking.runs import leaves
 
 
 def best_path(out_dir: str | Path, kind: str) -> Path:
@@ -31,26 +33,11 @@ def write_best(path: str | Path, fragment: Mapping[str, Any], study: str, trial:
 
 
 def read_best(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "missing; run the sweep first (shd sweep overfit | diffusion)")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(path, f"not valid YAML ({exc})") from None
+    doc = read_yaml(path, "missing; run the sweep first (shd sweep overfit | diffusion)")
     if not isinstance(doc, dict) or not doc or not all(isinstance(v, dict) for v in doc.values()):
         raise InputError(path, "expected params.yaml sections (e.g. `diffusion: {...}`)")
     return doc
 
-
-def _leaves(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping):
-            out.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def apply_best(params_path: str | Path, best: str | Path) -> dict[str, tuple[Any, Any]]:
@@ -66,7 +53,7 @@ def apply_best(params_path: str | Path, best: str | Path) -> dict[str, tuple[Any
     if missing:
         raise InputError(f"{best}:{missing[0]}", f"no such section in {params_path}")
     new = update_text(text, fragment, str(params_path))
-    old_leaves, new_leaves = _leaves(before), _leaves(yaml.safe_load(new))
+    old_leaves, new_leaves = dict(leaves(before)), dict(leaves(yaml.safe_load(new)))
     changed = {k: (old_leaves.get(k), v) for k, v in new_leaves.items() if old_leaves.get(k) != v}
     if changed:
         write_text(params_path, new)

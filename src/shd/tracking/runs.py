@@ -12,24 +12,24 @@ from shd.tracking.store import ensure_experiment, store_errors, tracking_uri
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
 
 
-def _leaves(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+def leaves(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted name, value) of every non-mapping value of a nested mapping."""
     for key, value in values.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            yield from _leaves(value, f"{name}.")
+            yield from leaves(value, f"{name}.")
         else:
             yield name, value
 
 
 def flatten_params(values: Mapping[str, Any]) -> dict[str, str]:
     """Nested config -> {'a.b.c': 'value'} as MLflow params want them."""
-    return {name: str(value)[:MAX_PARAM_LEN] for name, value in _leaves(values)}
+    return {name: str(value)[:MAX_PARAM_LEN] for name, value in leaves(values)}
 
 
 def numeric_metrics(values: Mapping[str, Any]) -> dict[str, float]:
     """The finite numbers of a (nested) metrics dict, flattened; everything else is skipped."""
-    return {name: float(value) for name, value in _leaves(values)
+    return {name: float(value) for name, value in leaves(values)
             if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)}
 
 
