@@ -92,8 +92,8 @@ def section(payload: dict[str, Any]) -> str:
     settings = json.dumps(payload["models"]["exported"]["settings"])
     lines = ["## Part-level applications (shd hybrid / interpolate / complete)", "",
              f"Measured {payload['date']} on {m.get('cpu')} ({m.get('cores')} cores), device "
-             f"{payload['device']}, on `{payload['project']}` (the CPU-profile product of `make repro`: "
-             f"{payload['n_weights']} airplane fields, the tiny denoiser). Settings: {settings}. CDs are "
+             f"{payload['device']}, on the product in `{payload['project']}` ({payload['n_weights']} fitted "
+             f"fields and its exported denoiser; see the note). Settings: {settings}. CDs are "
              "squared Chamfer distances in the shapes' common frame (not normalized); `n/a` = no part "
              "surface (part absent or mesh empty).", ""]
     for label, rep in payload["models"].items():

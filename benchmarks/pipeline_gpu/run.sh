@@ -19,3 +19,8 @@ print(json.dumps(rows))
 json.dump(rows, open("metrics/nna_per_setting.json", "w"), indent=1)
 PY
 mkdir -p $OUT/gpurun && cp -r metrics reports/*.png $OUT/gpurun/ 2>/dev/null; cp models/diffusion/model/config.json $OUT/gpurun/model_config.json
+# optional: the part-level applications' quality figures on this GPU-trained model
+if [ -n "$APPS" ]; then
+  python ../benchmarks/bench_apps.py --project . --device cuda --threads 8 > log_apps.txt 2>&1; echo "apps rc=$?"
+  tail -3 log_apps.txt; cp ../benchmarks/results/apps_cuda.json $OUT/gpurun/ 2>/dev/null
+fi
