@@ -37,13 +37,15 @@ CLASSES = {  # module -> (fault class, what "nothing lost" means there)
     "test_untrusted": ("Untrusted files (pickles, server binding)", "no code executed from data files"),
     "test_registry": ("Registry writers (concurrent, failing mid-registration)",
                       "no half-registered version, alias on the best version"),
-    "test_study": ("Optuna workers (threads at once)", "exact trial budget, no duplicated trial"),
+    "test_study": ("Optuna workers (threads at once, a worker dead before its first heartbeat)",
+                   "exact trial budget, no duplicated trial, no trial held forever"),
     "test_sweep_runs": ("Optuna workers (killed mid-trial, two processes)", "finished trials, one study"),
 }
 # cases of the registry and sweep suites that are fault injection (the rest of those modules is not)
 EXTRA = ("tests/tracking/test_registry.py::test_a_failed_registration_leaves_no_version_and_no_alias",
          "tests/tracking/test_registry.py::test_concurrent_registrations_leave_the_alias_on_the_best",
          "tests/sweep/test_study.py::test_concurrent_threads_end_with_exactly_the_budget",
+         "tests/sweep/test_study.py::test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_replaced",
          "tests/sweep/test_sweep_runs.py::test_sweep_killed_mid_trial_resumes",
          "tests/sweep/test_sweep_runs.py::test_two_processes_share_one_study")
 OUT = ROOT / "RELIABILITY.md"

@@ -73,3 +73,22 @@ def test_generation_objective_breaks_1nna_ties_by_mmd() -> None:
     assert generation_objective({"all": {"1-nna": None, "mmd": None}}) == WORST
     assert generation_objective({"airplane": {"1-nna": 0.5, "mmd": 0.0},
                                  "chair": {"1-nna": 1.0, "mmd": 0.0}}) == pytest.approx(0.75)
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_replaced(tmp_path: Path) -> None:
+    """A RUNNING trial with no heartbeat at all is never stale to Optuna; without help the sweep would
+    wait for it forever. It is failed after the grace period and the budget is filled."""
+    study = _study(tmp_path)
+    silent = study.ask()  # RUNNING, and no heartbeat thread ever beats for it (its worker is gone)
+    done = threading.Event()
+    result: dict = {}
+
+    def sweep() -> None:
+        objective = lambda t: t.suggest_float("x", -1, 1) ** 2  # noqa: E731
+        result.update(run_trials(study, objective, target=2, poll_seconds=0.2))
+        done.set()
+
+    threading.Thread(target=sweep, daemon=True).start()
+    assert done.wait(60), "the sweep waited on the dead trial"
+    assert result["complete"] == 2
+    assert study.trials[silent.number].state == optuna.trial.TrialState.FAIL

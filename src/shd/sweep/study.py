@@ -104,6 +104,21 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
 
 
+def _beat_once_for_silent_trials(study: optuna.Study, adopted: set[int]) -> None:
+    """Optuna never counts a RUNNING trial without any heartbeat as stale (its worker died before the
+    first beat, or that write failed under load), so it would hold its share of the budget forever.
+    One heartbeat recorded on its behalf, once per trial, lets Optuna's own check fail it after the
+    grace period if its worker does not beat again (a live worker keeps beating: no harm)."""
+    storage = study._storage  # as optuna.storages.fail_stale_trials itself reads it (maybe cached RDB)
+    record = getattr(storage, "record_heartbeat", None)
+    if record is None or not storage.get_heartbeat_interval():
+        return
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial._trial_id not in adopted:
+            record(trial._trial_id)
+            adopted.add(trial._trial_id)
+
+
 def run_trials(study: optuna.Study, objective: Objective, target: int, n_jobs: int = 1,
                max_failures: int = 3, poll_seconds: float = 2.0) -> dict[str, int]:
     """Run trials (`n_jobs` threads) until the study holds `target` finished trials; returns counts.
@@ -135,8 +150,10 @@ def run_trials(study: optuna.Study, objective: Objective, target: int, n_jobs: i
         if len(failures) >= max_failures:
             study.stop()
 
+    adopted: set[int] = set()
     while True:
         with _stable():
+            _beat_once_for_silent_trials(study, adopted)
             optuna.storages.fail_stale_trials(study)
         c = counts(study)
         done = c["complete"] + c["pruned"]
