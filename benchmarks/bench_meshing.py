@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import RESULTS, machine, rewrite_eval_section, table, write_section
+from common import RESULTS, cpu_caveat, machine, measured_on, rewrite_eval_section, table, write_section
 from skimage.measure import marching_cubes
 
 from shd.eval.meshing import REFERENCE_LEVEL, evaluate_grid, iter_meshes, mesh_volume
@@ -132,24 +132,12 @@ def bench_resolution(resolution: int, batch: int, n_batches: int, chunk: int, de
     return out
 
 
-def cpu_caveat(r: dict[str, Any], m: dict[str, Any]) -> str:
-    """One sentence on what the results record about a CPU run's conditions (and its note, if any)."""
-    if r.get("load_average_after"):
-        said = (f"CPU caveat: {r.get('threads')} torch threads on {m.get('cores')} cores; load average "
-                f"before / after {r['load_average_before'][0]:.1f} / {r['load_average_after'][0]:.1f}")
-    else:
-        said = (f"CPU caveat: {m.get('cores')} cores, thread count and load average not recorded with these "
-                "figures")
-    return f"{said}; {r['note'].rstrip('.')}." if r.get("note") else f"{said}."
-
-
 def section(payload: dict[str, Any]) -> str:
     """BENCHMARKS.md section of the `meshing` entry of an eval results file."""
     r = payload["meshing"]
     m = r.get("machine") or payload.get("machine", {})
     cuda = torch.device(r["device"]).type == "cuda"
-    where = m.get("gpu", "GPU") if cuda else f"CPU {m.get('cpu')} ({m.get('cores')} cores)"
-    host = f" (marching cubes on its host CPU {m.get('cpu')}, {m.get('cores')} cores)" if cuda else ""
+    where, host = measured_on(m, cuda, "marching cubes on its host CPU")
     lines = [f"## Meshing throughput on {where} (`benchmarks/bench_meshing.py`)", "",
              f"Measured on {where}{host}, torch {m.get('torch')}. What ran: random semantic MLP fields of "
              f"the reference's size ({EXPERTS} experts, NeRF encoding with {N_FREQS} frequencies, hidden "

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import RESULTS, machine, rewrite_eval_section, table, write_section
+from common import RESULTS, cpu_caveat, machine, measured_on, rewrite_eval_section, table, write_section
 
 from shd.eval.chamfer import chamfer_matrix, resolve_backend
 
@@ -104,24 +104,12 @@ def _err(x: float) -> str:
     return f"{x:.1e}" if x else "0"
 
 
-def cpu_caveat(r: dict[str, Any], m: dict[str, Any]) -> str:
-    """One sentence on what the results record about a CPU run's conditions (and its note, if any)."""
-    if r.get("load_average_after"):
-        said = (f"CPU caveat: {r.get('threads')} torch threads on {m.get('cores')} cores; load average "
-                f"before / after {r['load_average_before'][0]:.1f} / {r['load_average_after'][0]:.1f}")
-    else:
-        said = (f"CPU caveat: {m.get('cores')} cores, thread count and load average not recorded with these "
-                "figures")
-    return f"{said}; {r['note'].rstrip('.')}." if r.get("note") else f"{said}."
-
-
 def section(payload: dict[str, Any]) -> str:
     """BENCHMARKS.md section of the `metrics` entry of an eval results file."""
     r = payload["metrics"]
     m = r.get("machine") or payload.get("machine", {})
     cuda = torch.device(r["device"]).type == "cuda"
-    where = m.get("gpu", "GPU") if cuda else f"CPU {m.get('cpu')} ({m.get('cores')} cores)"
-    host = f" (host CPU {m.get('cpu')}, {m.get('cores')} cores)" if cuda else ""
+    where, host = measured_on(m, cuda)
     n, rows_timed = r["n"], r["reference_rows_timed"]
     ref_each = r["reference_total_seconds_scaled"] / 3  # the loop does every matrix row by row alike
     lines = [f"## Chamfer matrices for MMD / COV / 1-NNA on {where} (`benchmarks/bench_metrics.py`)", "",

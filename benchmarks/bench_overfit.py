@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import RESULTS, save_json, table, write_section
+from common import RESULTS, measured_on, save_json, table, write_section
 from torch import nn
 
 from shd.fields.config import OverfitConfig
@@ -233,7 +233,7 @@ def section(results: dict[str, Any]) -> str:
     m = results.get("machine", {})
     kind = torch.device(results["device"]).type
     cuda = kind == "cuda"
-    where = m.get("gpu", "GPU") if cuda else f"CPU {m.get('cpu')} ({m.get('cores')} cores)"
+    where, host = measured_on(m, cuda)
     cfg, ch, b = results["config"], results["chosen"], results["batched"]
     ref, sp = results["reference"], results["speedup"]
     refs = ref["shapes"]
@@ -241,7 +241,6 @@ def section(results: dict[str, Any]) -> str:
     first = 1 if ch["init"] == "first_shape" else 0  # the shape the reference fits first (see main)
     prec = ch["precision"] + (" (a CUDA matmul mode: plain fp32 on CPU)" if not cuda and
                               ch["precision"] == "tf32" else "")
-    host = f" (host CPU {m.get('cpu')}, {m.get('cores')} cores)" if cuda else ""
     lines = [f"## Overfitting engine on {where} (`benchmarks/bench_overfit.py`)", "",
              f"Measured {results.get('date', '?')} on {where}{host}, torch {m.get('torch')}. What ran: "
              f"{b['shapes']:,} synthetic part-labelled airplanes ({cfg['n_near']:,} near-surface + "

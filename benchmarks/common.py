@@ -88,3 +88,22 @@ def rewrite_eval_section(path: str, key: str, note: str | None, section: Callabl
     name = f"eval_{key}_{kind}"
     write_section(name, section(src))
     return name
+
+
+def measured_on(m: dict[str, Any], cuda: bool, host_role: str = "host CPU") -> tuple[str, str]:
+    """(where, host) for a section's first line: the GPU (or the CPU and its cores), and on a GPU the
+    host CPU that did its part (`host_role` names that part)."""
+    where = m.get("gpu", "GPU") if cuda else f"CPU {m.get('cpu')} ({m.get('cores')} cores)"
+    host = f" ({host_role} {m.get('cpu')}, {m.get('cores')} cores)" if cuda else ""
+    return where, host
+
+
+def cpu_caveat(r: dict[str, Any], m: dict[str, Any]) -> str:
+    """One sentence on what the results record about a CPU run's conditions (and its note, if any)."""
+    if r.get("load_average_after"):
+        said = (f"CPU caveat: {r.get('threads')} torch threads on {m.get('cores')} cores; load average "
+                f"before / after {r['load_average_before'][0]:.1f} / {r['load_average_after'][0]:.1f}")
+    else:
+        said = (f"CPU caveat: {m.get('cores')} cores, thread count and load average not recorded with these "
+                "figures")
+    return f"{said}; {r['note'].rstrip('.')}." if r.get("note") else f"{said}."
