@@ -59,3 +59,15 @@ def section_config(params: dict[str, Any], section: str, cls: type[T], where: st
         return cls(**values)
     except TypeError as exc:
         raise InputError(f"{where}:{section}", str(exc)) from None
+
+
+def dvc_lock_entries(root: str | Path = ".") -> list[tuple[str, str, str, str]]:
+    """(stage, "deps" | "outs", path, md5) of every hashed entry of the project's dvc.lock, in the file's
+    order (none without a lock file): what DVC says each stage's inputs and outputs were."""
+    lock = Path(root) / "dvc.lock"
+    if not lock.exists():
+        return []
+    stages = (read_yaml(lock, "missing") or {}).get("stages", {})
+    return [(name, kind, str(item["path"]), str(item["md5"]))
+            for name, stage in stages.items() for kind in ("deps", "outs")
+            for item in stage.get(kind, []) if "md5" in item and "path" in item]

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from shd.atomic import read_json_document
+from shd.config import dvc_lock_entries, read_yaml
 from shd.errors import InputError
 from shd.eval.evaluate import GENERATED_KEY, SAMPLES_FORMAT, EvalPaths
 from shd.shards import read_shard
@@ -115,17 +115,11 @@ def versions(project: Path) -> dict[str, dict[str, str]]:
     hashes (dvc.lock, upstream stages: `dvc repro` locks each stage as it finishes), the exported
     model's fingerprints and file hash, and the evaluate/report params."""
     out: dict[str, dict[str, str]] = {}
-    lock = project / LOCK_FILE
-    if lock.exists():
-        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-        data = {}
-        for name, stage in stages.items():
-            if name == EVALUATE_STAGE:  # rerun while the report is built: its entry is the last run's
-                continue
-            for out_ in stage.get("outs", []):
-                if "md5" in out_:
-                    data[out_["path"]] = f"md5 {out_['md5'].removesuffix('.dir')} (stage {name})"
-        out["data (dvc.lock)"] = data
+    if (project / LOCK_FILE).exists():
+        # the evaluate stage is rerunning while the report is built: its entry is the last run's
+        out["data (dvc.lock)"] = {path: f"md5 {md5.removesuffix('.dir')} (stage {name})"
+                                  for name, kind, path, md5 in dvc_lock_entries(project)
+                                  if kind == "outs" and name != EVALUATE_STAGE}
     model = project / MODEL_DIR
     if (model / "config.json").exists():
         config = json.loads((model / "config.json").read_text())
@@ -138,7 +132,7 @@ def versions(project: Path) -> dict[str, dict[str, str]]:
         out[f"model ({MODEL_DIR})"] = info
     params = project / "params.yaml"
     if params.exists():
-        values = yaml.safe_load(params.read_text()) or {}
+        values = read_yaml(params, "missing") or {}
         out[PARAMS_TITLE] = {f"{section}.{k}": str(v) for section in ("evaluate", "report")
                                        for k, v in (values.get(section) or {}).items()}
     return out

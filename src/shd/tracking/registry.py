@@ -56,17 +56,10 @@ def lineage(root: str | Path = ".") -> dict[str, Any]:
     """Versions of what the model came from: the DVC hashes of its inputs (dvc.lock) and the git commit."""
     import subprocess
 
-    import yaml
+    from shd.config import dvc_lock_entries
 
     root = Path(root)
-    dvc: dict[str, str] = {}
-    lock = root / "dvc.lock"
-    if lock.exists():
-        stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
-        for stage in stages.values():
-            for item in stage.get("deps", []) + stage.get("outs", []):
-                if str(item.get("path", "")).startswith(("data/", "models/")) and "md5" in item:
-                    dvc[item["path"]] = item["md5"]
+    dvc = {path: md5 for _, _, path, md5 in dvc_lock_entries(root) if path.startswith(("data/", "models/"))}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=False, timeout=10).stdout.strip() or None
