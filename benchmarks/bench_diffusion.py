@@ -121,7 +121,7 @@ def kernel_breakdown(prof, steps: int) -> dict[str, Any]:
 
 def train_throughput(net_name: str, field: str, batch: int, device: torch.device, steps: int,
                      compile_net: bool = False, warmup: int = 3, profile: bool = False,
-                     attention: str = "auto") -> dict[str, Any]:
+                     attention: str = "auto", compile_mode: str = "default") -> dict[str, Any]:
     """Samples/s of full training steps (loss, backward, clip, AdamW, EMA) at one batch size;
     with `profile`, a kernel breakdown of extra steps (the timed ones run unprofiled)."""
     torch.manual_seed(0)
@@ -130,7 +130,7 @@ def train_throughput(net_name: str, field: str, batch: int, device: torch.device
     cfg = replace(net_config(net_name), attention=attention)
     net = Denoiser(cfg, tokens).to(device)
     ema = ema_of(net, 0.999)
-    fn = torch.compile(net) if compile_net else net
+    fn = torch.compile(net, mode=None if compile_mode == "default" else compile_mode) if compile_net else net
     opt = make_optimizer(net, 2e-4, 0.0, device)
     schedule = Schedule(ScheduleConfig())
     norm = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim)).to(device)
@@ -160,6 +160,7 @@ def train_throughput(net_name: str, field: str, batch: int, device: torch.device
     flops = train_flops_per_sample(cfg, tokens)
     out = {"net": net_name, "field": field, "tokens": tokens.n_tokens + 1, "batch": batch,
            "precision": "bf16-mixed" if bf16 else "fp32", "compiled": compile_net, "attention": attention,
+           "compile_mode": compile_mode if compile_net else None,
            "steps": steps,
            "step_ms": 1000 * seconds / steps, "samples_per_s": rate, "tflops": rate * flops / 1e12,
            "gflop_per_sample": flops / 1e9, "params": sum(p.numel() for p in net.parameters()),
@@ -289,11 +290,12 @@ def normalization_experiment(weights: str, sample_dir: str, out: Path, steps: in
 def timed_train(results: dict[str, Any], plan: list[tuple], device: torch.device, steps: int,
                 progress: Callable[[dict], None]) -> None:
     sheet, measured = results["peak_bf16_datasheet"], results["peak_bf16_measured_matmul"]
-    for net_name, field, batch, comp, prof, *kernel in plan:
+    for net_name, field, batch, comp, prof, *options in plan:
+        kernel, mode = (*options, *("auto", "default")[len(options):])  # optional: attention, mode
         n_steps = 3 if device.type == "cpu" and net_name == "reference" else steps  # seconds a step on CPU
         try:
             row = train_throughput(net_name, field, batch, device, n_steps, comp, profile=prof,
-                                   attention=kernel[0] if kernel else "auto")
+                                   attention=kernel, compile_mode=mode)
         except torch.OutOfMemoryError as exc:
             row = {"net": net_name, "field": field, "batch": batch, "compiled": comp, "error": str(exc)[:200]}
         if sheet and "tflops" in row:
@@ -308,7 +310,8 @@ def timed_train(results: dict[str, Any], plan: list[tuple], device: torch.device
 
 def run(device: torch.device, quick: bool, model: str | None, samples: str | None, resolution: int,
         compile_net: bool, progress: Callable[[dict], None] = lambda r: None,
-        attention: tuple[str, ...] = ("auto",), mfu_only: bool = False) -> dict[str, Any]:
+        attention: tuple[str, ...] = ("auto",), mfu_only: bool = False,
+        compile_modes: tuple[str, ...] = ("default",)) -> dict[str, Any]:
     """All measurements of this device; `progress(results)` after each row (a killed run keeps them)."""
     sheet, measured = peak_flops(device)
     results: dict[str, Any] = {"device": device.type, "peak_bf16_datasheet": sheet,
@@ -317,7 +320,8 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
         plan = [("reference", "moe_equal", b, False, b == 4096) for b in (512, 2048, 4096)]
         plan += [("reference", "single", 4096, False, False), ("tiny", "moe_equal", 4096, False, False)]
         # one compiled row per attention kernel (profiled); the best kernel also at twice the batch
-        compiled = [("reference", "moe_equal", 4096, True, True, k) for k in attention] if compile_net else []
+        compiled = [("reference", "moe_equal", 4096, True, True, k, m) for m in compile_modes
+                    for k in attention] if compile_net else []
         steps, n_sample = 20, 64
         sample_plan = [("tiny", "moe_equal", SETTINGS), ("reference", "moe_equal", SETTINGS)]
     else:
@@ -338,12 +342,20 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
     timed_train(results, compiled, device, steps, progress)  # last: compilation takes a minute or more
     done = [r for r in results["train"] if r.get("compiled") and "mfu" in r]
     if done and device.type == "cuda":
-        best = max(done, key=lambda r: r["mfu"])["attention"]
-        timed_train(results, [("reference", "moe_equal", 8192, True, False, best)], device, steps, progress)
+        best = max(done, key=lambda r: r["mfu"])
+        timed_train(results, [("reference", "moe_equal", 8192, True, False, best["attention"],
+                               best.get("compile_mode") or "default")], device, steps, progress)
     if model and samples:
         results["nna"] = nna_per_setting(model, samples, resolution, device)
         results["nna_model"] = model
     return results
+
+
+def _compiled(row: dict[str, Any]) -> str:
+    """"no", "yes" (torch.compile's default mode) or the mode's name."""
+    if not row.get("compiled"):
+        return "no"
+    return "yes" if (row.get("compile_mode") or "default") == "default" else row["compile_mode"]
 
 
 def _fmt(x: float | None, spec: str) -> str:
@@ -366,7 +378,7 @@ def section(results: dict[str, Any]) -> str:
                      "matmul FLOPs (6 x params x tokens + attention) / datasheet peak.")
         lines.append("")
     rows = [[r["net"], r["field"], r.get("tokens", ""), r["batch"], r.get("precision", ""),
-             "yes" if r.get("compiled") else "no", r.get("attention", "auto"),
+             _compiled(r), r.get("attention", "auto"),
              _fmt(r.get("samples_per_s"), ".0f"),
              _fmt(r.get("step_ms"), ".1f"), _fmt(r.get("tflops"), ".3g"),
              _fmt(100 * r["mfu"] if "mfu" in r else None, ".1f"), r.get("error", "")[:40]]
@@ -381,7 +393,7 @@ def section(results: dict[str, Any]) -> str:
             rows = [[kind, f"{ms:.1f}", f"{100 * ms / total:.0f}%"]
                     for kind, ms in sorted(prof["ms_per_step"].items(), key=lambda kv: -kv[1])]
             lines += [f"GPU time of one step, {r['net']} net, batch {r['batch']}, "
-                      f"{'compiled' if r.get('compiled') else 'eager'}, "
+                      f"{'eager' if not r.get('compiled') else 'compiled ' + _compiled(r)}, "
                       f"attention {r.get('attention', 'auto')} (torch.profiler):", "",
                       table(["kernels", "ms / step", "share"], rows), ""]
     if not results["sample"]:  # --mfu-only: the training rows are the whole result
@@ -426,7 +438,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd nets (CUDA)")
     ap.add_argument("--attention", default="auto",
-                    help="attention kernels to time compiled: auto,flash,efficient,cudnn,matmul")
+                    help="attention kernels to time compiled: auto,flash,efficient,cudnn,matmul,triton")
+    ap.add_argument("--compile-mode", default="default",
+                    help="torch.compile modes of the compiled rows: default,max-autotune-no-cudagraphs,...")
     ap.add_argument("--mfu-only", action="store_true", help="only the compiled training rows")
     ap.add_argument("--model", help="exported model folder, for 1-NNA per sampler setting")
     ap.add_argument("--samples", help="sample set with the reference surface clouds")
@@ -454,7 +468,8 @@ def main() -> None:
         partial = Path(args.out_dir) / "partial.json" if args.out_dir else None
         results = run(device, args.quick, args.model, args.samples, args.resolution, args.compile,
                       lambda r: partial.write_text(json.dumps(r, indent=1)) if partial else None,
-                      attention=tuple(args.attention.split(",")), mfu_only=args.mfu_only)
+                      attention=tuple(args.attention.split(",")), mfu_only=args.mfu_only,
+                      compile_modes=tuple(args.compile_mode.split(",")))
         results["threads"] = torch.get_num_threads()
         results["load_average_before"] = load_before
         if args.norm_experiment:

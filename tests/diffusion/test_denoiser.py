@@ -88,7 +88,7 @@ def test_same_seed_same_samples_and_sdedit_inpaint_keep_masked_weights():
     assert torch.allclose(filled[:, keep], parents[:, keep], atol=1e-6)
 
 
-@pytest.mark.parametrize("kernel", ["matmul", "flash", "efficient", "cudnn"])
+@pytest.mark.parametrize("kernel", ["matmul", "flash", "efficient", "cudnn", "triton"])
 def test_every_attention_kernel_computes_the_same_function(kernel):
     """The kernel is a speed choice only: same parameters, same outputs (CPU: SDPA's own backend)."""
     torch.manual_seed(0)

@@ -31,7 +31,7 @@ def _build(cls, values: dict[str, Any] | None, where: str):
     return cls(**values)
 
 
-ATTENTION_KERNELS = ("auto", "flash", "efficient", "cudnn", "matmul")
+ATTENTION_KERNELS = ("auto", "flash", "efficient", "cudnn", "matmul", "triton")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class NetConfig:
     n_categories: int = 0
     # attention kernel: auto (PyTorch's SDPA picks) | flash | efficient | cudnn (SDPA forced to one
     # backend) | matmul (explicit softmax(QK^T)V, which torch.compile fuses; for short token sequences)
+    # | triton (shd's fused kernels for sequences of <= 64 tokens, `short_attention`; on CUDA with
+    # 16-bit activations and no attention dropout, otherwise SDPA)
     attention: str = "auto"
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from shd.diffusion.config import NetConfig
+from shd.diffusion.short_attention import short_attention, supports
 from shd.diffusion.tokens import BlockDecoder, BlockEncoder, TokenLayout
 
 SDPA_BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
@@ -31,18 +32,27 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.width, cfg.width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x)
         p = self.dropout if self.training else 0.0
+        if self.kernel == "triton" and supports(qkv, self.heads, p):
+            y = short_attention(qkv, self.heads)
+        else:
+            y = self._library_attention(qkv, p)
+        return F.dropout(self.proj(y), self.dropout, self.training)
+
+    def _library_attention(self, qkv: torch.Tensor, p: float) -> torch.Tensor:
+        """(B, T, 3C) -> (B, T, C) by PyTorch's SDPA (or the explicit matmul form)."""
+        b, n, c = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+        q, k, v = qkv.view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         if self.kernel == "matmul":
             scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))
             y = F.dropout(scores.softmax(-1), p, self.training) @ v
         else:
             # forcing a backend only where it exists (CUDA); on CPU SDPA's own choice
-            backend = SDPA_BACKENDS.get(self.kernel) if x.is_cuda else None
+            backend = SDPA_BACKENDS.get(self.kernel) if qkv.is_cuda else None
             with sdpa_kernel(backend) if backend is not None else nullcontext():
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        return F.dropout(self.proj(y.transpose(1, 2).reshape(b, n, c)), self.dropout, self.training)
+        return y.transpose(1, 2).reshape(b, n, c)
 
 
 class MLP(nn.Module):
