@@ -5,8 +5,10 @@ tokens (reference: 33 tokens, 16 heads of 32) they took 29-67 ms of a 132 ms ref
 on an H100 for ~1% of its FLOPs, plus a copy to unpack Q, K, V and one to pack their gradients. Here
 the whole sequence of one head fits in registers: the forward reads Q, K, V straight from the packed
 qkv projection (B, T, 3C), does the softmax in fp32 and writes O in the (B, T, C) layout the output
-projection reads, saving only the log-sum-exp; the backward recomputes P from it (FlashAttention's
-recipe) and writes the packed qkv gradient. No transposes or copies remain around the kernels.
+projection reads, saving nothing but its input; the backward recomputes P (the whole row is at hand,
+so no statistics are kept) and writes the packed qkv gradient. No transposes or copies remain around
+the kernels. Each program does a few heads in a pipelined loop (autotuned), so loads of the next head
+overlap the math of this one: one head per program left the kernels latency-bound (23 ms a step).
 
 CUDA + Triton only (`supports` says when); callers use PyTorch's SDPA otherwise, with the same math.
 The kernels are registered with `torch.library.triton_op`, so torch.compile sees through them.
@@ -29,6 +31,7 @@ except ImportError:  # CPU-only installs: SDPA is used instead
 MAX_TOKENS = 64  # the whole T x T score tile lives in registers; longer sequences go to SDPA
 HEAD_DIMS = (16, 32, 64, 128)
 DTYPES = (torch.float16, torch.bfloat16)
+INTERPRETER_HEADS_PER_PROGRAM = 1  # under TRITON_INTERPRET (no autotuning); the tests also try 2
 
 
 def available() -> bool:
@@ -53,104 +56,108 @@ def _block(tokens: int) -> int:
 
 
 if triton is not None:
+    _LOG2E = tl.constexpr(1.4426950408889634)
+
+    def _divides_heads(configs, named_args, **kwargs):
+        return [c for c in configs if named_args["H"] % c.kwargs["HEADS_PER_PROGRAM"] == 0]
+
     def _tuned(kernel):
-        """Launch settings picked per shape on the GPU (the interpreter cannot time kernels)."""
+        """Heads per program and launch settings picked per shape on the GPU (the interpreter cannot
+        time kernels: one head per program there)."""
         if os.environ.get("TRITON_INTERPRET") == "1":
             return kernel
-        configs = [triton.Config({}, num_warps=w, num_stages=1) for w in (2, 4, 8)]
-        return triton.autotune(configs=configs, key=["T", "C", "D"])(kernel)
+        configs = [triton.Config({"HEADS_PER_PROGRAM": n}, num_warps=w, num_stages=s)
+                   for n in (1, 2, 4, 8) for w in (2, 4) for s in (1, 2, 3)]
+        return triton.autotune(configs=configs, key=["T", "H", "D"],
+                               prune_configs_by={"early_config_prune": _divides_heads})(kernel)
+
+    @triton.jit
+    def _softmax_tile(q, k, rows, T, scale):
+        """P = softmax(Q K^T * scale) over the first T columns, fp32 (padded rows/columns of Q, K are 0)."""
+        s = tl.dot(q, tl.trans(k)) * (scale * _LOG2E)
+        s = tl.where(rows[None, :] < T, s, float("-inf"))
+        p = tl.exp2(s - tl.max(s, 1)[:, None])
+        return p / tl.sum(p, 1)[:, None]
 
     @_tuned
     @triton.jit
-    def _short_attention_forward(qkv_ptr, out_ptr, lse_ptr, T, scale, C: tl.constexpr, D: tl.constexpr,
-                                 BLOCK_T: tl.constexpr):
+    def _short_attention_forward(qkv_ptr, out_ptr, T, scale, H: tl.constexpr, D: tl.constexpr,
+                                 BLOCK_T: tl.constexpr, HEADS_PER_PROGRAM: tl.constexpr):
         b = tl.program_id(0).to(tl.int64)
-        h = tl.program_id(1)
         rows = tl.arange(0, BLOCK_T)
         cols = tl.arange(0, D)
-        valid = rows < T
-        tile = rows[:, None] * (3 * C) + cols[None, :]
-        base = qkv_ptr + b * T * 3 * C + h * D
-        q = tl.load(base + tile, mask=valid[:, None], other=0.0)
-        k = tl.load(base + C + tile, mask=valid[:, None], other=0.0)
-        v = tl.load(base + 2 * C + tile, mask=valid[:, None], other=0.0)
-        # scores in log2 units: exp2 is the fast path, and the saved lse stays in the same units
-        s = tl.dot(q, tl.trans(k)) * (scale * 1.4426950408889634)
-        s = tl.where(valid[None, :], s, float("-inf"))
-        top = tl.max(s, 1)
-        p = tl.exp2(s - top[:, None])
-        total = tl.sum(p, 1)
-        o = tl.dot(p.to(v.dtype), v) / total[:, None]
-        dst = out_ptr + b * T * C + h * D + rows[:, None] * C + cols[None, :]
-        tl.store(dst, o.to(out_ptr.dtype.element_ty), mask=valid[:, None])
-        tl.store(lse_ptr + (b * tl.num_programs(1) + h) * BLOCK_T + rows, top + tl.log2(total))
+        valid = (rows < T)[:, None]
+        src = qkv_ptr + b * T * 3 * H * D + rows[:, None] * (3 * H * D) + cols[None, :]
+        dst = out_ptr + b * T * H * D + rows[:, None] * (H * D) + cols[None, :]
+        for i in tl.range(0, HEADS_PER_PROGRAM):
+            h = (tl.program_id(1) * HEADS_PER_PROGRAM + i) * D
+            q = tl.load(src + h, mask=valid, other=0.0)
+            k = tl.load(src + H * D + h, mask=valid, other=0.0)
+            v = tl.load(src + 2 * H * D + h, mask=valid, other=0.0)
+            o = tl.dot(_softmax_tile(q, k, rows, T, scale).to(v.dtype), v)
+            tl.store(dst + h, o.to(out_ptr.dtype.element_ty), mask=valid)
 
     @_tuned
     @triton.jit
-    def _short_attention_backward(qkv_ptr, out_ptr, dout_ptr, lse_ptr, dqkv_ptr, T, scale, C: tl.constexpr,
-                                  D: tl.constexpr, BLOCK_T: tl.constexpr):
+    def _short_attention_backward(qkv_ptr, dout_ptr, dqkv_ptr, T, scale, H: tl.constexpr, D: tl.constexpr,
+                                  BLOCK_T: tl.constexpr, HEADS_PER_PROGRAM: tl.constexpr):
         b = tl.program_id(0).to(tl.int64)
-        h = tl.program_id(1)
         rows = tl.arange(0, BLOCK_T)
         cols = tl.arange(0, D)
-        valid = rows < T
-        tile = rows[:, None] * (3 * C) + cols[None, :]
-        base = b * T * 3 * C + h * D
-        q = tl.load(qkv_ptr + base + tile, mask=valid[:, None], other=0.0)
-        k = tl.load(qkv_ptr + base + C + tile, mask=valid[:, None], other=0.0)
-        v = tl.load(qkv_ptr + base + 2 * C + tile, mask=valid[:, None], other=0.0)
-        out = b * T * C + h * D + rows[:, None] * C + cols[None, :]
-        o = tl.load(out_ptr + out, mask=valid[:, None], other=0.0)
-        do = tl.load(dout_ptr + out, mask=valid[:, None], other=0.0)
-        lse = tl.load(lse_ptr + (b * tl.num_programs(1) + h) * BLOCK_T + rows)
-        s = tl.dot(q, tl.trans(k)) * (scale * 1.4426950408889634)
-        s = tl.where(valid[None, :], s, float("-inf"))
-        p = tl.exp2(s - lse[:, None])
-        # padded rows have zero dO, so they add nothing to dV and their dS is zero
-        dv = tl.dot(tl.trans(p.to(do.dtype)), do)
-        dp = tl.dot(do, tl.trans(v))
-        delta = tl.sum(do.to(tl.float32) * o.to(tl.float32), 1)
-        ds = (p * (dp - delta[:, None]) * scale).to(q.dtype)
-        dq = tl.dot(ds, k)
-        dk = tl.dot(tl.trans(ds), q)
+        valid = (rows < T)[:, None]
+        packed = b * T * 3 * H * D + rows[:, None] * (3 * H * D) + cols[None, :]
+        grad_out = dout_ptr + b * T * H * D + rows[:, None] * (H * D) + cols[None, :]
         dt = dqkv_ptr.dtype.element_ty
-        tl.store(dqkv_ptr + base + tile, dq.to(dt), mask=valid[:, None])
-        tl.store(dqkv_ptr + base + C + tile, dk.to(dt), mask=valid[:, None])
-        tl.store(dqkv_ptr + base + 2 * C + tile, dv.to(dt), mask=valid[:, None])
+        for i in tl.range(0, HEADS_PER_PROGRAM):
+            h = (tl.program_id(1) * HEADS_PER_PROGRAM + i) * D
+            q = tl.load(qkv_ptr + packed + h, mask=valid, other=0.0)
+            k = tl.load(qkv_ptr + packed + H * D + h, mask=valid, other=0.0)
+            v = tl.load(qkv_ptr + packed + 2 * H * D + h, mask=valid, other=0.0)
+            do = tl.load(grad_out + h, mask=valid, other=0.0)
+            # the whole row is here, so P is recomputed exactly (no saved statistics or output);
+            # padded rows have zero dO: they add nothing to dV and their dS is zero
+            p = _softmax_tile(q, k, rows, T, scale)
+            dv = tl.dot(tl.trans(p.to(do.dtype)), do)
+            dp = tl.dot(do, tl.trans(v))
+            # rowsum(dO * O) = rowsum(P * dP), as O = P V
+            ds = (p * (dp - tl.sum(p * dp, 1)[:, None]) * scale).to(q.dtype)
+            tl.store(dqkv_ptr + packed + h, tl.dot(ds, k).to(dt), mask=valid)
+            tl.store(dqkv_ptr + packed + H * D + h, tl.dot(tl.trans(ds), q).to(dt), mask=valid)
+            tl.store(dqkv_ptr + packed + 2 * H * D + h, dv.to(dt), mask=valid)
+
+    def _grid(batch: int, heads: int):
+        return lambda meta: (batch, heads // meta["HEADS_PER_PROGRAM"])
+
+    def _launch_args(qkv: torch.Tensor, heads: int) -> dict:
+        b, t, c3 = qkv.shape
+        d = c3 // (3 * heads)
+        args = {"T": t, "scale": 1.0 / math.sqrt(d), "H": heads, "D": d, "BLOCK_T": _block(t)}
+        if os.environ.get("TRITON_INTERPRET") == "1":
+            args["HEADS_PER_PROGRAM"] = INTERPRETER_HEADS_PER_PROGRAM
+        return args
 
     @triton_op("shd::short_attention_forward", mutates_args=())
-    def _forward(qkv: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(qkv: torch.Tensor, heads: int) -> torch.Tensor:
         b, t, c3 = qkv.shape
-        c = c3 // 3
-        d = c // heads
-        block = _block(t)
-        out = qkv.new_empty(b, t, c)
-        lse = torch.empty(b, heads, block, dtype=torch.float32, device=qkv.device)
-        wrap_triton(_short_attention_forward)[(b, heads)](qkv, out, lse, t, 1.0 / math.sqrt(d), C=c, D=d,
-                                                  BLOCK_T=block)
-        return out, lse
+        out = qkv.new_empty(b, t, c3 // 3)
+        wrap_triton(_short_attention_forward)[_grid(b, heads)](qkv, out, **_launch_args(qkv, heads))
+        return out
 
     @triton_op("shd::short_attention_backward", mutates_args=())
-    def _backward(qkv: torch.Tensor, out: torch.Tensor, grad_out: torch.Tensor, lse: torch.Tensor,
-                  heads: int) -> torch.Tensor:
-        b, t, c3 = qkv.shape
-        c = c3 // 3
-        d = c // heads
+    def _backward(qkv: torch.Tensor, grad_out: torch.Tensor, heads: int) -> torch.Tensor:
         grad_qkv = torch.empty_like(qkv)
-        wrap_triton(_short_attention_backward)[(b, heads)](qkv, out, grad_out, lse, grad_qkv, t,
-                                                           1.0 / math.sqrt(d), C=c, D=d, BLOCK_T=_block(t))
+        wrap_triton(_short_attention_backward)[_grid(qkv.shape[0], heads)](
+            qkv, grad_out, grad_qkv, **_launch_args(qkv, heads))
         return grad_qkv
 
     def _setup_context(ctx, inputs, output) -> None:
         qkv, heads = inputs
-        out, lse = output
-        ctx.save_for_backward(qkv, out, lse)
+        ctx.save_for_backward(qkv)
         ctx.heads = heads
-        ctx.mark_non_differentiable(lse)
 
-    def _grad(ctx, grad_out: torch.Tensor, _grad_lse: torch.Tensor):
-        qkv, out, lse = ctx.saved_tensors
-        return _backward(qkv, out, grad_out.contiguous(), lse, ctx.heads), None
+    def _grad(ctx, grad_out: torch.Tensor):
+        (qkv,) = ctx.saved_tensors
+        return _backward(qkv, grad_out.contiguous(), ctx.heads), None
 
     _forward.register_autograd(_grad, setup_context=_setup_context)
 
@@ -160,4 +167,4 @@ def short_attention(qkv: torch.Tensor, heads: int) -> torch.Tensor:
 
     Same result as SDPA on `qkv.view(B, T, 3, heads, d)`; call only where `supports` is true.
     """
-    return _forward(qkv.contiguous(), heads)[0]
+    return _forward(qkv.contiguous(), heads)
