@@ -59,7 +59,8 @@ if triton is not None:
     _LOG2E = tl.constexpr(1.4426950408889634)
 
     def _divides_heads(configs, named_args, **kwargs):
-        return [c for c in configs if named_args["H"] % c.kwargs["HEADS_PER_PROGRAM"] == 0]
+        heads = {**named_args, **kwargs}["H"]  # passed by keyword: Triton hands it in kwargs
+        return [c for c in configs if heads % c.kwargs["HEADS_PER_PROGRAM"] == 0]
 
     def _tuned(kernel):
         """Heads per program and launch settings picked per shape on the GPU (the interpreter cannot
