@@ -11,7 +11,10 @@ the kernels. Each program does a few heads in a pipelined loop (autotuned), so l
 overlap the math of this one: one head per program left the kernels latency-bound (23 ms a step).
 
 CUDA + Triton only (`supports` says when); callers use PyTorch's SDPA otherwise, with the same math.
-The kernels are registered with `torch.library.triton_op`, so torch.compile sees through them.
+The kernels sit behind an opaque `torch.library.custom_op`: torch.compile calls them as they are, and
+Triton's own autotuner picks the launch settings. (Registered with `triton_op`, which lets Inductor
+take the kernels over, they ran 4-5x slower inside the compiled step than alone: Inductor kept the
+first configuration and its own launch path, pytorch/pytorch#164124, pytorch/ao#2898.)
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import torch
 try:
     import triton
     import triton.language as tl
-    from torch.library import triton_op, wrap_triton
 except ImportError:  # CPU-only installs: SDPA is used instead
     triton = None
 
@@ -67,8 +69,9 @@ if triton is not None:
         time kernels: one head per program there)."""
         if os.environ.get("TRITON_INTERPRET") == "1":
             return kernel
-        configs = [triton.Config({"HEADS_PER_PROGRAM": n}, num_warps=4, num_stages=s)
-                   for n in (1, 4) for s in (1, 2)]
+        # the fastest of 16 settings on an H100 (BENCHMARKS.md, short_attention_cuda), and 1 head for
+        # odd head counts
+        configs = [triton.Config({"HEADS_PER_PROGRAM": n}, num_warps=4, num_stages=2) for n in (1, 2, 4, 8)]
         return triton.autotune(configs=configs, key=["T", "H", "D"],
                                prune_configs_by={"early_config_prune": _divides_heads})(kernel)
 
@@ -138,19 +141,27 @@ if triton is not None:
             args["HEADS_PER_PROGRAM"] = INTERPRETER_HEADS_PER_PROGRAM
         return args
 
-    @triton_op("shd::short_attention_forward", mutates_args=())
+    @torch.library.custom_op("shd::short_attention_forward", mutates_args=())
     def _forward(qkv: torch.Tensor, heads: int) -> torch.Tensor:
         b, t, c3 = qkv.shape
         out = qkv.new_empty(b, t, c3 // 3)
-        wrap_triton(_short_attention_forward)[_grid(b, heads)](qkv, out, **_launch_args(qkv, heads))
+        _short_attention_forward[_grid(b, heads)](qkv, out, **_launch_args(qkv, heads))
         return out
 
-    @triton_op("shd::short_attention_backward", mutates_args=())
+    @_forward.register_fake
+    def _(qkv: torch.Tensor, heads: int) -> torch.Tensor:
+        return qkv.new_empty(qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3)
+
+    @torch.library.custom_op("shd::short_attention_backward", mutates_args=())
     def _backward(qkv: torch.Tensor, grad_out: torch.Tensor, heads: int) -> torch.Tensor:
         grad_qkv = torch.empty_like(qkv)
-        wrap_triton(_short_attention_backward)[_grid(qkv.shape[0], heads)](
-            qkv, grad_out, grad_qkv, **_launch_args(qkv, heads))
+        grid = _grid(qkv.shape[0], heads)
+        _short_attention_backward[grid](qkv, grad_out, grad_qkv, **_launch_args(qkv, heads))
         return grad_qkv
+
+    @_backward.register_fake
+    def _(qkv: torch.Tensor, grad_out: torch.Tensor, heads: int) -> torch.Tensor:
+        return torch.empty_like(qkv)
 
     def _setup_context(ctx, inputs, output) -> None:
         qkv, heads = inputs
