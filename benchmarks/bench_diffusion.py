@@ -381,7 +381,8 @@ def section(results: dict[str, Any]) -> str:
              _compiled(r), r.get("attention", "auto"),
              _fmt(r.get("samples_per_s"), ".0f"),
              _fmt(r.get("step_ms"), ".1f"), _fmt(r.get("tflops"), ".3g"),
-             _fmt(100 * r["mfu"] if "mfu" in r else None, ".1f"), r.get("error", "")[:40]]
+             _fmt(100 * r["mfu"] if "mfu" in r else None, ".1f"),
+             r.get("error", "")[:40] or (f"run {r['run']}" if r.get("run") else "")]
             for r in results["train"]]
     lines += ["Training step (loss, backward, clip, AdamW, EMA):", "",
               table(["net", "field", "tokens", "batch", "precision", "compiled", "attention", "samples/s",
@@ -393,7 +394,8 @@ def section(results: dict[str, Any]) -> str:
             rows = [[kind, f"{ms:.1f}", f"{100 * ms / total:.0f}%"]
                     for kind, ms in sorted(prof["ms_per_step"].items(), key=lambda kv: -kv[1])]
             lines += [f"GPU time of one step, {r['net']} net, batch {r['batch']}, "
-                      f"{'eager' if not r.get('compiled') else 'compiled ' + _compiled(r)}, "
+                      f"{'eager' if not r.get('compiled') else 'compiled'}"
+                      f"{'' if _compiled(r) in ('no', 'yes') else ' (' + _compiled(r) + ')'}, "
                       f"attention {r.get('attention', 'auto')} (torch.profiler):", "",
                       table(["kernels", "ms / step", "share"], rows), ""]
     if not results["sample"]:  # --mfu-only: the training rows are the whole result
