@@ -41,7 +41,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import yaml
-from common import RESULTS, ROOT, save_json, table, write_section
+from common import RESULTS, ROOT, machine, save_json, table, write_section
 from torch.utils.data import DataLoader, Dataset
 
 from shd.diffusion.config import NET_PRESETS, ScheduleConfig, TrainConfig
@@ -72,8 +72,9 @@ def start(cmd: list[str], log: Path, cwd: Path | None = None, env: dict[str, str
 
 
 def finish(procs: list[subprocess.Popen], timeout: float) -> list[dict[str, Any]]:
-    """Wait for all, killing every group still alive at the deadline (or when this process is ended);
-    per process: return code (None: killed) and seconds from now to its exit."""
+    """Wait for all, then end their groups: whatever is alive at the deadline (or when this process is
+    ended), and any rank a finished launch left behind; per process: return code (None: killed) and
+    seconds from now to its exit."""
     t0 = time.perf_counter()
     done: dict[int, dict[str, Any]] = {}
     try:
@@ -84,15 +85,14 @@ def finish(procs: list[subprocess.Popen], timeout: float) -> list[dict[str, Any]
             time.sleep(0.05)
     finally:
         for i, p in enumerate(procs):
-            if i not in done:
-                _kill_group(p)
-                done[i] = {"rc": None, "seconds": time.perf_counter() - t0}
+            _kill_group(p)
+            done.setdefault(i, {"rc": None, "seconds": time.perf_counter() - t0})
     return [done[i] for i in range(len(procs))]
 
 
 def _kill_group(p: subprocess.Popen) -> None:
     try:
-        os.killpg(p.pid, signal.SIGKILL)
+        os.killpg(p.pid, signal.SIGKILL)  # the group `start` made: this launch's processes only
     except ProcessLookupError:
         pass
     p.wait()
@@ -110,10 +110,6 @@ def update_part(work: Path, name: str, key: str, value: Any) -> None:
     data[key] = value
     work.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
-
-
-def gpu_name() -> str | None:
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 # ---------------------------------------------------------------- diffusion: one Lightning launch
@@ -188,7 +184,7 @@ def make_module(net: str, attention: str, layout: Layout, normalizer: Normalizer
                 lr: float) -> DiffusionModule:
     """The training module as `shd.diffusion.train` builds it (unconditional, block normalization)."""
     net_cfg = replace(NET_PRESETS[net], attention=attention, n_categories=0)
-    train_cfg = TrainConfig(lr=lr, seed=seed, normalization=normalizer.mode, accelerator="auto")
+    train_cfg = TrainConfig(lr=lr, seed=seed, normalization=normalizer.mode)
     module = DiffusionModule(asdict(net_cfg), asdict(ScheduleConfig()), asdict(train_cfg), layout.to_json(),
                              asdict(FIELD_PRESETS[FIELD]), ["synthetic"], normalizer.mode)
     module.set_normalization(normalizer)
@@ -226,7 +222,7 @@ def diffusion_run(args: argparse.Namespace) -> None:
     repeat = math.ceil(steps * per_device * world / args.vectors) if throughput else 1
     normalizer = Normalizer.fit(flat[:1024], layout, "block")
     module = make_module(args.net, args.attention, layout, normalizer, args.seed, args.lr)
-    timer = StepTimer(args.warmup if throughput else 0)
+    timer = StepTimer(args.warmup)  # read in throughput mode only
     trainer = pl.Trainer(accelerator=args.accelerator, devices=world, strategy="ddp",
                          precision=args.precision, max_steps=steps, gradient_clip_val=1.0, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -287,16 +283,19 @@ def launch_training(args: argparse.Namespace, mode: str, devices: int) -> dict[s
 
 def diffusion(args: argparse.Namespace) -> None:
     """Throughput, then parity, each on 1 then N devices; every row is recorded as it comes."""
-    counts = sorted({1, args.devices})
-    config = {k: v for k, v in vars(args).items() if k not in ("func", "work")}
+    if args.parity_batch % args.devices or args.parity_vectors % args.parity_batch:
+        # otherwise the global batches (and so the DistributedSampler's batches) would not match
+        raise SystemExit("--parity-batch must divide by --devices and --parity-vectors by --parity-batch")
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "work", "measure", "step")}
     update_part(args.work, "diffusion", "config", config)
     for mode in args.measure.split(","):
         rows = []
-        for n in counts:
+        for n in sorted({1, args.devices}):
             row = launch_training(args, mode, n)
             print(json.dumps(row), flush=True)
             rows.append(row)
             update_part(args.work, "diffusion", mode, rows)
+    update_part(args.work, "diffusion", "machine", machine())  # last: CUDA initialized in this process
 
 
 # ---------------------------------------------------------------- overfit array jobs
@@ -382,7 +381,7 @@ def overfit(args: argparse.Namespace) -> None:
     """1 process, then N at once, in a scratch copy of the project; then the two weight sets compared."""
     scratch = scratch_project(args.project.resolve(), args.shard_size)
     config = {"project": str(args.project), "devices": args.devices, "accelerator": args.accelerator,
-              "shard_size": args.shard_size, "card": gpu_name() if args.accelerator != "cpu" else None,
+              "shard_size": args.shard_size, "timeout": args.timeout,
               "params": yaml.safe_load((scratch / "params.yaml").read_text())["overfit"]}
     update_part(args.work, "overfit", "config", config)
     rows = []
@@ -395,6 +394,7 @@ def overfit(args: argparse.Namespace) -> None:
         parity = compare_weights(Path(rows[0]["weights"]), Path(rows[1]["weights"]))
         print(json.dumps(parity), flush=True)
         update_part(args.work, "overfit", "parity", parity)
+    update_part(args.work, "overfit", "machine", machine())  # last: CUDA initialized in this process
 
 
 # ---------------------------------------------------------------- report
@@ -420,7 +420,9 @@ def merge(work: Path) -> dict[str, Any]:
     if len(par) == 2:
         d["parity_gap"] = {k: abs(par[1][k] - par[0][k]) / par[0][k] for k in ("val_loss", "val_loss_ema")}
     accelerator = d.get("config", o.get("config", {})).get("accelerator", "gpu")
-    return {"device": "cpu" if accelerator == "cpu" else "cuda", **parts}
+    # where it was measured (the parts record it), not where the report runs
+    where = d.get("machine") or o.get("machine") or machine()
+    return {"device": "cpu" if accelerator == "cpu" else "cuda", "machine": where, **parts}
 
 
 def _f(x: Any, spec: str) -> str:
@@ -429,7 +431,6 @@ def _f(x: Any, spec: str) -> str:
 
 def card_of(r: dict[str, Any]) -> str:
     cards = [row.get("card") for row in r.get("diffusion", {}).get("throughput", []) if row.get("card")]
-    cards.append(r.get("overfit", {}).get("config", {}).get("card"))
     m = r.get("machine", {})
     return next((c for c in cards if c), m.get("gpu") or f"CPU {m.get('cpu')} ({m.get('cores')} cores)")
 
@@ -460,14 +461,16 @@ def diffusion_lines(d: dict[str, Any]) -> list[str]:
             g = d["parity_gap"]
             lines += [f"Relative difference N vs 1 device: {100 * g['val_loss']:.2f}% (raw), "
                       f"{100 * g['val_loss_ema']:.2f}% (EMA). Same samples in each global step "
-                      "(DistributedSampler order); the noise and timesteps differ (per-rank streams).", ""]
+                      "(DistributedSampler order), other noise and timesteps: each rank draws them from its "
+                      "own generator, seeded alike on every rank (as `shd.diffusion.train` does).", ""]
     return lines
 
 
 def overfit_lines(o: dict[str, Any]) -> list[str]:
     c, p = o["config"], o["config"]["params"]
     lines = [f"Overfit array jobs: `pipelines/overfit.py --shard i/N`, N processes started at once, one "
-             f"device each, vs `--shard 0/1`; project `{c['project']}` ({p.get('max_steps')} steps of "
+             f"GPU each (on CPU: a share of the cores), vs `--shard 0/1`; project `{c['project']}` "
+             f"({p.get('max_steps')} steps of "
              f"{p.get('points_per_step')} points, init `{p.get('init')}`), weight shards of "
              f"{c['shard_size']} shapes. Wall time from start to the last process's exit (imports, shared "
              "init, MLflow log included):", ""]
