@@ -18,7 +18,16 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     import torch
     torch.set_num_threads(1)
+    from shd.diffusion.module import DiffusionModule
     from shd.diffusion.train import train
+
+    start = DiffusionModule.on_train_start
+
+    def traced(self):  # each rank's first draw of its training noise stream
+        start(self)
+        print(f"DRAW {self.global_rank} {torch.randn(4).tolist()}", flush=True)
+
+    DiffusionModule.on_train_start = traced
 
     weights, out, store = sys.argv[1:4]
     cfg = {"net": {"depth": 1, "width": 32, "heads": 2},
@@ -42,6 +51,8 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("SUMMARY ")]
     assert len(lines) == 1  # rank zero only
+    draws = dict(ln.split(" ", 2)[1:] for ln in proc.stdout.splitlines() if ln.startswith("DRAW "))
+    assert set(draws) == {"0", "1"} and draws["0"] != draws["1"]  # each rank its own noise
     summary = json.loads(lines[0][len("SUMMARY "):])
     # 8 shapes, batches of 2, shared by 2 ranks: 2 optimizer steps an epoch
     assert summary["global_step"] == 4 and summary["n_train"] == 8

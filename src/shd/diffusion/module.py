@@ -73,10 +73,15 @@ class DiffusionModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         """params.yaml's lr wins over the one restored with a resumed checkpoint's optimizer state, so
-        lowering `diffusion.train.lr` after a divergence takes effect when the rerun resumes."""
+        lowering `diffusion.train.lr` after a divergence takes effect when the rerun resumes; under DDP
+        each rank's random stream is made its own."""
         for optimizer in self.trainer.optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = self.train_cfg.lr
+        if self.trainer.world_size > 1:
+            # every rank was seeded alike (same initial weights); from here each draws its own noise and
+            # timesteps, or the ranks would pair their different samples with the same draws
+            torch.manual_seed(self.train_cfg.seed + 1_000_003 * self.global_rank)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         fp16 = self._trainer is not None and str(self.trainer.precision).startswith("16")
