@@ -53,7 +53,7 @@ browser:
 clean:
 	rm -rf $(VENV)
 
-# The MLflow UI over the same store the stages log to (URI decided in shd.tracking.store).
+# The MLflow UI over the same store the stages log to (URI decided in shd.mlflow_store).
 ui: setup
 	$(BIN)/shd ui --host 127.0.0.1 --port 5000
 # Reliability suites (tests/reliability, fast + slow) -> RELIABILITY.md table from the real run.

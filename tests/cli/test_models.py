@@ -131,7 +131,7 @@ def test_register_stage_refuses_nan_metrics_then_alias_is_missing(project, monke
     assert record["name"] == "shd-airplane-chair" and record["decision"] == "refused"
     assert record["champion"] is None
     monkeypatch.chdir(project)
-    monkeypatch.setattr("shd.tracking.store.DEFAULT_DIR", Path("mlruns"))
+    monkeypatch.setattr("shd.mlflow_store.DEFAULT_DIR", Path("mlruns"))
     result = runner.invoke(app, ["sample", "--model", "models:/shd-airplane-chair@champion",
                                  "--out", str(tmp_path)])
     assert "has no alias 'champion'" in error_line(result)

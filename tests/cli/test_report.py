@@ -57,7 +57,7 @@ def test_run_id_report_downloads_the_run_and_logs_the_page(boxes, tmp_path, monk
 
 def test_the_evaluate_stage_logged_its_report(tiny_project, tmp_path):
     """After the pipeline, the evaluate run in MLflow has the page (what the MLflow UI opens)."""
-    from shd.tracking.store import tracking_uri
+    from shd.mlflow_store import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri(tiny_project / "mlruns"))
     runs = mlflow.search_runs(experiment_names=["shd-evaluate"], output_format="list")

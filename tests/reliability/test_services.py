@@ -45,7 +45,7 @@ def test_an_unreachable_server_is_one_clear_error(unreachable, tmp_path):
 
 def test_default_retries_are_bounded():
     """Without the user's settings a stage gives up in seconds, not MLflow's minutes (7 retries, 120 s)."""
-    import shd.tracking.store  # noqa: F401  (sets the defaults on import)
+    import shd.mlflow_store  # noqa: F401  (sets the defaults on import)
 
     assert int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) <= 3
     assert int(os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]) <= 30

@@ -26,7 +26,7 @@ def store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("store")
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.setattr("shd.tracking.store.DEFAULT_DIR", root / "mlruns")
+        mp.setattr("shd.mlflow_store.DEFAULT_DIR", root / "mlruns")
         mp.setenv("SHD_MODEL_CACHE", str(root / "cache"))
         torch.set_num_threads(1)
         yield root

@@ -8,6 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from shd.errors import InputError
+from shd.mlflow_store import client
 from shd.tracking.registry import (
     CHAMPION,
     Candidate,
@@ -19,7 +20,6 @@ from shd.tracking.registry import (
     promote,
     register,
 )
-from shd.tracking.store import client
 from tests.tracking.conftest import PARTS, eval_report, export_tiny_model
 
 SPLIT_A = ["airplane_a1", "airplane_a2"]
@@ -125,7 +125,7 @@ def test_a_failed_registration_leaves_no_version_and_no_alias(store, tmp_path, m
 REGISTER_ONE = """
 import sys
 from pathlib import Path
-import shd.tracking.store as store
+import shd.mlflow_store as store
 store.DEFAULT_DIR = Path(sys.argv[1])
 from shd.tracking.registry import build_card, register
 from tests.tracking.conftest import PARTS, eval_report, export_tiny_model

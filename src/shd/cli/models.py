@@ -207,7 +207,7 @@ def ui(
     import shutil
     import sys
 
-    from shd.tracking.store import tracking_uri
+    from shd.mlflow_store import tracking_uri
 
     uri = tracking_uri()
     mlflow_bin = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))

@@ -3,7 +3,7 @@
 Writes under `out_dir`: `checkpoints/` (Lightning checkpoints, `last.ckpt`, `mlflow_run.json` with
 the run id so a rerun resumes the same MLflow run and global step), `renders/` (generation-check
 grids) and `model/` (the exported EMA model, see `export`). Everything is logged to the MLflow store
-that `shd.tracking` decides.
+that `shd.mlflow_store` decides.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from shd.diffusion.module import DiffusionModule
 from shd.diffusion.normalization import Normalizer
 from shd.errors import InputError
 from shd.fields.weight_set import WeightSet
+from shd.mlflow_store import artifact_root, ensure_experiment, tracking_uri
 from shd.shards import fingerprint
-from shd.tracking import artifact_root, ensure_experiment, tracking_uri
 
 log = logging.getLogger(__name__)
 

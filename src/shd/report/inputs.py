@@ -83,7 +83,7 @@ def from_mlflow_run(run_id: str, project: str | Path, dest: str | Path) -> EvalO
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from shd.tracking.store import tracking_uri
+    from shd.mlflow_store import tracking_uri
 
     project = Path(project)
     mlflow.set_tracking_uri(tracking_uri(project / "mlruns"))

@@ -27,8 +27,8 @@ import torch
 from shd.diffusion.export import CONFIG_FILE, load_checkpoint, load_model
 from shd.diffusion.sampler import WeightSampler
 from shd.errors import InputError
+from shd.mlflow_store import client, tracking_uri
 from shd.shards import fingerprint
-from shd.tracking.store import client, tracking_uri
 
 CACHE_ENV = "SHD_MODEL_CACHE"
 RUN_ID = re.compile(r"[0-9a-f]{32}")

@@ -23,10 +23,10 @@ from typing import Any
 
 from shd.diffusion.export import CONFIG_FILE, NORM_FILE, WEIGHTS_FILE, read_config
 from shd.errors import InputError
+from shd.mlflow_store import client, ensure_experiment, store_lock
 from shd.shards import fingerprint
 from shd.tracking.model_ref import registry_errors
 from shd.tracking.runs import flatten_params, numeric_metrics
-from shd.tracking.store import client, ensure_experiment, store_lock
 
 CHAMPION = "champion"
 EXPERIMENT = "shd-register"

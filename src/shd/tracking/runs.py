@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from shd.tracking.store import ensure_experiment, store_errors, tracking_uri
+from shd.mlflow_store import ensure_experiment, store_errors, tracking_uri
 
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
 
