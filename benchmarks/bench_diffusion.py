@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import RESULTS, machine, save_json, table, write_section
+from common import RESULTS, adopt_results, machine, save_json, table, write_section
 
 from shd.diffusion.config import NET_PRESETS, NetConfig, ScheduleConfig
 from shd.diffusion.denoiser import Denoiser, train_flops_per_sample
@@ -457,11 +457,8 @@ def main() -> None:
     ap.add_argument("--from-json", help="only rewrite the BENCHMARKS.md section from this results file")
     args = ap.parse_args()
     if args.from_json:
-        results = json.loads(Path(args.from_json).read_text())
+        results = adopt_results(args.from_json)
         name = results["benchmark"]
-        target = RESULTS / f"{name}.json"
-        if Path(args.from_json).resolve() != target.resolve():
-            shutil.copy(args.from_json, target)
     else:
         device = torch.device(args.device)
         if args.threads:

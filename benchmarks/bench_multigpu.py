@@ -41,7 +41,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import yaml
-from common import RESULTS, ROOT, machine, save_json, table, write_section
+from common import RESULTS, ROOT, adopt_results, machine, save_json, table, write_section
 from torch.utils.data import DataLoader, Dataset
 
 from shd.diffusion.config import NET_PRESETS, ScheduleConfig, TrainConfig
@@ -509,11 +509,8 @@ def section(r: dict[str, Any]) -> str:
 def report(args: argparse.Namespace) -> None:
     """Merge the work folder's parts (or take a fetched results file), save, rewrite the section."""
     if args.from_json:
-        results = json.loads(Path(args.from_json).read_text())
+        results = adopt_results(args.from_json)
         name = results["benchmark"]
-        target = RESULTS / f"{name}.json"
-        if Path(args.from_json).resolve() != target.resolve():
-            shutil.copy(args.from_json, target)
     else:
         merged = merge(args.work)
         name = f"multigpu_{merged['device']}"

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import RESULTS, save_json, table, write_section
+from common import adopt_results, save_json, table, write_section
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from shd.diffusion import short_attention as sa
@@ -78,8 +77,7 @@ def main() -> None:
     ap.add_argument("--head-dim", type=int, default=32)
     args = ap.parse_args()
     if args.from_json:
-        results = json.loads(Path(args.from_json).read_text())
-        (RESULTS / "short_attention_cuda.json").write_text(json.dumps(results, indent=2) + "\n")
+        results = adopt_results(args.from_json)
         write_section("short_attention_cuda", section(results))
         return
     b, t, h, d = args.batch, args.tokens, args.heads, args.head_dim

@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import re
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,16 @@ def save_json(name: str, payload: dict[str, Any]) -> Path:
                "machine": machine(), **payload}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def adopt_results(path: str) -> dict[str, Any]:
+    """A results file measured elsewhere (fetched from a GPU machine), copied into benchmarks/results
+    under its benchmark name unless it is already there; returns its contents."""
+    results = json.loads(Path(path).read_text())
+    target = RESULTS / f"{results['benchmark']}.json"
+    if Path(path).resolve() != target.resolve():
+        shutil.copy(path, target)
+    return results
 
 
 def write_section(name: str, markdown: str) -> None:
