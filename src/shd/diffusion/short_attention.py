@@ -1,4 +1,4 @@
-"""Fused self-attention for short token sequences: one Triton program per (sample, head).
+"""Fused self-attention for short token sequences: one Triton program holds whole heads of one sample.
 
 Why: the library kernels (FlashAttention, mem-efficient, cuDNN) tile long sequences; on the weight
 tokens (reference: 33 tokens, 16 heads of 32) they took 29-67 ms of a 132 ms reference training step
@@ -7,8 +7,8 @@ the whole sequence of one head fits in registers: the forward reads Q, K, V stra
 qkv projection (B, T, 3C), does the softmax in fp32 and writes O in the (B, T, C) layout the output
 projection reads, saving nothing but its input; the backward recomputes P (the whole row is at hand,
 so no statistics are kept) and writes the packed qkv gradient. No transposes or copies remain around
-the kernels. Each program does a few heads in a pipelined loop (autotuned), so loads of the next head
-overlap the math of this one: one head per program left the kernels latency-bound (23 ms a step).
+the kernels. Each program does 1-8 heads in a pipelined loop (autotuned): the best setting is 17%
+faster than the best with one head a program (BENCHMARKS.md, short_attention_cuda).
 
 CUDA + Triton only (`supports` says when); callers use PyTorch's SDPA otherwise, with the same math.
 The kernels sit behind an opaque `torch.library.custom_op`: torch.compile calls them as they are, and
@@ -34,11 +34,6 @@ MAX_TOKENS = 64  # the whole T x T score tile lives in registers; longer sequenc
 HEAD_DIMS = (16, 32, 64, 128)
 DTYPES = (torch.float16, torch.bfloat16)
 INTERPRETER_HEADS_PER_PROGRAM = 1  # under TRITON_INTERPRET (no autotuning); the tests also try 2
-
-
-def available() -> bool:
-    """Triton is importable (it ships with CUDA builds of torch, not with the CPU wheel)."""
-    return triton is not None
 
 
 def supports(qkv: torch.Tensor, heads: int, dropout: float) -> bool:
