@@ -161,7 +161,8 @@ def fit_sample_set(sample_dir: str | Path, out_dir: str | Path, config: OverfitC
     complete = all(shard_matches(out_dir / n, fp, g) for n, fp, g in zip(names, fps, groups, strict=True))
     if (fabric is None or fabric.global_rank == 0) and complete:
         for stale in {p.name for p in out_dir.glob("shard-*.safetensors")} - set(names):
-            (out_dir / stale).unlink()
+            # array jobs finishing together both get here: the other may have removed it already
+            (out_dir / stale).unlink(missing_ok=True)
         summary.update(write_manifest(out_dir, config, categories, names))
     return summary
 
