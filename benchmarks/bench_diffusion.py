@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import RESULTS, adopt_results, machine, save_json, table, write_section
+from common import add_note, adopt_results, fmt, machine, save_json, table, write_section
 
 from shd.diffusion.config import NET_PRESETS, NetConfig, ScheduleConfig
 from shd.diffusion.denoiser import Denoiser, train_flops_per_sample
@@ -358,9 +358,6 @@ def _compiled(row: dict[str, Any]) -> str:
     return "yes" if (row.get("compile_mode") or "default") == "default" else row["compile_mode"]
 
 
-def _fmt(x: float | None, spec: str) -> str:
-    return "" if x is None else format(x, spec)
-
 
 def section(results: dict[str, Any]) -> str:
     m = results.get("machine", machine())
@@ -379,9 +376,9 @@ def section(results: dict[str, Any]) -> str:
         lines.append("")
     rows = [[r["net"], r["field"], r.get("tokens", ""), r["batch"], r.get("precision", ""),
              _compiled(r), r.get("attention", "auto"),
-             _fmt(r.get("samples_per_s"), ".0f"),
-             _fmt(r.get("step_ms"), ".1f"), _fmt(r.get("tflops"), ".3g"),
-             _fmt(100 * r["mfu"] if "mfu" in r else None, ".1f"),
+             fmt(r.get("samples_per_s"), ".0f"),
+             fmt(r.get("step_ms"), ".1f"), fmt(r.get("tflops"), ".3g"),
+             fmt(100 * r["mfu"] if "mfu" in r else None, ".1f"),
              r.get("error", "")[:40] or (f"run {r['run']}" if r.get("run") else "")]
             for r in results["train"]]
     lines += ["Training step (loss, backward, clip, AdamW, EMA):", "",
@@ -405,8 +402,8 @@ def section(results: dict[str, Any]) -> str:
     lines += ["Sampling cost (batch of shapes at once):", "",
               table(["net", "sampler", "batch", "ms / shape"], rows), ""]
     if results.get("nna"):
-        rows = [[f"{r['method'].upper()}-{r['steps']}", r["n_samples"], r["n_usable"], _fmt(r["mmd"], ".4f"),
-                 _fmt(r["cov"], ".2f"), _fmt(r["1-nna"], ".3f")] for r in results["nna"]]
+        rows = [[f"{r['method'].upper()}-{r['steps']}", r["n_samples"], r["n_usable"], fmt(r["mmd"], ".4f"),
+                 fmt(r["cov"], ".2f"), fmt(r["1-nna"], ".3f")] for r in results["nna"]]
         lines += [f"Sampler settings of the trained model `{results.get('nna_model')}` against the val + "
                   f"test surface clouds (resolution {results['nna'][0]['resolution']}, normalization "
                   f"{results['nna'][0]['normalization']}):", "",
@@ -420,7 +417,7 @@ def section(results: dict[str, Any]) -> str:
             mse = r["val_x0_mse_weight_space"]
             rows.append([r["normalization"], r["steps"], f"{r['val_mean_z2']:.3g} / {r['val_max_abs_z']:.3g}",
                          *(f"{v:.2e}" for v in mse.values())]
-                        + [f"{_fmt(g['mmd'], '.4f')} / {_fmt(g['cov'], '.2f')} / {_fmt(g['1-nna'], '.3f')} "
+                        + [f"{fmt(g['mmd'], '.4f')} / {fmt(g['cov'], '.2f')} / {fmt(g['1-nna'], '.3f')} "
                            f"({g['n_usable']}/{g['n_samples']} meshed)"
                            for g in (r["gen_vs_val+test"], r["gen_vs_train"])])
         ts = list(ne["rows"][0]["val_x0_mse_weight_space"])
@@ -486,9 +483,7 @@ def main() -> None:
         results = json.loads(path.read_text())
         if args.out_dir:
             shutil.copy(path, Path(args.out_dir) / path.name)
-    if args.note:
-        results["note"] = args.note
-        (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    add_note(name, results, args.note)
     write_section(name, section(results))
 
 

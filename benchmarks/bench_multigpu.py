@@ -41,7 +41,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import yaml
-from common import RESULTS, ROOT, adopt_results, machine, save_json, table, write_section
+from common import RESULTS, ROOT, add_note, adopt_results, fmt, machine, save_json, table, write_section
 from torch.utils.data import DataLoader, Dataset
 
 from shd.diffusion.config import NET_PRESETS, ScheduleConfig, TrainConfig
@@ -425,9 +425,6 @@ def merge(work: Path) -> dict[str, Any]:
     return {"device": "cpu" if accelerator == "cpu" else "cuda", "machine": where, **parts}
 
 
-def _f(x: Any, spec: str) -> str:
-    return "" if x is None else format(x, spec)
-
 
 def card_of(r: dict[str, Any]) -> str:
     cards = [row.get("card") for row in r.get("diffusion", {}).get("throughput", []) if row.get("card")]
@@ -442,15 +439,15 @@ def diffusion_lines(d: dict[str, Any]) -> list[str]:
              f"{c['steps']} timed optimizer steps after {c['warmup']} warm-up; {c['vectors']} synthetic "
              "vectors resident on each device (a batch is one index_select, so the host loader is not "
              "timed):", ""]
-    rows = [[r["devices"], r.get("global_batch", ""), _f(r.get("samples_per_s"), ".0f"),
-             _f(r.get("step_ms"), ".1f"), _f(r.get("scaling_efficiency"), ".2f"),
-             _f(r.get("max_memory_gb"), ".1f"), r.get("error", "")] for r in d.get("throughput", [])]
+    rows = [[r["devices"], r.get("global_batch", ""), fmt(r.get("samples_per_s"), ".0f"),
+             fmt(r.get("step_ms"), ".1f"), fmt(r.get("scaling_efficiency"), ".2f"),
+             fmt(r.get("max_memory_gb"), ".1f"), r.get("error", "")] for r in d.get("throughput", [])]
     lines += [table(["devices", "global batch", "samples/s", "ms/step", "scaling efficiency",
                      "peak GB (rank 0)", "note"], rows), ""]
     par = d.get("parity", [])
     if par:
         rows = [[r["devices"], r.get("per_device_batch", ""), r.get("optimizer_steps", ""),
-                 _f(r.get("val_loss"), ".5f"), _f(r.get("val_loss_ema"), ".5f"), r.get("error", "")]
+                 fmt(r.get("val_loss"), ".5f"), fmt(r.get("val_loss_ema"), ".5f"), r.get("error", "")]
                 for r in par]
         lines += [f"Parity: seed {c['seed']}, global batch {c['parity_batch']}, {c['parity_steps']} steps on "
                   f"the same {c['parity_vectors']} vectors; held-out loss of {c['heldout']} other vectors on "
@@ -475,9 +472,9 @@ def overfit_lines(o: dict[str, Any]) -> list[str]:
              f"{c['shard_size']} shapes. Wall time from start to the last process's exit (imports, shared "
              "init, MLflow log included):", ""]
     rows = [[r["processes"], r.get("n_shapes", ""), r.get("weight_shards", ""),
-             _f(r.get("wall_seconds"), ".1f"), _f(r.get("fit_seconds_last_process"), ".1f"),
-             _f(r.get("shapes_per_s"), ".2f"),
-             _f(r.get("scaling_efficiency"), ".2f"), _f(r.get("iou_mean"), ".4f"),
+             fmt(r.get("wall_seconds"), ".1f"), fmt(r.get("fit_seconds_last_process"), ".1f"),
+             fmt(r.get("shapes_per_s"), ".2f"),
+             fmt(r.get("scaling_efficiency"), ".2f"), fmt(r.get("iou_mean"), ".4f"),
              "" if all(x == 0 for x in r["rc"]) else f"rc {r['rc']}"] for r in o.get("runs", [])]
     lines += [table(["processes", "shapes", "weight shards", "wall s", "fit s (last process)", "shapes/s",
                      "scaling efficiency", "IoU mean", "note"], rows), ""]
@@ -485,8 +482,8 @@ def overfit_lines(o: dict[str, Any]) -> list[str]:
     if q:
         lines += [f"Merged N-process weight set vs 1 process: same layout {q['same_layout']}, same shape ids "
                   f"(and order) {q['same_shape_ids']}, same fit status {q['same_status']}, max |weight "
-                  f"difference| {_f(q.get('max_abs_diff'), '.3g')} (largest |weight| "
-                  f"{_f(q.get('max_abs_weight'), '.3g')}), identical {q.get('identical')}.", ""]
+                  f"difference| {fmt(q.get('max_abs_diff'), '.3g')} (largest |weight| "
+                  f"{fmt(q.get('max_abs_weight'), '.3g')}), identical {q.get('identical')}.", ""]
     return lines
 
 
@@ -515,9 +512,7 @@ def report(args: argparse.Namespace) -> None:
         merged = merge(args.work)
         name = f"multigpu_{merged['device']}"
         results = json.loads(save_json(name, merged).read_text())
-    if args.note:
-        results["note"] = args.note
-        (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    add_note(name, results, args.note)
     write_section(name, section(results))
     print(f"{RESULTS / f'{name}.json'}; BENCHMARKS.md section {name}")
 

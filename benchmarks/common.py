@@ -62,6 +62,18 @@ def adopt_results(path: str) -> dict[str, Any]:
     return results
 
 
+def add_note(name: str, results: dict[str, Any], note: str | None) -> None:
+    """Store `note` (context shown under a section's title) in results/NAME.json and in `results`."""
+    if note:
+        results["note"] = note
+        (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def fmt(x: float | None, spec: str) -> str:
+    """A table cell: `x` formatted, or empty when not measured."""
+    return "" if x is None else format(x, spec)
+
+
 def write_section(name: str, markdown: str) -> None:
     """Replace (or append) this benchmark's section of BENCHMARKS.md."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
