@@ -5,8 +5,6 @@ interpreter, which tests/conftest.py switches on before they are defined (Triton
 torch's CPU wheel does not bring it).
 """
 
-import os
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -55,7 +53,7 @@ def test_kernels_match_sdpa_on_cuda(dtype):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA test runs the kernels natively")
-@pytest.mark.skipif(sa.triton is None or os.environ.get("TRITON_INTERPRET") != "1",
+@pytest.mark.skipif(sa.triton is None or not sa.INTERPRETED,
                     reason="needs Triton (a dev dependency) and its interpreter (tests/conftest.py)")
 @pytest.mark.parametrize("heads_per_program", [1, 2])
 def test_kernels_match_sdpa_in_the_triton_interpreter(heads_per_program, monkeypatch):
@@ -70,7 +68,7 @@ def test_unsupported_inputs_go_to_sdpa():
     assert not sa.supports(qkv.float(), 2, dropout=0.0)  # fp32 activations
     assert not sa.supports(torch.zeros(2, 65, 3 * 64, dtype=torch.bfloat16, device=qkv.device), 2, 0.0)
     assert not sa.supports(qkv, 3, dropout=0.0)  # width not divisible into heads
-    if os.environ.get("TRITON_INTERPRET") != "1":
+    if not sa.INTERPRETED:
         assert not sa.supports(qkv.cpu(), 2, dropout=0.0)  # CPU without the interpreter
 
 

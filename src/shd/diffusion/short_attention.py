@@ -34,6 +34,8 @@ MAX_TOKENS = 64  # the whole T x T score tile lives in registers; longer sequenc
 HEAD_DIMS = (16, 32, 64, 128)
 DTYPES = (torch.float16, torch.bfloat16)
 INTERPRETER_HEADS_PER_PROGRAM = 1  # under TRITON_INTERPRET (no autotuning); the tests also try 2
+# Triton chooses its interpreter when a kernel is defined, i.e. at this import: read the switch once
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def supports(qkv: torch.Tensor, heads: int, dropout: float) -> bool:
@@ -43,7 +45,7 @@ def supports(qkv: torch.Tensor, heads: int, dropout: float) -> bool:
     """
     if triton is None or dropout > 0 or qkv.dim() != 3 or qkv.size(-1) % (3 * heads):
         return False
-    on_device = qkv.is_cuda or (qkv.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
+    on_device = qkv.is_cuda or (qkv.device.type == "cpu" and INTERPRETED)
     return (on_device and qkv.dtype in DTYPES and qkv.size(1) <= MAX_TOKENS
             and qkv.size(-1) // (3 * heads) in HEAD_DIMS)
 
@@ -62,7 +64,7 @@ if triton is not None:
     def _tuned(kernel):
         """Heads per program and launch settings picked per shape on the GPU (the interpreter cannot
         time kernels: one head per program there)."""
-        if os.environ.get("TRITON_INTERPRET") == "1":
+        if INTERPRETED:
             return kernel
         # the fastest of 16 settings on an H100 (BENCHMARKS.md, short_attention_cuda), and 1 head for
         # odd head counts
@@ -132,7 +134,7 @@ if triton is not None:
         b, t, c3 = qkv.shape
         d = c3 // (3 * heads)
         args = {"T": t, "scale": 1.0 / math.sqrt(d), "H": heads, "D": d, "BLOCK_T": _block(t)}
-        if os.environ.get("TRITON_INTERPRET") == "1":
+        if INTERPRETED:
             args["HEADS_PER_PROGRAM"] = INTERPRETER_HEADS_PER_PROGRAM
         return args
 
