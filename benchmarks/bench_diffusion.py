@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from common import add_note, adopt_results, fmt, machine, save_json, table, write_section
 
+from shd.diffusion.compile import compile_module
 from shd.diffusion.config import NET_PRESETS, NetConfig, ScheduleConfig
 from shd.diffusion.denoiser import Denoiser, train_flops_per_sample
 from shd.diffusion.normalization import Normalizer
@@ -121,16 +122,17 @@ def kernel_breakdown(prof, steps: int) -> dict[str, Any]:
 
 def train_throughput(net_name: str, field: str, batch: int, device: torch.device, steps: int,
                      compile_net: bool = False, warmup: int = 3, profile: bool = False,
-                     attention: str = "auto", compile_mode: str = "default") -> dict[str, Any]:
+                     attention: str = "auto", compile_mode: str = "default",
+                     residual_dtype: str = "float32") -> dict[str, Any]:
     """Samples/s of full training steps (loss, backward, clip, AdamW, EMA) at one batch size;
     with `profile`, a kernel breakdown of extra steps (the timed ones run unprofiled)."""
     torch.manual_seed(0)
     layout = make_layout(FIELD_PRESETS[field])
     tokens = TokenLayout(layout)
-    cfg = replace(net_config(net_name), attention=attention)
+    cfg = replace(net_config(net_name), attention=attention, residual_dtype=residual_dtype)
     net = Denoiser(cfg, tokens).to(device)
     ema = ema_of(net, 0.999)
-    fn = torch.compile(net, mode=None if compile_mode == "default" else compile_mode) if compile_net else net
+    fn = compile_module(net, compile_mode if compile_net else "off")
     opt = make_optimizer(net, 2e-4, 0.0, device)
     schedule = Schedule(ScheduleConfig())
     norm = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim)).to(device)
@@ -160,7 +162,7 @@ def train_throughput(net_name: str, field: str, batch: int, device: torch.device
     flops = train_flops_per_sample(cfg, tokens)
     out = {"net": net_name, "field": field, "tokens": tokens.n_tokens + 1, "batch": batch,
            "precision": "bf16-mixed" if bf16 else "fp32", "compiled": compile_net, "attention": attention,
-           "compile_mode": compile_mode if compile_net else None,
+           "compile_mode": compile_mode if compile_net else None, "residual_dtype": residual_dtype,
            "steps": steps,
            "step_ms": 1000 * seconds / steps, "samples_per_s": rate, "tflops": rate * flops / 1e12,
            "gflop_per_sample": flops / 1e9, "params": sum(p.numel() for p in net.parameters()),
@@ -291,11 +293,12 @@ def timed_train(results: dict[str, Any], plan: list[tuple], device: torch.device
                 progress: Callable[[dict], None]) -> None:
     sheet, measured = results["peak_bf16_datasheet"], results["peak_bf16_measured_matmul"]
     for net_name, field, batch, comp, prof, *options in plan:
-        kernel, mode = (*options, *("auto", "default")[len(options):])  # optional: attention, mode
+        # optional: attention, compile mode, residual dtype
+        kernel, mode, residual = (*options, *("auto", "default", "float32")[len(options):])
         n_steps = 3 if device.type == "cpu" and net_name == "reference" else steps  # seconds a step on CPU
         try:
             row = train_throughput(net_name, field, batch, device, n_steps, comp, profile=prof,
-                                   attention=kernel, compile_mode=mode)
+                                   attention=kernel, compile_mode=mode, residual_dtype=residual)
         except torch.OutOfMemoryError as exc:
             row = {"net": net_name, "field": field, "batch": batch, "compiled": comp, "error": str(exc)[:200]}
         if sheet and "tflops" in row:
@@ -311,7 +314,8 @@ def timed_train(results: dict[str, Any], plan: list[tuple], device: torch.device
 def run(device: torch.device, quick: bool, model: str | None, samples: str | None, resolution: int,
         compile_net: bool, progress: Callable[[dict], None] = lambda r: None,
         attention: tuple[str, ...] = ("auto",), mfu_only: bool = False,
-        compile_modes: tuple[str, ...] = ("default",)) -> dict[str, Any]:
+        compile_modes: tuple[str, ...] = ("default",), residual_dtypes: tuple[str, ...] = ("float32",),
+        double_batch: bool = True) -> dict[str, Any]:
     """All measurements of this device; `progress(results)` after each row (a killed run keeps them)."""
     sheet, measured = peak_flops(device)
     results: dict[str, Any] = {"device": device.type, "peak_bf16_datasheet": sheet,
@@ -320,8 +324,8 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
         plan = [("reference", "moe_equal", b, False, b == 4096) for b in (512, 2048, 4096)]
         plan += [("reference", "single", 4096, False, False), ("tiny", "moe_equal", 4096, False, False)]
         # one compiled row per attention kernel (profiled); the best kernel also at twice the batch
-        compiled = [("reference", "moe_equal", 4096, True, True, k, m) for m in compile_modes
-                    for k in attention] if compile_net else []
+        compiled = [("reference", "moe_equal", 4096, True, True, k, m, r) for m in compile_modes
+                    for r in residual_dtypes for k in attention] if compile_net else []
         steps, n_sample = 20, 64
         sample_plan = [("tiny", "moe_equal", SETTINGS), ("reference", "moe_equal", SETTINGS)]
     else:
@@ -341,10 +345,11 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
             progress(results)
     timed_train(results, compiled, device, steps, progress)  # last: compilation takes a minute or more
     done = [r for r in results["train"] if r.get("compiled") and "mfu" in r]
-    if done and device.type == "cuda":
+    if done and device.type == "cuda" and double_batch:
         best = max(done, key=lambda r: r["mfu"])
         timed_train(results, [("reference", "moe_equal", 8192, True, False, best["attention"],
-                               best.get("compile_mode") or "default")], device, steps, progress)
+                               best.get("compile_mode") or "default", best.get("residual_dtype", "float32"))],
+                    device, steps, progress)
     if model and samples:
         results["nna"] = nna_per_setting(model, samples, resolution, device)
         results["nna_model"] = model
@@ -375,15 +380,15 @@ def section(results: dict[str, Any]) -> str:
                      "matmul FLOPs (6 x params x tokens + attention) / datasheet peak.")
         lines.append("")
     rows = [[r["net"], r["field"], r.get("tokens", ""), r["batch"], r.get("precision", ""),
-             _compiled(r), r.get("attention", "auto"),
+             _compiled(r), r.get("attention", "auto"), r.get("residual_dtype", "float32"),
              fmt(r.get("samples_per_s"), ".0f"),
              fmt(r.get("step_ms"), ".1f"), fmt(r.get("tflops"), ".3g"),
              fmt(100 * r["mfu"] if "mfu" in r else None, ".1f"),
              r.get("error", "")[:40] or (f"run {r['run']}" if r.get("run") else "")]
             for r in results["train"]]
     lines += ["Training step (loss, backward, clip, AdamW, EMA):", "",
-              table(["net", "field", "tokens", "batch", "precision", "compiled", "attention", "samples/s",
-                     "ms/step", "TFLOP/s", "MFU %", "note"], rows), ""]
+              table(["net", "field", "tokens", "batch", "precision", "compiled", "attention", "residual",
+                     "samples/s", "ms/step", "TFLOP/s", "MFU %", "note"], rows), ""]
     for r in results["train"]:
         if r.get("profile"):
             prof = reclassify(r["profile"])
@@ -393,7 +398,8 @@ def section(results: dict[str, Any]) -> str:
             lines += [f"GPU time of one step, {r['net']} net, batch {r['batch']}, "
                       f"{'eager' if not r.get('compiled') else 'compiled'}"
                       f"{'' if _compiled(r) in ('no', 'yes') else ' (' + _compiled(r) + ')'}, "
-                      f"attention {r.get('attention', 'auto')} (torch.profiler):", "",
+                      f"attention {r.get('attention', 'auto')}, residual "
+                      f"{r.get('residual_dtype', 'float32')} (torch.profiler):", "",
                       table(["kernels", "ms / step", "share"], rows), ""]
     if not results["sample"]:  # --mfu-only: the training rows are the whole result
         return "\n".join(lines)
@@ -440,6 +446,10 @@ def main() -> None:
                     help="attention kernels to time compiled: auto,flash,efficient,cudnn,matmul,triton")
     ap.add_argument("--compile-mode", default="default",
                     help="torch.compile modes of the compiled rows: default,max-autotune-no-cudagraphs,...")
+    ap.add_argument("--residual-dtype", default="float32",
+                    help="residual stream dtypes of the compiled rows: float32,autocast")
+    ap.add_argument("--no-double-batch", action="store_true",
+                    help="skip the best compiled row's repeat at batch 8192")
     ap.add_argument("--mfu-only", action="store_true", help="only the compiled training rows")
     ap.add_argument("--model", help="exported model folder, for 1-NNA per sampler setting")
     ap.add_argument("--samples", help="sample set with the reference surface clouds")
@@ -465,7 +475,9 @@ def main() -> None:
         results = run(device, args.quick, args.model, args.samples, args.resolution, args.compile,
                       lambda r: partial.write_text(json.dumps(r, indent=1)) if partial else None,
                       attention=tuple(args.attention.split(",")), mfu_only=args.mfu_only,
-                      compile_modes=tuple(args.compile_mode.split(",")))
+                      compile_modes=tuple(args.compile_mode.split(",")),
+                      residual_dtypes=tuple(args.residual_dtype.split(",")),
+                      double_batch=not args.no_double_batch)
         results["threads"] = torch.get_num_threads()
         results["load_average_before"] = load_before
         if args.norm_experiment:

@@ -103,3 +103,24 @@ def test_every_attention_kernel_computes_the_same_function(kernel):
 def test_unknown_attention_kernel_is_refused():
     with pytest.raises(InputError, match="net.attention"):
         NetConfig(attention="fast")
+
+
+def test_a_low_precision_residual_stream_changes_only_the_stream_dtype():
+    """residual_dtype=autocast: the stream between blocks takes autocast's dtype (bf16) and gives nearly the
+    float32 stream's outputs; without autocast it is the float32 net exactly."""
+    torch.manual_seed(0)
+    layout = TokenLayout(make_layout(TINY_FIELD))
+    base = Denoiser(NetConfig(depth=2, width=32, heads=4), layout)
+    low = Denoiser(NetConfig(depth=2, width=32, heads=4, residual_dtype="autocast"), layout)
+    low.load_state_dict(base.state_dict())
+    x, t = torch.randn(3, layout.dim), torch.tensor([0, 10, 400])
+    torch.testing.assert_close(low(x, t), base(x, t), rtol=0, atol=0)
+    streams = []
+    for net in (base, low):
+        net.blocks[0].register_forward_hook(lambda m, i, o: streams.append(o.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y_base, y_low = base(x, t), low(x, t)
+    assert streams == [torch.float32, torch.bfloat16]
+    torch.testing.assert_close(y_low.float(), y_base.float(), rtol=0.05, atol=0.05)
+    with pytest.raises(InputError, match="net.residual_dtype"):
+        NetConfig(residual_dtype="float16")

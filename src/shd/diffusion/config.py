@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from shd.diffusion.compile import COMPILE_MODES
 from shd.errors import InputError
 
 PREDICTIONS = ("x0", "eps", "v")
@@ -32,6 +33,7 @@ def _build(cls, values: dict[str, Any] | None, where: str):
 
 
 ATTENTION_KERNELS = ("auto", "flash", "efficient", "cudnn", "matmul", "triton")
+RESIDUAL_DTYPES = ("float32", "autocast")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class NetConfig:
     # | triton (shd's fused kernels for sequences of <= 64 tokens, `short_attention`; on CUDA with
     # 16-bit activations and no attention dropout, otherwise SDPA)
     attention: str = "auto"
+    # dtype of the residual stream between blocks: float32 (the reference) | autocast (the autocast
+    # dtype, bf16 on a GPU: half the memory traffic of the layer norms and residual adds, which bound
+    # the step at width 512; the norms still compute in float32). Without autocast (CPU) both are float32.
+    residual_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         for name in ("depth", "width", "heads"):
@@ -60,6 +66,8 @@ class NetConfig:
         _check(self.n_categories >= 0, "net.n_categories", f"must be >= 0, got {self.n_categories}")
         _check(self.attention in ATTENTION_KERNELS, "net.attention",
                f"{self.attention!r} is not one of {ATTENTION_KERNELS}")
+        _check(self.residual_dtype in RESIDUAL_DTYPES, "net.residual_dtype",
+               f"{self.residual_dtype!r} is not one of {RESIDUAL_DTYPES}")
 
 
 NET_PRESETS: dict[str, NetConfig] = {
@@ -123,6 +131,9 @@ class TrainConfig:
     log_every: int = 10  # steps between logged training losses
     checkpoint_every: int = 1  # epochs
     precision: str = "auto"  # auto: bf16-mixed on CUDA, 32-true on CPU
+    # torch.compile of the training forward/backward (`shd.diffusion.compile`): off | default |
+    # max-autotune-gemm | max-autotune-no-cudagraphs; validation and sampling stay eager
+    compile: str = "off"
     accelerator: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"
@@ -140,6 +151,8 @@ class TrainConfig:
                f"one of {CONDITIONING}, got {self.conditioning!r}")
         _check(self.precision in PRECISIONS, "train.precision",
                f"one of {PRECISIONS}, got {self.precision!r}")
+        _check(self.compile in COMPILE_MODES, "train.compile",
+               f"one of {COMPILE_MODES}, got {self.compile!r}")
         _check(0 <= self.cond_drop < 1, "train.cond_drop", f"must be in [0, 1), got {self.cond_drop}")
         _check(self.norm_floor >= 0, "train.norm_floor", f"must be >= 0, got {self.norm_floor}")
         _check(0 < self.ema_decay < 1, "train.ema_decay", f"must be in (0, 1), got {self.ema_decay}")

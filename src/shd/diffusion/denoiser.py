@@ -135,6 +135,8 @@ class Denoiser(nn.Module):
                 category = torch.full_like(t, self.null_category)
             extra.append(self.category(category) + self.pos[n + 1])
         h = torch.cat([h, torch.stack(extra, 1).to(h.dtype)], 1)
+        if self.cfg.residual_dtype == "autocast" and torch.is_autocast_enabled(h.device.type):
+            h = h.to(torch.get_autocast_dtype(h.device.type))
         for block in self.blocks:
             h = block(h)
         return self.decoder(self.ln_f(h[:, :n]))

@@ -13,6 +13,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from shd.diffusion.compile import compile_module
 from shd.diffusion.config import NetConfig, ScheduleConfig, TrainConfig
 from shd.diffusion.denoiser import Denoiser
 from shd.diffusion.normalization import Normalizer
@@ -40,6 +41,9 @@ class DiffusionModule(pl.LightningModule):
         self.normalizer = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim), normalization)
         self.schedule = Schedule(self.schedule_cfg)
         self._ema_step = -1
+        # the compiled training net shares self.net's parameters; kept out of the module tree (a plain
+        # dict) so checkpoints and the state dict stay the eager net's
+        self._compiled = {"train": compile_module(self.net, self.train_cfg.compile)}
 
     def set_normalization(self, normalizer: Normalizer) -> None:
         """Statistics of the training split (checkpoints restore them as buffers)."""
@@ -54,7 +58,7 @@ class DiffusionModule(pl.LightningModule):
                               drop, self.net.null_category, generator)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self.net, batch, self.train_cfg.cond_drop)
+        loss = self._loss(self._compiled["train"], batch, self.train_cfg.cond_drop)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch[0]),
                  sync_dist=True)
         return loss

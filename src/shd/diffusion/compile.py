@@ -1,0 +1,28 @@
+"""torch.compile settings of the training step, one place for the Lightning module and the benchmark.
+
+Modes: `off` (eager), `default` (Inductor: fused element-wise kernels, cuBLAS GEMMs), `max-autotune-gemm`
+(also Triton GEMM templates, autotuned per shape, that can fuse the bias + GELU and other element-wise
+epilogues into the GEMM; without max-autotune's per-kernel coordinate descent, which compiles for many
+minutes on the reference net) and `max-autotune-no-cudagraphs` (torch's own mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+COMPILE_MODES = ("off", "default", "max-autotune-gemm", "max-autotune-no-cudagraphs")
+# Inductor options of the modes torch.compile has no name for
+_OPTIONS = {"max-autotune-gemm": {"max_autotune_gemm": True, "coordinate_descent_tuning": False}}
+
+
+def compile_module(module: torch.nn.Module, mode: str) -> Callable:
+    """`module` itself (`off`) or its compiled wrapper, which shares the parameters."""
+    if mode == "off":
+        return module
+    if mode in _OPTIONS:
+        return torch.compile(module, options=_OPTIONS[mode])
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile mode {mode!r} is not one of {COMPILE_MODES}")
+    return torch.compile(module, mode=None if mode == "default" else mode)
