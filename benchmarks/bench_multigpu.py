@@ -180,11 +180,11 @@ def synthetic(n: int, dim: int, seed: int) -> torch.Tensor:
     return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)) * SCALE
 
 
-def make_module(net: str, attention: str, layout: Layout, normalizer: Normalizer, seed: int,
-                lr: float) -> DiffusionModule:
+def make_module(args: argparse.Namespace, layout: Layout, normalizer: Normalizer) -> DiffusionModule:
     """The training module as `shd.diffusion.train` builds it (unconditional, block normalization)."""
-    net_cfg = replace(NET_PRESETS[net], attention=attention, n_categories=0)
-    train_cfg = TrainConfig(lr=lr, seed=seed, normalization=normalizer.mode)
+    net_cfg = replace(NET_PRESETS[args.net], attention=args.attention, residual_dtype=args.residual_dtype,
+                      n_categories=0)
+    train_cfg = TrainConfig(lr=args.lr, seed=args.seed, normalization=normalizer.mode, compile=args.compile)
     module = DiffusionModule(asdict(net_cfg), asdict(ScheduleConfig()), asdict(train_cfg), layout.to_json(),
                              asdict(FIELD_PRESETS[FIELD]), ["synthetic"], normalizer.mode)
     module.set_normalization(normalizer)
@@ -221,7 +221,7 @@ def diffusion_run(args: argparse.Namespace) -> None:
     # throughput: one epoch spans every step; parity: plain epochs over the small fixed set
     repeat = math.ceil(steps * per_device * world / args.vectors) if throughput else 1
     normalizer = Normalizer.fit(flat[:1024], layout, "block")
-    module = make_module(args.net, args.attention, layout, normalizer, args.seed, args.lr)
+    module = make_module(args, layout, normalizer)
     timer = StepTimer(args.warmup)  # read in throughput mode only
     trainer = pl.Trainer(accelerator=args.accelerator, devices=world, strategy="ddp",
                          precision=args.precision, max_steps=steps, gradient_clip_val=1.0, logger=False,
@@ -237,7 +237,8 @@ def diffusion_run(args: argparse.Namespace) -> None:
         "mode": args.mode, "devices": world, "accelerator": args.accelerator,
         "card": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "backend": getattr(trainer.strategy, "process_group_backend", None), "net": args.net,
-        "attention": args.attention, "precision": str(trainer.precision), "per_device_batch": per_device,
+        "attention": args.attention, "residual_dtype": args.residual_dtype, "compile": args.compile,
+        "precision": str(trainer.precision), "per_device_batch": per_device,
         "global_batch": per_device * world, "optimizer_steps": trainer.global_step, "vectors": args.vectors,
         "fit_seconds": time.perf_counter() - t0}
     if device.type == "cuda":
@@ -266,6 +267,7 @@ def launch_training(args: argparse.Namespace, mode: str, devices: int) -> dict[s
     cmd = [sys.executable, str(Path(__file__).resolve()), "diffusion-run", "--mode", mode,
            "--devices", str(devices), "--accelerator", args.accelerator, "--net", args.net,
            "--attention", args.attention, "--precision", args.precision, "--batch", str(batch),
+           "--residual-dtype", args.residual_dtype, "--compile", args.compile,
            "--steps", str(steps), "--warmup", str(args.warmup), "--vectors", str(vectors),
            "--heldout", str(args.heldout), "--seed", str(args.seed), "--lr", str(args.lr),
            "--work", str(args.work)]
@@ -435,7 +437,9 @@ def card_of(r: dict[str, Any]) -> str:
 def diffusion_lines(d: dict[str, Any]) -> list[str]:
     c = d["config"]
     lines = [f"Diffusion training, Lightning DDP (`strategy=\"ddp\"`, also on 1 device), `{c['net']}` net, "
-             f"{c['precision']}, attention `{c['attention']}`, eager, per-device batch {c['batch']}, "
+             f"{c['precision']}, attention `{c['attention']}`, residual stream "
+             f"{c.get('residual_dtype', 'float32')}, compile {c.get('compile', 'off')}, "
+             f"per-device batch {c['batch']}, "
              f"{c['steps']} timed optimizer steps after {c['warmup']} warm-up; {c['vectors']} synthetic "
              "vectors resident on each device (a batch is one index_select, so the host loader is not "
              "timed):", ""]
@@ -534,6 +538,8 @@ def _training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--net", choices=sorted(NET_PRESETS), help="default: reference (gpu), tiny (cpu)")
     p.add_argument("--attention", help="net.attention; default: efficient (gpu), auto (cpu)")
     p.add_argument("--precision", help="default: bf16-mixed (gpu), 32-true (cpu)")
+    p.add_argument("--residual-dtype", default="float32", help="net.residual_dtype: float32 | autocast")
+    p.add_argument("--compile", default="off", help="train.compile: off | default | max-autotune-gemm | ...")
     p.add_argument("--batch", type=int, help="per-device batch (throughput); default 1024 (gpu), 16 (cpu)")
     p.add_argument("--steps", type=int, default=60, help="timed optimizer steps")
     p.add_argument("--warmup", type=int, default=10, help="optimizer steps before timing")
