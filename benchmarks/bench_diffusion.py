@@ -29,11 +29,11 @@ from typing import Any
 import torch
 from common import add_note, adopt_results, fmt, machine, save_json, table, write_section
 
-from shd.diffusion.compile import compile_module
+from shd.diffusion.compile import compile_fn
 from shd.diffusion.config import NET_PRESETS, NetConfig, ScheduleConfig
 from shd.diffusion.denoiser import Denoiser, train_flops_per_sample
 from shd.diffusion.normalization import Normalizer
-from shd.diffusion.objective import diffusion_loss, ema_of, make_optimizer
+from shd.diffusion.objective import diffusion_loss, ema_of, make_optimizer, noised_loss
 from shd.diffusion.sampler import WeightSampler
 from shd.diffusion.schedule import Schedule
 from shd.diffusion.tokens import TokenLayout
@@ -132,7 +132,7 @@ def train_throughput(net_name: str, field: str, batch: int, device: torch.device
     cfg = replace(net_config(net_name), attention=attention, residual_dtype=residual_dtype)
     net = Denoiser(cfg, tokens).to(device)
     ema = ema_of(net, 0.999)
-    fn = compile_module(net, compile_mode if compile_net else "off")
+    loss_fn = compile_fn(noised_loss, compile_mode if compile_net else "off")  # as train.compile does
     opt = make_optimizer(net, 2e-4, 0.0, device)
     schedule = Schedule(ScheduleConfig())
     norm = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim)).to(device)
@@ -141,7 +141,7 @@ def train_throughput(net_name: str, field: str, batch: int, device: torch.device
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = diffusion_loss(fn, schedule, norm, flat, None)
+            loss = diffusion_loss(net, schedule, norm, flat, None, loss_fn=loss_fn)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -315,7 +315,7 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
         compile_net: bool, progress: Callable[[dict], None] = lambda r: None,
         attention: tuple[str, ...] = ("auto",), mfu_only: bool = False,
         compile_modes: tuple[str, ...] = ("default",), residual_dtypes: tuple[str, ...] = ("float32",),
-        double_batch: bool = True) -> dict[str, Any]:
+        double_batch: bool = True, rows: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """All measurements of this device; `progress(results)` after each row (a killed run keeps them)."""
     sheet, measured = peak_flops(device)
     results: dict[str, Any] = {"device": device.type, "peak_bf16_datasheet": sheet,
@@ -324,8 +324,9 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
         plan = [("reference", "moe_equal", b, False, b == 4096) for b in (512, 2048, 4096)]
         plan += [("reference", "single", 4096, False, False), ("tiny", "moe_equal", 4096, False, False)]
         # one compiled row per attention kernel (profiled); the best kernel also at twice the batch
-        compiled = [("reference", "moe_equal", 4096, True, True, k, m, r) for m in compile_modes
-                    for r in residual_dtypes for k in attention] if compile_net else []
+        variants = rows or [(m, r) for m in compile_modes for r in residual_dtypes]
+        compiled = [("reference", "moe_equal", 4096, True, True, k, m, r) for m, r in variants
+                    for k in attention] if compile_net else []
         steps, n_sample = 20, 64
         sample_plan = [("tiny", "moe_equal", SETTINGS), ("reference", "moe_equal", SETTINGS)]
     else:
@@ -448,6 +449,7 @@ def main() -> None:
                     help="torch.compile modes of the compiled rows: default,max-autotune-no-cudagraphs,...")
     ap.add_argument("--residual-dtype", default="float32",
                     help="residual stream dtypes of the compiled rows: float32,autocast")
+    ap.add_argument("--rows", help="compiled rows as MODE:RESIDUAL,... instead of every mode x dtype")
     ap.add_argument("--no-double-batch", action="store_true",
                     help="skip the best compiled row's repeat at batch 8192")
     ap.add_argument("--mfu-only", action="store_true", help="only the compiled training rows")
@@ -477,7 +479,8 @@ def main() -> None:
                       attention=tuple(args.attention.split(",")), mfu_only=args.mfu_only,
                       compile_modes=tuple(args.compile_mode.split(",")),
                       residual_dtypes=tuple(args.residual_dtype.split(",")),
-                      double_batch=not args.no_double_batch)
+                      double_batch=not args.no_double_batch,
+                      rows=[tuple(v.split(":")) for v in args.rows.split(",")] if args.rows else None)
         results["threads"] = torch.get_num_threads()
         results["load_average_before"] = load_before
         if args.norm_experiment:

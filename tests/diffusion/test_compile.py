@@ -1,4 +1,4 @@
-"""torch.compile of the training step: modes, the Lightning module's compiled net, eager equivalence."""
+"""torch.compile of the training loss: modes, the Lightning module's compiled loss, eager equivalence."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from shd.diffusion.compile import compile_module
+from shd.diffusion.compile import compile_fn
 from shd.diffusion.config import NetConfig, ScheduleConfig, TrainConfig
-from shd.diffusion.denoiser import Denoiser
 from shd.diffusion.module import DiffusionModule
-from shd.diffusion.tokens import TokenLayout
+from shd.diffusion.objective import noised_loss
 from shd.diffusion.train import train
 from shd.errors import InputError
 from shd.fields.layout import make_layout
@@ -27,22 +26,18 @@ def _module(compile_mode: str) -> DiffusionModule:
                            make_layout(TINY_FIELD).to_json(), asdict(TINY_FIELD), ["airplane"])
 
 
-def test_off_is_the_net_itself_and_unknown_modes_are_refused():
-    net = Denoiser(NET, TokenLayout(make_layout(TINY_FIELD)))
-    assert compile_module(net, "off") is net
+def test_off_is_the_function_itself_and_unknown_modes_are_refused():
+    assert compile_fn(noised_loss, "off") is noised_loss
     with pytest.raises(ValueError, match="fastest"):
-        compile_module(net, "fastest")
+        compile_fn(noised_loss, "fastest")
     with pytest.raises(InputError, match="train.compile"):
         TrainConfig(compile="fastest")
 
 
-def test_the_compiled_training_net_shares_the_weights_and_stays_out_of_checkpoints():
+def test_the_module_trains_through_the_compiled_loss_and_checkpoints_the_eager_net():
     eager, compiled = _module("off"), _module("default")
-    assert compiled._compiled["train"] is not compiled.net
-    assert list(compiled.state_dict()) == list(eager.state_dict())  # no "_orig_mod." copies
-    wrapped = list(compiled._compiled["train"].parameters())
-    assert len(wrapped) == len(list(compiled.net.parameters()))
-    assert all(a is b for a, b in zip(wrapped, compiled.net.parameters(), strict=True))
+    assert eager._train_loss is noised_loss and compiled._train_loss is not noised_loss
+    assert list(compiled.state_dict()) == list(eager.state_dict())
 
 
 @pytest.mark.slow

@@ -17,12 +17,12 @@ COMPILE_MODES = ("off", "default", "max-autotune-gemm", "max-autotune-no-cudagra
 _OPTIONS = {"max-autotune-gemm": {"max_autotune_gemm": True, "coordinate_descent_tuning": False}}
 
 
-def compile_module(module: torch.nn.Module, mode: str) -> Callable:
-    """`module` itself (`off`) or its compiled wrapper, which shares the parameters."""
+def compile_fn(fn: Callable, mode: str) -> Callable:
+    """`fn` itself (`off`) or its compiled form (a function, or a module's wrapper sharing its parameters)."""
     if mode == "off":
-        return module
+        return fn
     if mode in _OPTIONS:
-        return torch.compile(module, options=_OPTIONS[mode])
+        return torch.compile(fn, options=_OPTIONS[mode])
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile mode {mode!r} is not one of {COMPILE_MODES}")
-    return torch.compile(module, mode=None if mode == "default" else mode)
+    return torch.compile(fn, mode=None if mode == "default" else mode)

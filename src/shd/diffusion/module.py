@@ -13,11 +13,11 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from shd.diffusion.compile import compile_module
+from shd.diffusion.compile import compile_fn
 from shd.diffusion.config import NetConfig, ScheduleConfig, TrainConfig
 from shd.diffusion.denoiser import Denoiser
 from shd.diffusion.normalization import Normalizer
-from shd.diffusion.objective import diffusion_loss, ema_of, make_optimizer
+from shd.diffusion.objective import diffusion_loss, ema_of, make_optimizer, noised_loss
 from shd.diffusion.sampler import WeightSampler
 from shd.diffusion.schedule import Schedule
 from shd.diffusion.tokens import TokenLayout
@@ -41,9 +41,8 @@ class DiffusionModule(pl.LightningModule):
         self.normalizer = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim), normalization)
         self.schedule = Schedule(self.schedule_cfg)
         self._ema_step = -1
-        # the compiled training net shares self.net's parameters; kept out of the module tree (a plain
-        # dict) so checkpoints and the state dict stay the eager net's
-        self._compiled = {"train": compile_module(self.net, self.train_cfg.compile)}
+        # the training loss, compiled or not (`train.compile`); validation and sampling stay eager
+        self._train_loss = compile_fn(noised_loss, self.train_cfg.compile)
 
     def set_normalization(self, normalizer: Normalizer) -> None:
         """Statistics of the training split (checkpoints restore them as buffers)."""
@@ -51,14 +50,14 @@ class DiffusionModule(pl.LightningModule):
         self.normalizer.std.copy_(normalizer.std)
 
     def _loss(self, net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], drop: float,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, loss_fn=noised_loss) -> torch.Tensor:
         flat, category = batch
         conditional = self.net.category is not None
         return diffusion_loss(net, self.schedule, self.normalizer, flat, category if conditional else None,
-                              drop, self.net.null_category, generator)
+                              drop, self.net.null_category, generator, loss_fn)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self._compiled["train"], batch, self.train_cfg.cond_drop)
+        loss = self._loss(self.net, batch, self.train_cfg.cond_drop, loss_fn=self._train_loss)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch[0]),
                  sync_dist=True)
         return loss

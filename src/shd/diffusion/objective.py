@@ -4,6 +4,8 @@ so that what is timed is what is trained.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,26 +15,35 @@ from shd.diffusion.normalization import Normalizer
 from shd.diffusion.schedule import Schedule
 
 
+def noised_loss(net: nn.Module, schedule: Schedule, normalizer: Normalizer, flat: torch.Tensor,
+                noise: torch.Tensor, t: torch.Tensor, category: torch.Tensor | None) -> torch.Tensor:
+    """MSE of the net's prediction for given draws: the deterministic part of a training step, which
+    `train.compile` compiles whole (normalization, noising, net, target, loss fused; the draws stay
+    eager, so a compiled run draws the same numbers as an eager one)."""
+    x0 = normalizer.normalize(flat.float())
+    pred = net(schedule.add_noise(x0, noise, t), t, category)
+    return F.mse_loss(pred.float(), schedule.target(x0, noise, t))
+
+
 def diffusion_loss(net: nn.Module, schedule: Schedule, normalizer: Normalizer, flat: torch.Tensor,
                    category: torch.Tensor | None, drop: float = 0.0, null_category: int = 0,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None,
+                   loss_fn: Callable[..., torch.Tensor] = noised_loss) -> torch.Tensor:
     """MSE of the prediction at uniform timesteps; categories replaced by the null class with prob `drop`.
 
     Without a generator, noise and timesteps are drawn on the batch's device (training); with a CPU
-    generator they are reproducible (validation).
+    generator they are reproducible (validation). `loss_fn`: `noised_loss` or its compiled form.
     """
-    x0 = normalizer.normalize(flat.float())
     if generator is None:
-        noise = torch.randn_like(x0)
+        noise = torch.randn(flat.shape, device=flat.device)
     else:
-        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-    t = schedule.sample_t(len(x0), x0.device, generator)
+        noise = torch.randn(flat.shape, generator=generator).to(flat.device)
+    t = schedule.sample_t(len(flat), flat.device, generator)
     if category is not None and drop > 0:
-        u = torch.rand(len(x0), generator=generator).to(x0.device) if generator is not None else \
-            torch.rand(len(x0), device=x0.device)
+        u = torch.rand(len(flat), generator=generator).to(flat.device) if generator is not None else \
+            torch.rand(len(flat), device=flat.device)
         category = torch.where(u < drop, torch.full_like(category, null_category), category)
-    pred = net(schedule.add_noise(x0, noise, t), t, category)
-    return F.mse_loss(pred.float(), schedule.target(x0, noise, t))
+    return loss_fn(net, schedule, normalizer, flat, noise, t, category)
 
 
 def ema_warmup_update(decay: float):
@@ -42,8 +53,12 @@ def ema_warmup_update(decay: float):
 
     @torch.no_grad()
     def update(ema_params: list[torch.Tensor], params: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
-        n = int(n_averaged)
-        torch._foreach_lerp_(ema_params, params, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+        # the weight stays on the device (n_averaged is a buffer there): reading it on the host would
+        # stall every step until the GPU drains its queue; lerp takes only a host scalar, so mul + add
+        n = n_averaged.to(ema_params[0].dtype)
+        keep = ((1.0 + n) / (10.0 + n)).clamp(max=decay)
+        torch._foreach_mul_(ema_params, keep)
+        torch._foreach_add_(ema_params, torch._foreach_mul(params, 1.0 - keep))
 
     return update
 
