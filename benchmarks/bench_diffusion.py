@@ -134,7 +134,7 @@ def train_throughput(net_name: str, field: str, batch: int, device: torch.device
     ema = ema_of(net, 0.999)
     loss_fn = compile_fn(noised_loss, compile_mode if compile_net else "off")  # as train.compile does
     opt = make_optimizer(net, 2e-4, 0.0, device)
-    schedule = Schedule(ScheduleConfig())
+    schedule = Schedule(ScheduleConfig()).to(device)
     norm = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim)).to(device)
     flat = torch.randn(batch, layout.dim, device=device) * 0.1
     bf16 = device.type == "cuda"

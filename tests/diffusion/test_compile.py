@@ -53,3 +53,7 @@ def test_compiled_training_gives_the_eager_losses(tmp_path):
         summary = train(ws, cfg, tmp_path / mode, tracking_root=tmp_path / "mlruns")
         losses[mode] = (summary["train_loss"], summary["val_loss"])
     assert losses["default"] == pytest.approx(losses["off"], rel=1e-4)
+
+
+def test_yaml_booleans_name_the_off_and_default_modes():
+    assert TrainConfig(compile=False).compile == "off" and TrainConfig(compile=True).compile == "default"

@@ -132,8 +132,9 @@ class TrainConfig:
     checkpoint_every: int = 1  # epochs
     precision: str = "auto"  # auto: bf16-mixed on CUDA, 32-true on CPU
     # torch.compile of the training forward/backward (`shd.diffusion.compile`): off | default |
-    # max-autotune-gemm | max-autotune-no-cudagraphs; validation and sampling stay eager
-    compile: str = "off"
+    # max-autotune-gemm | max-autotune-no-cudagraphs (YAML's bare off/on, read as booleans, mean off /
+    # default); validation and sampling stay eager
+    compile: str | bool = "off"
     accelerator: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"
@@ -151,6 +152,8 @@ class TrainConfig:
                f"one of {CONDITIONING}, got {self.conditioning!r}")
         _check(self.precision in PRECISIONS, "train.precision",
                f"one of {PRECISIONS}, got {self.precision!r}")
+        if isinstance(self.compile, bool):
+            object.__setattr__(self, "compile", "default" if self.compile else "off")
         _check(self.compile in COMPILE_MODES, "train.compile",
                f"one of {COMPILE_MODES}, got {self.compile!r}")
         _check(0 <= self.cond_drop < 1, "train.cond_drop", f"must be in [0, 1), got {self.cond_drop}")

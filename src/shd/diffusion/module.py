@@ -74,6 +74,9 @@ class DiffusionModule(pl.LightningModule):
             loss = self._loss(net, batch, 0.0, torch.Generator().manual_seed(batch_idx))
             self.log(name, loss, on_epoch=True, batch_size=n, sync_dist=True, prog_bar=name == "val/loss")
 
+    def on_fit_start(self) -> None:
+        self.schedule.to(self.device)
+
     def on_train_start(self) -> None:
         """params.yaml's lr wins over the one restored with a resumed checkpoint's optimizer state, so
         lowering `diffusion.train.lr` after a divergence takes effect when the rerun resumes; under DDP

@@ -46,29 +46,34 @@ def diffusion_loss(net: nn.Module, schedule: Schedule, normalizer: Normalizer, f
     return loss_fn(net, schedule, normalizer, flat, noise, t, category)
 
 
-def ema_warmup_update(decay: float):
-    """EMA step for AveragedModel with the warmup of diffusers' EMAModel: decay_n = min(decay,
-    (1 + n) / (10 + n)) after n updates. Without it a 0.999 EMA of a short run (the CPU profile's
-    640 steps) still holds mostly the random initialization, and its samples are blobs."""
+class WarmupEMA(AveragedModel):
+    """torch's AveragedModel with the warmup of diffusers' EMAModel: decay_n = min(decay, (1 + n) /
+    (10 + n)) after n updates (the first update copies). Without it a 0.999 EMA of a short run (the CPU
+    profile's 640 steps) still holds mostly the random initialization, and its samples are blobs.
+
+    The update keeps the count on the device: torch's `update_parameters` reads `n_averaged` on the host
+    twice a step, a GPU->CPU sync that leaves the GPU idle while the next step is launched. Buffers are
+    not copied (the denoiser's are constant index tables)."""
+
+    def __init__(self, net: nn.Module, decay: float):
+        super().__init__(net, device=next(net.parameters()).device)
+        self.decay = decay
+        self.requires_grad_(False)  # never optimized, so DDP does not wait for its gradients
 
     @torch.no_grad()
-    def update(ema_params: list[torch.Tensor], params: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
-        # the weight stays on the device (n_averaged is a buffer there): reading it on the host would
-        # stall every step until the GPU drains its queue; lerp takes only a host scalar, so mul + add
-        n = n_averaged.to(ema_params[0].dtype)
-        keep = ((1.0 + n) / (10.0 + n)).clamp(max=decay)
-        torch._foreach_mul_(ema_params, keep)
-        torch._foreach_add_(ema_params, torch._foreach_mul(params, 1.0 - keep))
+    def update_parameters(self, model: nn.Module) -> None:
+        n = self.n_averaged.to(torch.float32)
+        keep = torch.where(n == 0, 0.0, ((1.0 + n) / (10.0 + n)).clamp(max=self.decay))
+        averaged = list(self.module.parameters())
+        torch._foreach_mul_(averaged, keep)  # lerp takes only a host scalar weight
+        current = [p.detach() for p in model.parameters()]
+        torch._foreach_add_(averaged, torch._foreach_mul(current, 1.0 - keep))
+        self.n_averaged += 1
 
-    return update
 
-
-def ema_of(net: nn.Module, decay: float) -> AveragedModel:
-    """An EMA copy (torch's AveragedModel, warmed up); never optimized, so DDP does not wait for its
-    gradients. The update count lives in the model's `n_averaged` buffer, so a resume continues it."""
-    ema = AveragedModel(net, multi_avg_fn=ema_warmup_update(decay))
-    ema.requires_grad_(False)
-    return ema
+def ema_of(net: nn.Module, decay: float) -> WarmupEMA:
+    """The EMA copy of `net`; the update count lives in its `n_averaged` buffer, so a resume continues it."""
+    return WarmupEMA(net, decay)
 
 
 def make_optimizer(net: nn.Module, lr: float, weight_decay: float, device: torch.device,

@@ -34,6 +34,12 @@ class Schedule:
         self._train = self._scheduler("ddpm")
         self.alphas_cumprod = self._train.alphas_cumprod.clone()
 
+    def to(self, device: torch.device | str) -> Schedule:
+        """Keep the training scheduler's alpha-bar table on `device`: diffusers' add_noise moves it there
+        on each call otherwise (in a compiled loss, a host-to-device copy that syncs every step)."""
+        self._train.alphas_cumprod = self._train.alphas_cumprod.to(device)
+        return self
+
     @property
     def T(self) -> int:  # noqa: N802 (the usual symbol)
         return self.cfg.timesteps
