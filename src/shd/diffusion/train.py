@@ -49,9 +49,14 @@ def _precision(cfg: DiffusionConfig) -> str:
     return "bf16-mixed" if cuda else "32-true"
 
 
+# net options that change how the same function is computed, not the tensors: a resume may switch them
+SPEED_OPTIONS = ("attention", "residual_dtype")
+
+
 def _model_fingerprint(cfg: DiffusionConfig, weights: WeightSet, n_categories: int) -> str:
     """What a checkpoint's tensors depend on: a resume with another net or layout is refused."""
-    return fingerprint(asdict(cfg.net), asdict(cfg.schedule), cfg.train.normalization, n_categories,
+    net = {k: v for k, v in asdict(cfg.net).items() if k not in SPEED_OPTIONS}
+    return fingerprint(net, asdict(cfg.schedule), cfg.train.normalization, n_categories,
                        weights.layout.to_json())
 
 
