@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import torch
 
-COMPILE_MODES = ("off", "default", "max-autotune-gemm", "max-autotune-no-cudagraphs")
+from shd.diffusion.config import COMPILE_MODES
+
 # Inductor options of the modes torch.compile has no name for
 _OPTIONS = {"max-autotune-gemm": {"max_autotune_gemm": True, "coordinate_descent_tuning": False}}
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from shd.diffusion.compile import COMPILE_MODES
 from shd.errors import InputError
 
 PREDICTIONS = ("x0", "eps", "v")
 NORMALIZATIONS = ("none", "block", "scalar")
 CONDITIONING = ("auto", "on", "off")
+# torch.compile of the training loss (`shd.diffusion.compile` says what each does)
+COMPILE_MODES = ("off", "default", "max-autotune-gemm", "max-autotune-no-cudagraphs")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 
 
@@ -34,6 +35,8 @@ def _build(cls, values: dict[str, Any] | None, where: str):
 
 ATTENTION_KERNELS = ("auto", "flash", "efficient", "cudnn", "matmul", "triton")
 RESIDUAL_DTYPES = ("float32", "autocast")
+# NetConfig fields that change how the same function is computed, not the tensors (a resume may switch them)
+SPEED_OPTIONS = ("attention", "residual_dtype")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ exported. Hyperparameters are plain dicts, so checkpoints load with `weights_onl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -50,7 +51,8 @@ class DiffusionModule(pl.LightningModule):
         self.normalizer.std.copy_(normalizer.std)
 
     def _loss(self, net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], drop: float,
-              generator: torch.Generator | None = None, loss_fn=noised_loss) -> torch.Tensor:
+              generator: torch.Generator | None = None,
+              loss_fn: Callable[..., torch.Tensor] = noised_loss) -> torch.Tensor:
         flat, category = batch
         conditional = self.net.category is not None
         return diffusion_loss(net, self.schedule, self.normalizer, flat, category if conditional else None,

@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 
 from shd.atomic import write_json
 from shd.diffusion.callbacks import RUN_FILE, FiniteLoss, GenerationCheck, RunIdFile, Throughput, read_run_id
-from shd.diffusion.config import DiffusionConfig
+from shd.diffusion.config import SPEED_OPTIONS, DiffusionConfig
 from shd.diffusion.datamodule import Split, WeightSetDataModule, categories_of, data_fingerprint, load_split
 from shd.diffusion.evaluate import reference_clouds
 from shd.diffusion.export import export_model
@@ -47,10 +47,6 @@ def _precision(cfg: DiffusionConfig) -> str:
         return cfg.train.precision
     cuda = torch.cuda.is_available() and cfg.train.accelerator in ("auto", "gpu", "cuda")
     return "bf16-mixed" if cuda else "32-true"
-
-
-# net options that change how the same function is computed, not the tensors: a resume may switch them
-SPEED_OPTIONS = ("attention", "residual_dtype")
 
 
 def _model_fingerprint(cfg: DiffusionConfig, weights: WeightSet, n_categories: int) -> str:
