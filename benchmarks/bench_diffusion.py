@@ -117,19 +117,20 @@ def kernel_breakdown(prof, steps: int) -> dict[str, Any]:
         kernels.append((ms, e.key[:90], kind))
     kernels.sort(reverse=True)
     return {"ms_per_step": kinds, "gpu_ms_per_step": sum(kinds.values()),
-            "top_kernels": [{"ms": ms, "kernel": k, "kind": kind} for ms, k, kind in kernels[:12]]}
+            "top_kernels": [{"ms": ms, "kernel": k, "kind": kind} for ms, k, kind in kernels[:20]]}
 
 
 def train_throughput(net_name: str, field: str, batch: int, device: torch.device, steps: int,
                      compile_net: bool = False, warmup: int = 3, profile: bool = False,
                      attention: str = "auto", compile_mode: str = "default",
-                     residual_dtype: str = "float32") -> dict[str, Any]:
+                     residual_dtype: str = "float32", mlp_kernel: str = "library") -> dict[str, Any]:
     """Samples/s of full training steps (loss, backward, clip, AdamW, EMA) at one batch size;
     with `profile`, a kernel breakdown of extra steps (the timed ones run unprofiled)."""
     torch.manual_seed(0)
     layout = make_layout(FIELD_PRESETS[field])
     tokens = TokenLayout(layout)
-    cfg = replace(net_config(net_name), attention=attention, residual_dtype=residual_dtype)
+    cfg = replace(net_config(net_name), attention=attention, residual_dtype=residual_dtype,
+                  mlp_kernel=mlp_kernel)
     net = Denoiser(cfg, tokens).to(device)
     ema = ema_of(net, 0.999)
     loss_fn = compile_fn(noised_loss, compile_mode if compile_net else "off")  # as train.compile does
@@ -163,7 +164,7 @@ def train_throughput(net_name: str, field: str, batch: int, device: torch.device
     out = {"net": net_name, "field": field, "tokens": tokens.n_tokens + 1, "batch": batch,
            "precision": "bf16-mixed" if bf16 else "fp32", "compiled": compile_net, "attention": attention,
            "compile_mode": compile_mode if compile_net else None, "residual_dtype": residual_dtype,
-           "steps": steps,
+           "mlp_kernel": mlp_kernel, "steps": steps,
            "step_ms": 1000 * seconds / steps, "samples_per_s": rate, "tflops": rate * flops / 1e12,
            "gflop_per_sample": flops / 1e9, "params": sum(p.numel() for p in net.parameters()),
            "warmup_s": warm_s}
@@ -293,12 +294,13 @@ def timed_train(results: dict[str, Any], plan: list[tuple], device: torch.device
                 progress: Callable[[dict], None]) -> None:
     sheet, measured = results["peak_bf16_datasheet"], results["peak_bf16_measured_matmul"]
     for net_name, field, batch, comp, prof, *options in plan:
-        # optional: attention, compile mode, residual dtype
-        kernel, mode, residual = (*options, *("auto", "default", "float32")[len(options):])
+        # optional: attention, compile mode, residual dtype, MLP kernel
+        kernel, mode, residual, mlp = (*options, *("auto", "default", "float32", "library")[len(options):])
         n_steps = 3 if device.type == "cpu" and net_name == "reference" else steps  # seconds a step on CPU
         try:
             row = train_throughput(net_name, field, batch, device, n_steps, comp, profile=prof,
-                                   attention=kernel, compile_mode=mode, residual_dtype=residual)
+                                   attention=kernel, compile_mode=mode, residual_dtype=residual,
+                                   mlp_kernel=mlp)
         except torch.OutOfMemoryError as exc:
             row = {"net": net_name, "field": field, "batch": batch, "compiled": comp, "error": str(exc)[:200]}
         if sheet and "tflops" in row:
@@ -315,7 +317,7 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
         compile_net: bool, progress: Callable[[dict], None] = lambda r: None,
         attention: tuple[str, ...] = ("auto",), mfu_only: bool = False,
         compile_modes: tuple[str, ...] = ("default",), residual_dtypes: tuple[str, ...] = ("float32",),
-        double_batch: bool = True, rows: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        double_batch: bool = True, rows: list[tuple[str, ...]] | None = None) -> dict[str, Any]:
     """All measurements of this device; `progress(results)` after each row (a killed run keeps them)."""
     sheet, measured = peak_flops(device)
     results: dict[str, Any] = {"device": device.type, "peak_bf16_datasheet": sheet,
@@ -325,7 +327,7 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
         plan += [("reference", "single", 4096, False, False), ("tiny", "moe_equal", 4096, False, False)]
         # one compiled row per attention kernel (profiled); the best kernel also at twice the batch
         variants = rows or [(m, r) for m in compile_modes for r in residual_dtypes]
-        compiled = [("reference", "moe_equal", 4096, True, True, k, m, r) for m, r in variants
+        compiled = [("reference", "moe_equal", 4096, True, True, k, *v) for v in variants
                     for k in attention] if compile_net else []
         steps, n_sample = 20, 64
         sample_plan = [("tiny", "moe_equal", SETTINGS), ("reference", "moe_equal", SETTINGS)]
@@ -349,7 +351,8 @@ def run(device: torch.device, quick: bool, model: str | None, samples: str | Non
     if done and device.type == "cuda" and double_batch:
         best = max(done, key=lambda r: r["mfu"])
         timed_train(results, [("reference", "moe_equal", 8192, True, False, best["attention"],
-                               best.get("compile_mode") or "default", best.get("residual_dtype", "float32"))],
+                               best.get("compile_mode") or "default", best.get("residual_dtype", "float32"),
+                               best.get("mlp_kernel", "library"))],
                     device, steps, progress)
     if model and samples:
         results["nna"] = nna_per_setting(model, samples, resolution, device)
@@ -382,14 +385,14 @@ def section(results: dict[str, Any]) -> str:
         lines.append("")
     rows = [[r["net"], r["field"], r.get("tokens", ""), r["batch"], r.get("precision", ""),
              _compiled(r), r.get("attention", "auto"), r.get("residual_dtype", "float32"),
-             fmt(r.get("samples_per_s"), ".0f"),
+             r.get("mlp_kernel", "library"), fmt(r.get("samples_per_s"), ".0f"),
              fmt(r.get("step_ms"), ".1f"), fmt(r.get("tflops"), ".3g"),
              fmt(100 * r["mfu"] if "mfu" in r else None, ".1f"),
              r.get("error", "")[:40] or (f"run {r['run']}" if r.get("run") else "")]
             for r in results["train"]]
     lines += ["Training step (loss, backward, clip, AdamW, EMA):", "",
               table(["net", "field", "tokens", "batch", "precision", "compiled", "attention", "residual",
-                     "samples/s", "ms/step", "TFLOP/s", "MFU %", "note"], rows), ""]
+                     "MLP", "samples/s", "ms/step", "TFLOP/s", "MFU %", "note"], rows), ""]
     for r in results["train"]:
         if r.get("profile"):
             prof = reclassify(r["profile"])
@@ -400,7 +403,8 @@ def section(results: dict[str, Any]) -> str:
                       f"{'eager' if not r.get('compiled') else 'compiled'}"
                       f"{'' if _compiled(r) in ('no', 'yes') else ' (' + _compiled(r) + ')'}, "
                       f"attention {r.get('attention', 'auto')}, residual "
-                      f"{r.get('residual_dtype', 'float32')} (torch.profiler):", "",
+                      f"{r.get('residual_dtype', 'float32')}, MLP {r.get('mlp_kernel', 'library')} "
+                      "(torch.profiler):", "",
                       table(["kernels", "ms / step", "share"], rows), ""]
     if not results["sample"]:  # --mfu-only: the training rows are the whole result
         return "\n".join(lines)
@@ -449,7 +453,8 @@ def main() -> None:
                     help="torch.compile modes of the compiled rows: default,max-autotune-no-cudagraphs,...")
     ap.add_argument("--residual-dtype", default="float32",
                     help="residual stream dtypes of the compiled rows: float32,autocast")
-    ap.add_argument("--rows", help="compiled rows as MODE:RESIDUAL,... instead of every mode x dtype")
+    ap.add_argument("--rows",
+                    help="compiled rows as MODE:RESIDUAL[:MLP_KERNEL],... instead of every mode x dtype")
     ap.add_argument("--no-double-batch", action="store_true",
                     help="skip the best compiled row's repeat at batch 8192")
     ap.add_argument("--mfu-only", action="store_true", help="only the compiled training rows")

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from shd.diffusion.normalization import Normalizer
-from shd.diffusion.tokens import BlockDecoder, BlockEncoder, TokenLayout
+from shd.diffusion.tokens import BlockDecoder, BlockEncoder, TokenLayout, permute
 from shd.fields.config import FIELD_PRESETS
 from shd.fields.layout import Layout, make_layout
 
@@ -87,3 +87,19 @@ def test_scalar_std_is_floored_by_the_block_std():
     other = flat[:1].clone()
     other[0, :10] = 0.5
     assert norm.normalize(other)[0, :10].abs().max() < 0.2 / (0.1 * block_std) + 1e-3
+
+
+def test_permutation_gradient_is_index_selects():
+    """`permute` (gather backward) gives index_select's values and gradients, in each dimension."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 5, dtype=torch.float64)
+    for dim in range(3):
+        index = torch.randperm(x.shape[dim])
+        inverse = torch.empty_like(index)
+        inverse[index] = torch.arange(len(index))
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, ref = permute(a, dim, index, inverse), b.index_select(dim, index)
+        grad = torch.randn_like(ref)
+        out.backward(grad)
+        ref.backward(grad)
+        assert torch.equal(out, ref) and torch.equal(a.grad, b.grad)

@@ -35,8 +35,9 @@ def _build(cls, values: dict[str, Any] | None, where: str):
 
 ATTENTION_KERNELS = ("auto", "flash", "efficient", "cudnn", "matmul", "triton")
 RESIDUAL_DTYPES = ("float32", "autocast")
+MLP_KERNELS = ("library", "triton")
 # NetConfig fields that change how the same function is computed, not the tensors (a resume may switch them)
-SPEED_OPTIONS = ("attention", "residual_dtype")
+SPEED_OPTIONS = ("attention", "residual_dtype", "mlp_kernel")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class NetConfig:
     # dtype, bf16 on a GPU: half the memory traffic of the layer norms and residual adds, which bound
     # the step at width 512; the norms still compute in float32). Without autocast (CPU) both are float32.
     residual_dtype: str = "float32"
+    # bias + GELU of the MLP's hidden layer: library (the linear's bias in the GEMM, then GELU; compiled,
+    # Inductor fuses them) | triton (shd's fused kernels, `fused_gelu`: the backward also sums the bias
+    # gradient in the same pass; on CUDA, otherwise the library path). Same parameters either way.
+    mlp_kernel: str = "library"
 
     def __post_init__(self) -> None:
         for name in ("depth", "width", "heads"):
@@ -71,6 +76,8 @@ class NetConfig:
                f"{self.attention!r} is not one of {ATTENTION_KERNELS}")
         _check(self.residual_dtype in RESIDUAL_DTYPES, "net.residual_dtype",
                f"{self.residual_dtype!r} is not one of {RESIDUAL_DTYPES}")
+        _check(self.mlp_kernel in MLP_KERNELS, "net.mlp_kernel",
+               f"{self.mlp_kernel!r} is not one of {MLP_KERNELS}")
 
 
 NET_PRESETS: dict[str, NetConfig] = {

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from shd.diffusion.config import NetConfig
+from shd.diffusion.fused_gelu import gelu_linear
 from shd.diffusion.short_attention import short_attention, supports
 from shd.diffusion.tokens import BlockDecoder, BlockEncoder, TokenLayout
 
@@ -61,10 +62,11 @@ class MLP(nn.Module):
         hidden = int(cfg.mlp_ratio * cfg.width)
         self.fc = nn.Linear(cfg.width, hidden)
         self.proj = nn.Linear(hidden, cfg.width)
-        self.dropout = cfg.dropout
+        self.dropout, self.fused = cfg.dropout, cfg.mlp_kernel == "triton"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.dropout(self.proj(F.gelu(self.fc(x))), self.dropout, self.training)
+        h = gelu_linear(x, self.fc.weight, self.fc.bias, self.fused)
+        return F.dropout(self.proj(h), self.dropout, self.training)
 
 
 class Block(nn.Module):
