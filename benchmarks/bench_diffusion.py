@@ -404,7 +404,7 @@ def section(results: dict[str, Any]) -> str:
                       f"{'' if _compiled(r) in ('no', 'yes') else ' (' + _compiled(r) + ')'}, "
                       f"attention {r.get('attention', 'auto')}, residual "
                       f"{r.get('residual_dtype', 'float32')}, MLP {r.get('mlp_kernel', 'library')} "
-                      "(torch.profiler):", "",
+                      f"(torch.profiler{'; run ' + r['run'] if r.get('run') else ''}):", "",
                       table(["kernels", "ms / step", "share"], rows), ""]
     if not results["sample"]:  # --mfu-only: the training rows are the whole result
         return "\n".join(lines)
