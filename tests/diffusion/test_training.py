@@ -165,14 +165,15 @@ def test_a_changed_net_trains_afresh_and_keeps_the_old_checkpoints_aside(store, 
 
 
 def test_switching_speed_options_resumes_the_run(store, tmp_path):
-    """The attention kernel and the residual dtype change how the net computes, not its tensors: a rerun
-    with them switched resumes from the checkpoint instead of training afresh."""
+    """The attention kernel, the residual dtype and the MLP kernel change how the net computes, not its
+    tensors: a rerun with them switched resumes from the checkpoint instead of training afresh (here the
+    fused MLP kernels run in Triton's interpreter where there is no GPU)."""
     ws = make_weight_set(tmp_path / "weights", random_weights(5), ["train"] * 4 + ["val"], ["airplane"] * 5)
     net = {"depth": 1, "width": 32, "heads": 2}
     train_cfg = {**QUIET, "batch_size": 4, "checkpoint_every": 1, "val_check_every": 1}
     first = train(ws, {"net": net, "train": {**train_cfg, "max_epochs": 1}}, tmp_path / "out",
                   tracking_root=store)
-    faster = {**net, "attention": "matmul", "residual_dtype": "autocast"}
+    faster = {**net, "attention": "matmul", "residual_dtype": "autocast", "mlp_kernel": "triton"}
     second = train(ws, {"net": faster, "train": {**train_cfg, "max_epochs": 2}}, tmp_path / "out",
                    tracking_root=store)
     assert second["resumed"] and second["run_id"] == first["run_id"]
