@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from shd.diffusion import short_attention
 from shd.fields.config import FieldConfig, OverfitConfig
 from shd.fields.layout import make_layout
 from shd.fields.synthetic import PARTS
@@ -15,6 +16,13 @@ from shd.shards import shard_name
 
 # 2 experts, 9 -> 8 -> 1: 8 tokens, 178 scalars
 TINY_FIELD = FieldConfig(n_experts=2, hidden=(8,), n_freqs=1)
+
+# shd's Triton kernels run natively on CUDA, and in Triton's interpreter on CPU-only machines (CI)
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+IN_TRITON_INTERPRETER = pytest.mark.skipif(
+    torch.cuda.is_available() or short_attention.triton is None or not short_attention.INTERPRETED,
+    reason="CPU only (CUDA runs the kernels natively); needs Triton (a dev dependency) and its "
+           "interpreter (tests/conftest.py)")
 
 
 def make_weight_set(root: Path, flat: torch.Tensor, splits: list[str], categories: list[str],

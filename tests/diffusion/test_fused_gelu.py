@@ -13,7 +13,7 @@ from shd.diffusion.denoiser import Denoiser
 from shd.diffusion.tokens import TokenLayout
 from shd.fields.layout import make_layout
 
-from .conftest import TINY_FIELD
+from .conftest import IN_TRITON_INTERPRETER, NEEDS_CUDA, TINY_FIELD
 
 # (leading dims, hidden): ragged rows and columns (masks), several row groups, a token batch
 SHAPES = (((7,), 24), ((3, 33), 40), ((300,), 16))
@@ -48,15 +48,13 @@ def _check(errors: list[tuple[float, float, float]], tolerance: float) -> None:
         assert max(errs) < tolerance, (shape, errs)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@NEEDS_CUDA
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 def test_kernels_match_gelu_on_cuda(dtype):
     _check(max_errors("cuda", dtype), 1e-2 if dtype == torch.bfloat16 else 1e-5)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA test runs the kernels natively")
-@pytest.mark.skipif(fg.triton is None or not fg.INTERPRETED,
-                    reason="needs Triton (a dev dependency) and its interpreter (tests/conftest.py)")
+@IN_TRITON_INTERPRETER
 def test_kernels_match_gelu_in_the_triton_interpreter():
     _check(max_errors("cpu", torch.float32), 1e-5)
 

@@ -15,7 +15,7 @@ from shd.diffusion.denoiser import Denoiser
 from shd.diffusion.tokens import TokenLayout
 from shd.fields.layout import make_layout
 
-from .conftest import TINY_FIELD
+from .conftest import IN_TRITON_INTERPRETER, NEEDS_CUDA, TINY_FIELD
 
 # (batch, tokens, heads, head dim): the reference's 33 tokens, a short one, a full 64-token tile
 # (even head counts: the interpreter test also runs two heads per program)
@@ -46,15 +46,13 @@ def _check(errors: list[tuple[float, float]], tolerance: float) -> None:
         assert out_err < tolerance and grad_err < tolerance, (shape, out_err, grad_err)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@NEEDS_CUDA
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_kernels_match_sdpa_on_cuda(dtype):
     _check(max_errors("cuda", dtype), 2e-2 if dtype == torch.bfloat16 else 3e-3)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA test runs the kernels natively")
-@pytest.mark.skipif(sa.triton is None or not sa.INTERPRETED,
-                    reason="needs Triton (a dev dependency) and its interpreter (tests/conftest.py)")
+@IN_TRITON_INTERPRETER
 @pytest.mark.parametrize("heads_per_program", [1, 2])
 def test_kernels_match_sdpa_in_the_triton_interpreter(heads_per_program, monkeypatch):
     monkeypatch.setattr(sa, "INTERPRETER_HEADS_PER_PROGRAM", heads_per_program)
@@ -72,7 +70,7 @@ def test_unsupported_inputs_go_to_sdpa():
         assert not sa.supports(qkv.cpu(), 2, dropout=0.0)  # CPU without the interpreter
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@NEEDS_CUDA
 def test_denoiser_with_fused_attention_matches_sdpa_under_bf16_autocast():
     torch.manual_seed(0)
     layout = TokenLayout(make_layout(TINY_FIELD))
