@@ -110,6 +110,13 @@ def permute(x: torch.Tensor, dim: int, index: torch.Tensor, inverse: torch.Tenso
     return _Permutation.apply(x, dim, index, inverse)
 
 
+def register_permutations(module: nn.Module, tokens: TokenLayout) -> None:
+    """The layout's permutations (`perm`, `group_order`) and their inverses as buffers of `module`: on
+    its device, so no host-to-device copy (and sync) per forward; not saved (the layout defines them)."""
+    for name in ("perm", "inverse", "group_order", "token_slot"):
+        module.register_buffer(name, getattr(tokens, name).clone(), persistent=False)
+
+
 class GroupedLinear(nn.Module):
     """G separate linear maps of the same size applied to (B, G, fan_in) as one batched matmul."""
 
@@ -131,10 +138,7 @@ class BlockEncoder(nn.Module):
         super().__init__()
         self.tokens = tokens
         self.maps = nn.ModuleList(GroupedLinear(len(g.tokens), g.size, width) for g in tokens.groups)
-        # index buffers live on the module's device: no host-to-device copy (and sync) per forward
-        self.register_buffer("perm", tokens.perm.clone(), persistent=False)
-        self.register_buffer("token_slot", tokens.token_slot.clone(), persistent=False)
-        self.register_buffer("group_order", tokens.group_order.clone(), persistent=False)
+        register_permutations(self, tokens)
 
     def forward(self, flat: torch.Tensor) -> torch.Tensor:
         parts = self.tokens.split(flat, self.perm)
@@ -149,10 +153,7 @@ class BlockDecoder(nn.Module):
         super().__init__()
         self.tokens = tokens
         self.maps = nn.ModuleList(GroupedLinear(len(g.tokens), width, g.size) for g in tokens.groups)
-        self.register_buffer("group_order", tokens.group_order.clone(), persistent=False)
-        self.register_buffer("token_slot", tokens.token_slot.clone(), persistent=False)
-        self.register_buffer("inverse", tokens.inverse.clone(), persistent=False)
-        self.register_buffer("perm", tokens.perm.clone(), persistent=False)
+        register_permutations(self, tokens)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         grouped = permute(tokens, 1, self.group_order, self.token_slot)
