@@ -183,7 +183,7 @@ def synthetic(n: int, dim: int, seed: int) -> torch.Tensor:
 def make_module(args: argparse.Namespace, layout: Layout, normalizer: Normalizer) -> DiffusionModule:
     """The training module as `shd.diffusion.train` builds it (unconditional, block normalization)."""
     net_cfg = replace(NET_PRESETS[args.net], attention=args.attention, residual_dtype=args.residual_dtype,
-                      n_categories=0)
+                      mlp_kernel=args.mlp_kernel, n_categories=0)
     train_cfg = TrainConfig(lr=args.lr, seed=args.seed, normalization=normalizer.mode, compile=args.compile)
     module = DiffusionModule(asdict(net_cfg), asdict(ScheduleConfig()), asdict(train_cfg), layout.to_json(),
                              asdict(FIELD_PRESETS[FIELD]), ["synthetic"], normalizer.mode)
@@ -223,7 +223,7 @@ def diffusion_run(args: argparse.Namespace) -> None:
     normalizer = Normalizer.fit(flat[:1024], layout, "block")
     module = make_module(args, layout, normalizer)
     timer = StepTimer(args.warmup)  # read in throughput mode only
-    trainer = pl.Trainer(accelerator=args.accelerator, devices=world, strategy="ddp",
+    trainer = pl.Trainer(accelerator=args.accelerator, devices=world, strategy=args.strategy,
                          precision=args.precision, max_steps=steps, gradient_clip_val=1.0, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          num_sanity_val_steps=0, limit_val_batches=0, callbacks=[timer],
@@ -237,7 +237,8 @@ def diffusion_run(args: argparse.Namespace) -> None:
         "mode": args.mode, "devices": world, "accelerator": args.accelerator,
         "card": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "backend": getattr(trainer.strategy, "process_group_backend", None), "net": args.net,
-        "attention": args.attention, "residual_dtype": args.residual_dtype, "compile": args.compile,
+        "strategy": args.strategy, "attention": args.attention, "residual_dtype": args.residual_dtype,
+        "mlp_kernel": args.mlp_kernel, "compile": args.compile,
         "precision": str(trainer.precision), "per_device_batch": per_device,
         "global_batch": per_device * world, "optimizer_steps": trainer.global_step, "vectors": args.vectors,
         "fit_seconds": time.perf_counter() - t0}
@@ -267,7 +268,8 @@ def launch_training(args: argparse.Namespace, mode: str, devices: int) -> dict[s
     cmd = [sys.executable, str(Path(__file__).resolve()), "diffusion-run", "--mode", mode,
            "--devices", str(devices), "--accelerator", args.accelerator, "--net", args.net,
            "--attention", args.attention, "--precision", args.precision, "--batch", str(batch),
-           "--residual-dtype", args.residual_dtype, "--compile", args.compile,
+           "--residual-dtype", args.residual_dtype, "--mlp-kernel", args.mlp_kernel,
+           "--compile", args.compile,
            "--steps", str(steps), "--warmup", str(args.warmup), "--vectors", str(vectors),
            "--heldout", str(args.heldout), "--seed", str(args.seed), "--lr", str(args.lr),
            "--work", str(args.work)]
@@ -438,7 +440,8 @@ def diffusion_lines(d: dict[str, Any]) -> list[str]:
     c = d["config"]
     lines = [f"Diffusion training, Lightning DDP (`strategy=\"ddp\"`, also on 1 device), `{c['net']}` net, "
              f"{c['precision']}, attention `{c['attention']}`, residual stream "
-             f"{c.get('residual_dtype', 'float32')}, compile {c.get('compile', 'off')}, "
+             f"{c.get('residual_dtype', 'float32')}, MLP {c.get('mlp_kernel', 'library')}, "
+             f"compile {c.get('compile', 'off')}, "
              f"per-device batch {c['batch']}, "
              f"{c['steps']} timed optimizer steps after {c['warmup']} warm-up; {c['vectors']} synthetic "
              "vectors resident on each device (a batch is one index_select, so the host loader is not "
@@ -539,6 +542,7 @@ def _training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attention", help="net.attention; default: efficient (gpu), auto (cpu)")
     p.add_argument("--precision", help="default: bf16-mixed (gpu), 32-true (cpu)")
     p.add_argument("--residual-dtype", default="float32", help="net.residual_dtype: float32 | autocast")
+    p.add_argument("--mlp-kernel", default="library", help="net.mlp_kernel: library | triton")
     p.add_argument("--compile", default="off", help="train.compile: off | default | max-autotune-gemm | ...")
     p.add_argument("--batch", type=int, help="per-device batch (throughput); default 1024 (gpu), 16 (cpu)")
     p.add_argument("--steps", type=int, default=60, help="timed optimizer steps")
@@ -576,6 +580,8 @@ def parser() -> argparse.ArgumentParser:
     _device_args(p)
     _training_args(p)
     p.add_argument("--mode", choices=("throughput", "parity"), required=True)
+    p.add_argument("--strategy", default="ddp",
+                   help="Lightning strategy (ddp as in the scaling runs; auto = one device as `shd` trains)")
     p.set_defaults(func=diffusion_run)
     p = sub.add_parser("overfit", help="overfit stage as N array jobs vs 1 process")
     _device_args(p)
