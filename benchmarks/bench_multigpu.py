@@ -7,10 +7,11 @@ Rerun from the repository root (on the 2-GPU machine `benchmarks/multigpu/run.sh
   python benchmarks/bench_multigpu.py report --from-json FILE   # the section from a fetched results file
 Each step also runs on CPU (`--accelerator cpu`: gloo, tiny net, tiny batch), as a smoke test.
 
-- diffusion: `DiffusionModule` under a plain Lightning Trainer (strategy "ddp" also on one device, so
-  both runs take the same code path and the same DistributedSampler order), on seeded synthetic weight
-  vectors kept on each device (a batch is one index_select: what is timed is compute and the gradient
-  all-reduce, not the host loader). Global samples/s at a fixed per-device batch over the optimizer
+- diffusion: `DiffusionModule` under a Lightning Trainer (strategy "ddp" also on one device, so both
+  runs take the same code path and the same data order; `diffusion-run --strategy auto` times one
+  device the way `shd` trains), with shd's datamodule over seeded synthetic weight vectors kept on each
+  device (`DeviceBatches`: a batch is one index_select) and shd's per-step callbacks (divergence check,
+  throughput clock). Global samples/s at a fixed per-device batch over the optimizer
   steps after a warm-up, for 1 and N devices; scaling efficiency = rate_N / (N x rate_1). Parity: the
   same seed, global batch and step count on 1 and N devices, then one held-out loss on fixed noise.
 - overfit: `pipelines/overfit.py --shard i/N` as N processes started at once (CUDA_VISIBLE_DEVICES=i)
@@ -42,9 +43,10 @@ import lightning.pytorch as pl
 import torch
 import yaml
 from common import RESULTS, ROOT, add_note, adopt_results, fmt, machine, save_json, table, write_section
-from torch.utils.data import DataLoader, Dataset
 
+from shd.diffusion.callbacks import FiniteLoss, Throughput
 from shd.diffusion.config import NET_PRESETS, ScheduleConfig, TrainConfig
+from shd.diffusion.datamodule import Split, WeightSetDataModule
 from shd.diffusion.module import DiffusionModule
 from shd.diffusion.normalization import Normalizer
 from shd.diffusion.objective import diffusion_loss
@@ -115,44 +117,14 @@ def update_part(work: Path, name: str, key: str, value: Any) -> None:
 # ---------------------------------------------------------------- diffusion: one Lightning launch
 
 
-class SyntheticVectors(Dataset):
-    """Weight vectors as one tensor, `repeat` passes per epoch (so a timed run has no epoch boundary).
-    `__getitems__` makes a batch one index_select instead of `batch` row lookups and a stack."""
-
-    def __init__(self, flat: torch.Tensor, repeat: int = 1):
-        self.flat, self.repeat = flat, repeat
-
-    def __len__(self) -> int:
-        return len(self.flat) * self.repeat
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, c = self.__getitems__([i])
-        return x[0], c[0]
-
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.as_tensor(indices).remainder_(len(self.flat)).to(self.flat.device)
-        x = self.flat.index_select(0, idx)
-        return x, torch.zeros(len(x), dtype=torch.long, device=x.device)
-
-
-def as_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Collate of `SyntheticVectors`: its `__getitems__` already returns the batch."""
-    return batch
-
-
-class VectorData(pl.LightningDataModule):
-    """Moves the vectors to this rank's device in `setup`; Lightning adds the DistributedSampler."""
-
-    def __init__(self, flat: torch.Tensor, batch_size: int, repeat: int):
-        super().__init__()
-        self.flat, self.batch_size, self.repeat = flat, batch_size, repeat
-
-    def setup(self, stage: str) -> None:
-        self.flat = self.flat.to(self.trainer.strategy.root_device)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(SyntheticVectors(self.flat, self.repeat), batch_size=self.batch_size, shuffle=True,
-                          drop_last=True, collate_fn=as_batch)
+def vector_data(flat: torch.Tensor, batch_size: int, repeat: int, seed: int) -> WeightSetDataModule:
+    """shd's training datamodule over synthetic vectors (no weight set on disk): each rank's batches are
+    gathered on its device (`DeviceBatches`), as `shd` trains."""
+    data = WeightSetDataModule("synthetic", batch_size, repeat=repeat, on_device=True, seed=seed)
+    no_category = torch.zeros(len(flat), dtype=torch.long)
+    data.train = Split([str(i) for i in range(len(flat))], flat, no_category)
+    data.val = Split([], flat[:0], no_category[:0])
+    return data
 
 
 class StepTimer(pl.Callback):
@@ -223,13 +195,17 @@ def diffusion_run(args: argparse.Namespace) -> None:
     normalizer = Normalizer.fit(flat[:1024], layout, "block")
     module = make_module(args, layout, normalizer)
     timer = StepTimer(args.warmup)  # read in throughput mode only
+    # the per-step callbacks `shd` trains with: the divergence check (read every 10 steps, shd's default
+    # log interval) and the throughput clock (synced only when it starts and stops)
+    clock = Throughput()
+    product = [FiniteLoss(args.work / "checkpoints", every=args.check_every), clock]
     trainer = pl.Trainer(accelerator=args.accelerator, devices=world, strategy=args.strategy,
                          precision=args.precision, max_steps=steps, gradient_clip_val=1.0, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[timer],
+                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[*product, timer],
                          default_root_dir=args.work / "lightning")
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=VectorData(flat, per_device, repeat))
+    trainer.fit(module, datamodule=vector_data(flat, per_device, repeat, args.seed))
     if not trainer.is_global_zero:
         return
     device = trainer.strategy.root_device
@@ -238,7 +214,7 @@ def diffusion_run(args: argparse.Namespace) -> None:
         "card": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "backend": getattr(trainer.strategy, "process_group_backend", None), "net": args.net,
         "strategy": args.strategy, "attention": args.attention, "residual_dtype": args.residual_dtype,
-        "mlp_kernel": args.mlp_kernel, "compile": args.compile,
+        "mlp_kernel": args.mlp_kernel, "compile": args.compile, "check_every": args.check_every,
         "precision": str(trainer.precision), "per_device_batch": per_device,
         "global_batch": per_device * world, "optimizer_steps": trainer.global_step, "vectors": args.vectors,
         "fit_seconds": time.perf_counter() - t0}
@@ -248,7 +224,8 @@ def diffusion_run(args: argparse.Namespace) -> None:
         seconds = timer.seconds(steps)
         row.update(warmup_steps=args.warmup, timed_steps=args.steps, seconds=seconds,
                    step_ms=1000 * seconds / args.steps,
-                   samples_per_s=args.steps * per_device * world / seconds)
+                   samples_per_s=args.steps * per_device * world / seconds,
+                   fit_samples_per_s=clock.samples_per_s)  # shd's clock: every step, compilation included
     else:
         held = synthetic(args.heldout, layout.dim, args.seed + 1)
         losses = heldout_loss(module, held, device)
@@ -580,6 +557,8 @@ def parser() -> argparse.ArgumentParser:
     _device_args(p)
     _training_args(p)
     p.add_argument("--mode", choices=("throughput", "parity"), required=True)
+    p.add_argument("--check-every", type=int, default=10,
+                   help="steps between reads of the divergence flag (shd: train.log_every, default 10)")
     p.add_argument("--strategy", default="ddp",
                    help="Lightning strategy (ddp as in the scaling runs; auto = one device as `shd` trains)")
     p.set_defaults(func=diffusion_run)

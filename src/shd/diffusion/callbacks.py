@@ -47,34 +47,64 @@ class TrainingDiverged(InputError):
 
 
 class FiniteLoss(pl.Callback):
-    """Raises `TrainingDiverged` at the first non-finite training loss (any rank: the decision is reduced,
-    so no rank waits in a collective). Checkpoints are written at epoch ends, after this check, so the
-    last checkpoint on disk is the last good one and a rerun resumes from it."""
+    """Raises `TrainingDiverged` when a training loss was non-finite (any rank: the decision is reduced,
+    so no rank waits in a collective). A step only updates a flag on the device; the host reads it
+    every `every` batches (the logging interval, where Lightning syncs anyway) and before validation
+    and at the epoch's end, ahead of any checkpoint (Lightning runs ModelCheckpoint last), so the last
+    checkpoint on disk is the last good one and a rerun resumes from it. Reading it every step would
+    stall the GPU each step while the host prepares the next one."""
 
-    def __init__(self, checkpoint_dir: Path):
+    def __init__(self, checkpoint_dir: Path, every: int = 10):
         self.checkpoint_dir = Path(checkpoint_dir)
+        self.every = every
+        self._batches = 0
+        self._first_bad: torch.Tensor | None = None  # step of the first non-finite loss; -1: none yet
+        self._value: torch.Tensor | None = None  # that loss
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        bad = loss is not None and not bool(torch.isfinite(loss.detach()).all())
-        if not trainer.strategy.reduce_boolean_decision(bad, all=False):
+        if loss is not None:
+            loss = loss.detach().float()
+            if self._first_bad is None or self._first_bad.device != loss.device:
+                self._first_bad = torch.full((), -1, dtype=torch.int64, device=loss.device)
+                self._value = torch.zeros((), device=loss.device)
+            bad = (self._first_bad < 0) & ~torch.isfinite(loss).all()
+            self._first_bad = torch.where(bad, trainer.global_step, self._first_bad)
+            self._value = torch.where(bad, loss.reshape(-1)[0], self._value)
+        self._batches += 1
+        if self._batches % self.every == 0:
+            self._check(trainer)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._check(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._check(trainer)
+
+    def _check(self, trainer: pl.Trainer) -> None:
+        step = int(self._first_bad) if self._first_bad is not None else -1
+        if not trainer.strategy.reduce_boolean_decision(step >= 0, all=False):
             return
         last = self.checkpoint_dir / "last.ckpt"
         kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint written yet"
-        raise TrainingDiverged(self.checkpoint_dir.parent, f"training diverged: non-finite loss "
-                               f"{float(loss) if loss is not None else 'on another rank'} at step "
-                               f"{trainer.global_step} (epoch {trainer.current_epoch}); {kept}. Lower "
-                               "diffusion.train.lr or check the weight set, then rerun to resume")
+        value = f"{float(self._value)} at step {step}" if step >= 0 else "on another rank"
+        raise TrainingDiverged(self.checkpoint_dir.parent, f"training diverged: non-finite loss {value} "
+                               f"(epoch {trainer.current_epoch}); {kept}. Lower diffusion.train.lr or "
+                               "check the weight set, then rerun to resume")
 
 
 class Throughput(pl.Callback):
-    """Training samples per second over the training batches (validation and checks excluded)."""
+    """Training samples per second, timed over runs of consecutive training batches: the clock starts
+    (after a device sync) at the first batch after the start or a validation, and stops (after a sync)
+    when validation starts or the epoch's batches end. Validation and epoch-end checks are left out
+    without a sync every step, which would idle the GPU while the host prepares each next step."""
 
     def __init__(self) -> None:
         self.samples = 0
         self.seconds = 0.0
         self._start: float | None = None
+        self._running = 0  # samples of the batches since the clock started
 
     @staticmethod
     def _sync(trainer: pl.Trainer) -> None:
@@ -83,15 +113,30 @@ class Throughput(pl.Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        self._sync(trainer)
-        self._start = time.perf_counter()
+        if self._start is None:
+            self._sync(trainer)
+            self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
+        self._running += len(batch[0]) * trainer.world_size
+
+    def _stop(self, trainer: pl.Trainer) -> None:
+        if self._start is None:
+            return
         self._sync(trainer)
-        if self._start is not None:
-            self.seconds += time.perf_counter() - self._start
-            self.samples += len(batch[0]) * trainer.world_size
+        self.seconds += time.perf_counter() - self._start
+        self.samples += self._running
+        self._start, self._running = None, 0
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop(trainer)
 
     @property
     def samples_per_s(self) -> float | None:

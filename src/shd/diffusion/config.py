@@ -148,6 +148,9 @@ class TrainConfig:
     accelerator: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"
+    # splits kept on the training device, each batch one index_select there (no per-step host copy or
+    # sync); false: a host DataLoader with num_workers workers (weight sets larger than device memory)
+    data_on_device: bool = True
     num_workers: int = 0
     experiment: str = "diffusion"
     log_model: bool = True  # log the exported model folder as MLflow artifacts

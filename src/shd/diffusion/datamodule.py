@@ -1,11 +1,16 @@
 """The weight set as training data: splits from the data stage, bad fits left out (manifest status).
 
 A weight set is small (36k floats a shape), so each split is loaded once into memory as (S, D)
-float32 vectors with (S,) category ids; batches are raw weights (normalized on the device).
+float32 vectors with (S,) category ids; batches are raw weights (normalized on the device). By default
+the splits are moved to the training device once and each batch is one index_select there
+(`DeviceBatches`): a DataLoader would stack the batch row by row on the host and copy it to the GPU
+every step (at batch 4096: 590 MB a step), and its pageable copies make the host wait for the GPU.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +53,64 @@ def data_fingerprint(weights: WeightSet, train: Split, val: Split) -> str:
     return fingerprint(shard_fps, train.ids, val.ids)
 
 
+class DeviceBatches:
+    """Batches of a split gathered where its tensors live: one index_select a batch, so nothing is
+    stacked on the host, copied per step or waited for. An epoch is `repeat` passes over the split,
+    shuffled by a generator seeded with (seed, epoch) on the split's device; `epoch` gives the epoch
+    number (the trainer's, so a resumed run sees the orders it would have seen; default: the count of
+    passes so far). Under DDP each of `world` ranks takes every world-th item of the same order
+    (padded by wrapping, as DistributedSampler does)."""
+
+    def __init__(self, split: Split, batch_size: int, *, shuffle: bool, repeat: int = 1, seed: int = 0,
+                 rank: int = 0, world: int = 1, epoch: Callable[[], int] | None = None):
+        if not len(split):
+            raise ValueError("DeviceBatches needs a non-empty split")
+        self.flat, self.category = split.flat, split.category
+        self.batch_size, self.shuffle, self.repeat = batch_size, shuffle, repeat
+        self.seed, self.rank, self.world = seed, rank, world
+        self._epoch = epoch
+        self._passes = 0
+
+    def _per_rank(self) -> int:
+        return math.ceil(len(self.flat) * self.repeat / self.world)
+
+    def __len__(self) -> int:
+        return math.ceil(self._per_rank() / self.batch_size)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """This rank's row indices in this epoch."""
+        n, device = len(self.flat) * self.repeat, self.flat.device
+        if self.shuffle:
+            generator = torch.Generator(device=device).manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(n, generator=generator, device=device)
+        else:
+            order = torch.arange(n, device=device)
+        total = self._per_rank() * self.world
+        if total > n:
+            order = order.repeat(math.ceil(total / n))[:total]
+        return order[self.rank::self.world].remainder_(len(self.flat))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.order(self._epoch() if self._epoch is not None else self._passes)
+        self._passes += 1
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            yield self.flat.index_select(0, rows), self.category.index_select(0, rows)
+
+
 class WeightSetDataModule(pl.LightningDataModule):
-    def __init__(self, weight_set_dir: str | Path, batch_size: int, num_workers: int = 0, repeat: int = 1):
+    """Train / val splits as batches. `on_device` (default): the splits are moved once to the training
+    device and batched there (`DeviceBatches`); otherwise a host DataLoader with `num_workers` workers
+    stacks each batch (for weight sets too large for the device's memory)."""
+
+    def __init__(self, weight_set_dir: str | Path, batch_size: int, num_workers: int = 0, repeat: int = 1,
+                 on_device: bool = True, seed: int = 0):
         super().__init__()
         self.repeat = repeat
         self.weight_set_dir = Path(weight_set_dir)
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.on_device, self.seed = on_device, seed
         self.train: Split | None = None
         self.val: Split | None = None
 
@@ -63,16 +119,24 @@ class WeightSetDataModule(pl.LightningDataModule):
             weights = WeightSet.open(self.weight_set_dir)
             self.train, self.val = load_split(weights, "train"), load_split(weights, "val")
 
-    def _loader(self, split: Split, shuffle: bool, repeat: int = 1) -> DataLoader:
+    def _loader(self, split: Split, shuffle: bool, repeat: int = 1) -> DeviceBatches | DataLoader:
+        if self.on_device:
+            trainer = self.trainer
+            device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+            rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+            resident = Split(split.ids, split.flat.to(device), split.category.to(device))
+            epoch = (lambda: trainer.current_epoch) if trainer is not None else None
+            return DeviceBatches(resident, self.batch_size, shuffle=shuffle, repeat=repeat, seed=self.seed,
+                                 rank=rank, world=world, epoch=epoch)
         data = TensorDataset(split.flat.repeat(repeat, 1), split.category.repeat(repeat))
         return DataLoader(data, batch_size=self.batch_size,
                           shuffle=shuffle, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DeviceBatches | DataLoader:
         assert self.train is not None
         return self._loader(self.train, shuffle=True, repeat=self.repeat)
 
-    def val_dataloader(self) -> DataLoader | list:
+    def val_dataloader(self) -> DeviceBatches | DataLoader | list:
         assert self.val is not None
         return self._loader(self.val, shuffle=False) if len(self.val) else []

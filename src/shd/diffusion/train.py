@@ -144,7 +144,8 @@ def train(weight_set_dir: str | Path, config: DiffusionConfig | dict | None = No
     module = DiffusionModule(asdict(net_cfg), asdict(cfg.schedule), asdict(tc), weights.layout.to_json(),
                              asdict(weights.field), categories, tc.normalization)
     module.set_normalization(normalizer)
-    datamodule = WeightSetDataModule(weight_set_dir, tc.batch_size, tc.num_workers, tc.epoch_repeat)
+    datamodule = WeightSetDataModule(weight_set_dir, tc.batch_size, tc.num_workers, tc.epoch_repeat,
+                                     on_device=tc.data_on_device, seed=tc.seed)
     datamodule.train, datamodule.val = train_split, val_split
 
     ensure_experiment(tc.experiment, tracking_root)
@@ -166,8 +167,8 @@ def train(weight_set_dir: str | Path, config: DiffusionConfig | dict | None = No
         accelerator=tc.accelerator, devices=tc.devices, strategy=tc.strategy, precision=_precision(cfg),
         max_epochs=tc.max_epochs, max_steps=tc.max_steps, gradient_clip_val=tc.grad_clip or None,
         accumulate_grad_batches=tc.accumulate, logger=logger, log_every_n_steps=tc.log_every,
-        callbacks=[FiniteLoss(ckpt_dir), checkpoint, RunIdFile(ckpt_dir, {"model_fingerprint": model_fp}),
-                   throughput, generation, *callbacks],
+        callbacks=[FiniteLoss(ckpt_dir, every=tc.log_every), checkpoint,
+                   RunIdFile(ckpt_dir, {"model_fingerprint": model_fp}), throughput, generation, *callbacks],
         limit_val_batches=1.0 if len(val_split) else 0, num_sanity_val_steps=0,
         check_val_every_n_epoch=tc.val_check_every,
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=out_dir)
