@@ -60,6 +60,8 @@ def test_host_loader_and_device_batches_give_the_same_epochs(tmp_path):
         dm.setup()
         loader = dm.train_dataloader()
         assert isinstance(loader, DeviceBatches) == on_device
+        if on_device:  # no trainer attached: the split is batched where it already is, not copied
+            assert loader.flat.data_ptr() == dm.train.flat.data_ptr()
         got = torch.cat([x for x, _ in loader])
         rows[on_device] = sorted(map(tuple, got.tolist()))
         assert len(got) == 10 and len(dm.val_dataloader()) == 1

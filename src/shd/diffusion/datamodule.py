@@ -122,7 +122,7 @@ class WeightSetDataModule(pl.LightningDataModule):
     def _loader(self, split: Split, shuffle: bool, repeat: int = 1) -> DeviceBatches | DataLoader:
         if self.on_device:
             trainer = self.trainer
-            device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+            device = trainer.strategy.root_device if trainer is not None else split.flat.device
             rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
             resident = Split(split.ids, split.flat.to(device), split.category.to(device))
             epoch = (lambda: trainer.current_epoch) if trainer is not None else None
