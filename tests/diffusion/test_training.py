@@ -130,6 +130,22 @@ def test_resume_continues_the_run_and_global_step_with_categories(tmp_path, stor
     assert sampler.sample(2, steps=2, category="chair", guidance=2.0).shape == (2, flat.shape[1])
 
 
+def test_the_same_seed_trains_the_same_weights_and_another_seed_does_not(tmp_path, store):
+    """Data orders (device batches), noise and initialization all follow train.seed."""
+    ws = make_weight_set(tmp_path / "weights", random_weights(6, seed=2), ["train"] * 5 + ["val"],
+                         ["airplane"] * 6)
+    cfg = {"net": NET, "train": {**QUIET, "batch_size": 2, "max_epochs": 2, "epoch_repeat": 2}}
+
+    def weights(name: str, seed: int) -> dict[str, torch.Tensor]:
+        seeded = {**cfg, "train": {**cfg["train"], "seed": seed}}
+        run = train(ws, seeded, tmp_path / name, tracking_root=store)
+        return load_model(run["model_dir"], "cpu").net.state_dict()
+
+    first, again, other = weights("a", 0), weights("b", 0), weights("c", 1)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
 def test_ema_warms_up_and_then_averages():
     """A 0.999 EMA follows the weights within its first updates (warmup), then decays by
     min(0.999, (1 + n) / (10 + n)) an update, the count surviving in its n_averaged buffer."""
