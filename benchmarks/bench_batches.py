@@ -29,10 +29,9 @@ SHAPES = 2199  # train split of the GPU profile (2,749 shapes, 80%)
 
 def epoch_seconds(split: Split, batch: int, on_device: bool, device: torch.device, repeat: int) -> float:
     """Best of `repeat` epochs: seconds to have every batch of one shuffled epoch on `device`."""
-    data = WeightSetDataModule("synthetic", batch, on_device=on_device)
-    data.train, data.val = split, Split([], split.flat[:0], split.category[:0])
     if on_device:  # as the datamodule does under a trainer: the split moved once, before timing
-        data.train = Split(split.ids, split.flat.to(device), split.category.to(device))
+        split = Split(split.ids, split.flat.to(device), split.category.to(device))
+    data = WeightSetDataModule.of_splits(split, None, batch, on_device=on_device)
     best = float("inf")
     for _ in range(repeat):
         loader = data.train_dataloader()

@@ -120,11 +120,8 @@ def update_part(work: Path, name: str, key: str, value: Any) -> None:
 def vector_data(flat: torch.Tensor, batch_size: int, repeat: int, seed: int) -> WeightSetDataModule:
     """shd's training datamodule over synthetic vectors (no weight set on disk): each rank's batches are
     gathered on its device (`DeviceBatches`), as `shd` trains."""
-    data = WeightSetDataModule("synthetic", batch_size, repeat=repeat, on_device=True, seed=seed)
-    no_category = torch.zeros(len(flat), dtype=torch.long)
-    data.train = Split([str(i) for i in range(len(flat))], flat, no_category)
-    data.val = Split([], flat[:0], no_category[:0])
-    return data
+    train = Split([str(i) for i in range(len(flat))], flat, torch.zeros(len(flat), dtype=torch.long))
+    return WeightSetDataModule.of_splits(train, None, batch_size, repeat=repeat, on_device=True, seed=seed)
 
 
 class StepTimer(pl.Callback):

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -101,21 +102,33 @@ class DeviceBatches:
 class WeightSetDataModule(pl.LightningDataModule):
     """Train / val splits as batches. `on_device` (default): the splits are moved once to the training
     device and batched there (`DeviceBatches`); otherwise a host DataLoader with `num_workers` workers
-    stacks each batch (for weight sets too large for the device's memory)."""
+    stacks each batch (for weight sets too large for the device's memory). The splits are read from
+    `weight_set_dir` in `setup`, or given by `of_splits`."""
 
-    def __init__(self, weight_set_dir: str | Path, batch_size: int, num_workers: int = 0, repeat: int = 1,
-                 on_device: bool = True, seed: int = 0):
+    def __init__(self, weight_set_dir: str | Path | None, batch_size: int, num_workers: int = 0,
+                 repeat: int = 1, on_device: bool = True, seed: int = 0):
         super().__init__()
         self.repeat = repeat
-        self.weight_set_dir = Path(weight_set_dir)
+        self.weight_set_dir = Path(weight_set_dir) if weight_set_dir is not None else None
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.on_device, self.seed = on_device, seed
         self.train: Split | None = None
         self.val: Split | None = None
 
+    @classmethod
+    def of_splits(cls, train: Split, val: Split | None, batch_size: int,
+                  **options: Any) -> WeightSetDataModule:
+        """Over splits already in memory (loaded by the caller, or synthetic; no `val`: an empty one), so
+        `setup` reads nothing; `options` as the constructor's."""
+        data = cls(None, batch_size, **options)
+        data.train = train
+        data.val = val if val is not None else Split([], train.flat[:0], train.category[:0])
+        return data
+
     def setup(self, stage: str | None = None) -> None:
         if self.train is None:
+            assert self.weight_set_dir is not None, "no weight set and no splits given"
             weights = WeightSet.open(self.weight_set_dir)
             self.train, self.val = load_split(weights, "train"), load_split(weights, "val")
 

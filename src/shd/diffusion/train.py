@@ -144,9 +144,9 @@ def train(weight_set_dir: str | Path, config: DiffusionConfig | dict | None = No
     module = DiffusionModule(asdict(net_cfg), asdict(cfg.schedule), asdict(tc), weights.layout.to_json(),
                              asdict(weights.field), categories, tc.normalization)
     module.set_normalization(normalizer)
-    datamodule = WeightSetDataModule(weight_set_dir, tc.batch_size, tc.num_workers, tc.epoch_repeat,
-                                     on_device=tc.data_on_device, seed=tc.seed)
-    datamodule.train, datamodule.val = train_split, val_split
+    datamodule = WeightSetDataModule.of_splits(
+        train_split, val_split, tc.batch_size, num_workers=tc.num_workers, repeat=tc.epoch_repeat,
+        on_device=tc.data_on_device, seed=tc.seed)
 
     ensure_experiment(tc.experiment, tracking_root)
     logger = MLFlowLogger(experiment_name=tc.experiment, tracking_uri=tracking_uri(tracking_root),
