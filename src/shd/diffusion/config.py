@@ -6,6 +6,7 @@ defaults are sized for a 2-core CPU; `NET_PRESETS["reference"]` is the published
 
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -25,11 +26,16 @@ def _check(ok: bool, where: str, problem: str) -> None:
 
 
 def _build(cls, values: dict[str, Any] | None, where: str):
-    """`cls(**values)` with unknown keys named (params.yaml-style error) and lists made tuples."""
+    """`cls(**values)` with unknown keys named (params.yaml-style error) and switches (bool fields) refused
+    unless true or false: a YAML string such as "no" would otherwise count as on."""
     values = dict(values or {})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     _check(not unknown, f"{where}.{','.join(unknown)}", f"unknown option(s); valid: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        _check(hints[key] is not bool or isinstance(value, bool), f"{where}.{key}",
+               f"expected true or false, got {value!r}")
     return cls(**values)
 
 
