@@ -37,9 +37,10 @@ STRENGTHS = (0.05, 0.1, 0.2)
 def raw_sampler(project: Path, device: str) -> WeightSampler:
     """The exported model with the checkpoint's raw (non-EMA) denoiser weights loaded instead."""
     sampler = load_model(project / "models/diffusion/model", device=device)
-    ckpt = torch.load(project / "models/diffusion/checkpoints/last.ckpt", map_location="cpu",
-                      weights_only=True)
-    state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    ckpt = torch.load(
+        project / "models/diffusion/checkpoints/last.ckpt", map_location="cpu", weights_only=True
+    )
+    state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     sampler.net.load_state_dict(state)
     return sampler
 
@@ -53,49 +54,82 @@ def hybrid_lines(hyb: dict[str, Any]) -> list[str]:
     rows = [["A vs B (yardstick)", "-", *(_f(hyb["parent_a_vs_parent_b_part_cd"][p]) for p in parts), "-"]]
     for name, v in hyb["variants"].items():
         ok = f"{v['mesh_status']['ok']}/{sum(v['mesh_status'].values())}"
-        rows.append([f"{name}: part from B", ok, *(_f(v["swapped_part_cd"][p]) for p in parts),
-                     _f(v["mean_part_cd"])])
+        rows.append(
+            [f"{name}: part from B", ok, *(_f(v["swapped_part_cd"][p]) for p in parts), _f(v["mean_part_cd"])]
+        )
         rows.append([f"{name}: parts from A", ok, *(_f(v["kept_part_cd"][p]) for p in parts), ""])
-    return [f"**Hybrid part fidelity** ({len(hyb['pairs'])} train pairs x {len(parts)} hybrids "
-            "'part p from B, the rest from A'): mean CD of each hybrid part to the part it came from; "
-            "yardstick: CD between A's and B's same part.", "",
-            table(["hybrid", "meshes ok", *parts, "mean"], rows), ""]
+    return [
+        f"**Hybrid part fidelity** ({len(hyb['pairs'])} train pairs x {len(parts)} hybrids "
+        "'part p from B, the rest from A'): mean CD of each hybrid part to the part it came from; "
+        "yardstick: CD between A's and B's same part.",
+        "",
+        table(["hybrid", "meshes ok", *parts, "mean"], rows),
+        "",
+    ]
 
 
 def completion_lines(comp: dict[str, Any]) -> list[str]:
     rows = []
     for name in ("completion", "plain_samples", "parents"):
         r = comp[name]
-        rows.append([name, f"{r['n_evaluated']}/{r['n_generated']}", _f(r["mmd"]), _f(r["cov"]),
-                     _f(r["nna"]), _f(r["novelty_median_nearest_train"])])
+        rows.append(
+            [
+                name,
+                f"{r['n_evaluated']}/{r['n_generated']}",
+                _f(r["mmd"]),
+                _f(r["cov"]),
+                _f(r["nna"]),
+                _f(r["novelty_median_nearest_train"]),
+            ]
+        )
     header = ["generator", "evaluated", "MMD", "COV", "1-NNA", "median CD to nearest train"]
-    return [f"**Completion** (keep {', '.join(comp['kept'])}, generate {', '.join(comp['generated'])}; "
-            f"{comp['steps']} DDIM steps, resample {comp['resample']}; kept experts bit-identical: "
-            f"**{comp['kept_bit_identical']}**) against the {comp['n_reference']} test-split shapes, "
-            f"{comp['normalization']}:", "", table(header, rows), ""]
+    return [
+        f"**Completion** (keep {', '.join(comp['kept'])}, generate {', '.join(comp['generated'])}; "
+        f"{comp['steps']} DDIM steps, resample {comp['resample']}; kept experts bit-identical: "
+        f"**{comp['kept_bit_identical']}**) against the {comp['n_reference']} test-split shapes, "
+        f"{comp['normalization']}:",
+        "",
+        table(header, rows),
+        "",
+    ]
 
 
 def interpolation_lines(interp: dict[str, Any], parts: list[str]) -> list[str]:
     rows = []
     for m in ("linear", "slerp"):
         r = interp[m]
-        rows.append([m, _f(r["mean_jump"]), _f(r["max_jump"]), f"{r['n_failed']}/{r['n']}",
-                     *(_f(r["mean_jump_by_part"][p]) for p in parts)])
+        rows.append(
+            [
+                m,
+                _f(r["mean_jump"]),
+                _f(r["max_jump"]),
+                f"{r['n_failed']}/{r['n']}",
+                *(_f(r["mean_jump_by_part"][p]) for p in parts),
+            ]
+        )
     header = ["blend", "mean jump", "max jump", "failed", *(f"jump {p}" for p in parts)]
-    return [f"**Interpolation smoothness** ({len(interp['pairs'])} train pairs x {len(parts)} parts, "
-            f"{interp['frames']} frames): jump = largest step CD / mean step CD (1 = evenly paced).", "",
-            table(header, rows), ""]
+    return [
+        f"**Interpolation smoothness** ({len(interp['pairs'])} train pairs x {len(parts)} parts, "
+        f"{interp['frames']} frames): jump = largest step CD / mean step CD (1 = evenly paced).",
+        "",
+        table(header, rows),
+        "",
+    ]
 
 
 def section(payload: dict[str, Any]) -> str:
     m = payload["machine"]
     settings = json.dumps(payload["models"]["exported"]["settings"])
-    lines = ["## Part-level applications (shd hybrid / interpolate / complete)", "",
-             f"Measured {payload['date']} on {m.get('cpu')} ({m.get('cores')} cores), device "
-             f"{payload['device']}, on the product in `{payload['project']}` ({payload['n_weights']} fitted "
-             f"fields and its exported denoiser; see the note). Settings: {settings}. CDs are "
-             "squared Chamfer distances in the shapes' common frame (not normalized); `n/a` = no part "
-             "surface (part absent or mesh empty).", ""]
+    lines = [
+        "## Part-level applications (shd hybrid / interpolate / complete)",
+        "",
+        f"Measured {payload['date']} on {m.get('cpu')} ({m.get('cores')} cores), device "
+        f"{payload['device']}, on the product in `{payload['project']}` ({payload['n_weights']} fitted "
+        f"fields and its exported denoiser; see the note). Settings: {settings}. CDs are "
+        "squared Chamfer distances in the shapes' common frame (not normalized); `n/a` = no part "
+        "surface (part absent or mesh empty).",
+        "",
+    ]
     for label, rep in payload["models"].items():
         parts = list(rep["hybrid"]["parent_a_vs_parent_b_part_cd"])
         lines += [f"### Model: {label}", ""]
@@ -139,9 +173,14 @@ def main() -> None:
     write_quality(ROOT / "metrics/apps.json", models["exported"])
     examples = write_examples(samplers["exported"], weights, ROOT / "reports/apps", cfg=cfg)
     device = torch.device(args.device).type
-    payload = {"device": device, "project": str(args.project), "n_weights": len(weights.ids(status=None)),
-               "note": args.note, "models": models,
-               "examples": {k: str(Path("reports/apps") / k) for k in examples}}
+    payload = {
+        "device": device,
+        "project": str(args.project),
+        "n_weights": len(weights.ids(status=None)),
+        "note": args.note,
+        "models": models,
+        "examples": {k: str(Path("reports/apps") / k) for k in examples},
+    }
     path = save_json(f"apps_{device}", payload)
     write_section(f"apps_{device}", section(json.loads(path.read_text())))
     print(f"wrote {path}, metrics/apps.json, reports/apps/ and the BENCHMARKS.md section")

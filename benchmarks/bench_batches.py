@@ -64,18 +64,33 @@ def run(device: torch.device, batches: list[int], repeat: int) -> list[dict[str,
 def section(r: dict[str, Any]) -> str:
     m = r["machine"]
     where = m.get("gpu") if r["device"] == "cuda" else f"CPU {m.get('cpu')} ({m.get('cores')} cores)"
-    lines = [f"## Diffusion training batches on {where} (`benchmarks/bench_batches.py`)", "",
-             f"{r['shapes']} training vectors of {r['dim']} floats (the GPU profile's train split, reference "
-             "field); milliseconds to have one shuffled batch on the training device (best of "
-             f"{r['repeat']} epochs, torch threads {r['threads']}). Host loader = `train.data_on_device: "
-             "false` (TensorDataset DataLoader, 0 workers, stacked on the host, then copied); device "
-             "batches = the default (`DeviceBatches`: one index_select where the split lives).", ""]
+    lines = [
+        f"## Diffusion training batches on {where} (`benchmarks/bench_batches.py`)",
+        "",
+        f"{r['shapes']} training vectors of {r['dim']} floats (the GPU profile's train split, reference "
+        "field); milliseconds to have one shuffled batch on the training device (best of "
+        f"{r['repeat']} epochs, torch threads {r['threads']}). Host loader = `train.data_on_device: "
+        "false` (TensorDataset DataLoader, 0 workers, stacked on the host, then copied); device "
+        "batches = the default (`DeviceBatches`: one index_select where the split lives).",
+        "",
+    ]
     if r.get("note"):
         lines += [r["note"], ""]
-    rows = [[x["batch"], min(x["batch"], r["shapes"]), fmt(x["host_loader_ms_per_batch"], ".3f"),
-             fmt(x["device_batches_ms_per_batch"], ".3f"), fmt(x["speedup"], ".1f")] for x in r["rows"]]
-    lines += [table(["batch size", "rows a batch", "host loader ms/batch", "device batches ms/batch",
-                     "speedup"], rows)]
+    rows = [
+        [
+            x["batch"],
+            min(x["batch"], r["shapes"]),
+            fmt(x["host_loader_ms_per_batch"], ".3f"),
+            fmt(x["device_batches_ms_per_batch"], ".3f"),
+            fmt(x["speedup"], ".1f"),
+        ]
+        for x in r["rows"]
+    ]
+    lines += [
+        table(
+            ["batch size", "rows a batch", "host loader ms/batch", "device batches ms/batch", "speedup"], rows
+        )
+    ]
     return "\n".join(lines)
 
 
@@ -95,8 +110,14 @@ def main() -> None:
     device = torch.device(args.device)
     rows = run(device, [int(b) for b in args.batches.split(",")], args.repeat)
     name = f"batches_{device.type}"
-    payload = {"device": device.type, "shapes": SHAPES, "dim": make_layout(FIELD_PRESETS["moe_equal"]).dim,
-               "repeat": args.repeat, "threads": torch.get_num_threads(), "rows": rows}
+    payload = {
+        "device": device.type,
+        "shapes": SHAPES,
+        "dim": make_layout(FIELD_PRESETS["moe_equal"]).dim,
+        "repeat": args.repeat,
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
     results = json.loads(save_json(name, payload).read_text())
     add_note(name, results, args.note)
     write_section(name, section(results))

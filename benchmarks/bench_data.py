@@ -48,15 +48,22 @@ def bench_sample(shapes, cfg: SamplingConfig) -> dict:
     for s in shapes:
         sample_shape(s, cfg)
     seconds = time.perf_counter() - t0
-    return {"n_near": cfg.n_near, "n_uniform": cfg.n_uniform, "shapes": len(shapes), "seconds": seconds,
-            "shapes_per_s": len(shapes) / seconds}
+    return {
+        "n_near": cfg.n_near,
+        "n_uniform": cfg.n_uniform,
+        "shapes": len(shapes),
+        "seconds": seconds,
+        "shapes_per_s": len(shapes) / seconds,
+    }
 
 
 def soup(shape):
     parts = [p for p in shape.parts if p is not None]
     offsets = np.cumsum([0] + [len(p.vertices) for p in parts[:-1]])
-    return (np.concatenate([p.vertices for p in parts]),
-            np.concatenate([p.faces + o for p, o in zip(parts, offsets, strict=True)]))
+    return (
+        np.concatenate([p.vertices for p in parts]),
+        np.concatenate([p.faces + o for p, o in zip(parts, offsets, strict=True)]),
+    )
 
 
 def bench_inside(shapes, n_queries: int) -> dict:
@@ -70,8 +77,12 @@ def bench_inside(shapes, n_queries: int) -> dict:
     for i, shape in enumerate(shapes):
         rng = np.random.default_rng(i)
         surf, _ = sample_surface(shape.vertices, shape.faces, n_queries // 2, rng)
-        q = np.concatenate([surf + rng.normal(scale=0.01, size=surf.shape),
-                            rng.uniform(-0.5, 0.5, (n_queries - len(surf), 3))])
+        q = np.concatenate(
+            [
+                surf + rng.normal(scale=0.01, size=surf.shape),
+                rng.uniform(-0.5, 0.5, (n_queries - len(surf), 3)),
+            ]
+        )
         truth = igl.winding_number(shape.vertices, shape.faces, q) > 0.5
         total += len(q)
         for surface, (v, f) in (("union", (shape.vertices, shape.faces)), ("part soup", soup(shape))):
@@ -79,9 +90,10 @@ def bench_inside(shapes, n_queries: int) -> dict:
                 got, seconds = timed(fn, v, f, q)
                 stats[(name, surface)]["seconds"] += seconds
                 stats[(name, surface)]["wrong"] += int((got != truth).sum())
-    return {f"{m}, {s}": {"ms_per_shape": 1000 * v["seconds"] / len(shapes),
-                            "wrong_fraction": v["wrong"] / total}
-            for (m, s), v in stats.items()}
+    return {
+        f"{m}, {s}": {"ms_per_shape": 1000 * v["seconds"] / len(shapes), "wrong_fraction": v["wrong"] / total}
+        for (m, s), v in stats.items()
+    }
 
 
 def section(m: dict) -> str:
@@ -89,24 +101,37 @@ def section(m: dict) -> str:
     cfg = m["config"]
     rows = [
         ["prepare (procedural, generate + write)", f"{m['prepare']['shapes_per_s']:.1f} shapes/s", ""],
-        [f"sample, default ({m['sample_default']['n_near'] // 1000}k + "
-         f"{m['sample_default']['n_uniform'] // 1000}k points)",
-         f"{m['sample_default']['shapes_per_s']:.2f} shapes/s", ""],
-        ["sample, reference (100k + 100k points)",
-         f"{m['sample_reference']['shapes_per_s']:.2f} shapes/s", ""],
+        [
+            f"sample, default ({m['sample_default']['n_near'] // 1000}k + "
+            f"{m['sample_default']['n_uniform'] // 1000}k points)",
+            f"{m['sample_default']['shapes_per_s']:.2f} shapes/s",
+            "",
+        ],
+        [
+            "sample, reference (100k + 100k points)",
+            f"{m['sample_reference']['shapes_per_s']:.2f} shapes/s",
+            "",
+        ],
     ]
-    rows += [[f"inside test: {k.replace(' | ', ', ')}",
-              f"{v['ms_per_shape']:.0f} ms / {cfg['queries'] // 1000}k points",
-              f"{100 * v['wrong_fraction']:.3f}% wrong"] for k, v in m["inside"].items()]
-    return (f"## Data stages (`benchmarks/bench_data.py`)\n\nCPU: {m['machine']['cpu']}, "
-            f"{m['machine']['cores']} cores, no GPU; a shared machine, other jobs running. "
-            f"{2 * cfg['shapes']} procedural shapes (half airplanes, half chairs). Inside-test ground truth: "
-            "libigl's exact winding number on the watertight union.\n\n"
-            + table(["what", "figure", "accuracy"], rows)
-            + "\n\nKept: libigl's winding number, exact sum up to 5k faces (faster than the tree"
-            " approximation on these small meshes), fast tree version above (large repaired real"
-            " meshes). Ray parity (Embree) is fastest but wrong inside overlapping part soups, and"
-            " needs the union first.")
+    rows += [
+        [
+            f"inside test: {k.replace(' | ', ', ')}",
+            f"{v['ms_per_shape']:.0f} ms / {cfg['queries'] // 1000}k points",
+            f"{100 * v['wrong_fraction']:.3f}% wrong",
+        ]
+        for k, v in m["inside"].items()
+    ]
+    return (
+        f"## Data stages (`benchmarks/bench_data.py`)\n\nCPU: {m['machine']['cpu']}, "
+        f"{m['machine']['cores']} cores, no GPU; a shared machine, other jobs running. "
+        f"{2 * cfg['shapes']} procedural shapes (half airplanes, half chairs). Inside-test ground truth: "
+        "libigl's exact winding number on the watertight union.\n\n"
+        + table(["what", "figure", "accuracy"], rows)
+        + "\n\nKept: libigl's winding number, exact sum up to 5k faces (faster than the tree"
+        " approximation on these small meshes), fast tree version above (large repaired real"
+        " meshes). Ray parity (Embree) is fastest but wrong inside overlapping part soups, and"
+        " needs the union first."
+    )
 
 
 def main() -> None:

@@ -110,8 +110,13 @@ def bench_resolution(resolution: int, batch: int, n_batches: int, chunk: int, de
     # end to end, batches streamed (next grid on the GPU while this batch is meshed on the CPU)
     sync(device)
     t0 = time.perf_counter()
-    results = [m for b in iter_meshes(((f, batch) for f in fields[1:]), resolution=resolution,
-                                      chunk_points=chunk, device=device) for m in b]
+    results = [
+        m
+        for b in iter_meshes(
+            ((f, batch) for f in fields[1:]), resolution=resolution, chunk_points=chunk, device=device
+        )
+        for m in b
+    ]
     sync(device)
     seconds = time.perf_counter() - t0
     n = len(results)
@@ -138,30 +143,60 @@ def section(payload: dict[str, Any]) -> str:
     m = r.get("machine") or payload.get("machine", {})
     cuda = torch.device(r["device"]).type == "cuda"
     where, host = measured_on(m, cuda, "marching cubes on its host CPU")
-    lines = [f"## Meshing throughput on {where} (`benchmarks/bench_meshing.py`)", "",
-             f"Measured on {where}{host}, torch {m.get('torch')}. What ran: random semantic MLP fields of "
-             f"the reference's size ({EXPERTS} experts, NeRF encoding with {N_FREQS} frequencies, hidden "
-             f"{WIDTH} x {DEPTH}), meshed end to end by `iter_meshes`: grid evaluation (chunks of "
-             f"{r['chunk_points']:,} points), crop and face labels (arg-max expert at each face centroid) on "
-             f"`{r['device']}`, marching cubes on the CPU, batches streamed (the next grid is evaluated "
-             "while this batch is meshed). Stage timings: grid evaluation on one warm-up batch, marching "
-             "cubes on one of its shapes (median of 3).", ""]
+    lines = [
+        f"## Meshing throughput on {where} (`benchmarks/bench_meshing.py`)",
+        "",
+        f"Measured on {where}{host}, torch {m.get('torch')}. What ran: random semantic MLP fields of "
+        f"the reference's size ({EXPERTS} experts, NeRF encoding with {N_FREQS} frequencies, hidden "
+        f"{WIDTH} x {DEPTH}), meshed end to end by `iter_meshes`: grid evaluation (chunks of "
+        f"{r['chunk_points']:,} points), crop and face labels (arg-max expert at each face centroid) on "
+        f"`{r['device']}`, marching cubes on the CPU, batches streamed (the next grid is evaluated "
+        "while this batch is meshed). Stage timings: grid evaluation on one warm-up batch, marching "
+        "cubes on one of its shapes (median of 3).",
+        "",
+    ]
     if not cuda:
         lines += [cpu_caveat(r, m), ""]  # with the note
     elif r.get("note"):
         lines += [r["note"], ""]
-    rows = [[f"{x['resolution']}^3", x["batch"], r["device"], x["shapes"], f"{x['seconds']:.1f}",
-             f"{x['shapes_per_s']:.3g}", f"{x['ok']} / {x['shapes']}", f"{x['mean_faces']:,.0f}",
-             f"{x['grid_seconds_per_shape']:.3g}", f"{x['mesh_volume_seconds']:.3g}",
-             f"{x['marching_cubes_plain_seconds']:.3g}"] for x in r["runs"]]
-    header = ["resolution", "batch", "device", "shapes", "seconds", "shapes/s", "meshed", "mean faces",
-              "grid eval (s / shape)", "mesh_volume (s, 1 shape)", "plain marching cubes (s, 1 shape)"]
+    rows = [
+        [
+            f"{x['resolution']}^3",
+            x["batch"],
+            r["device"],
+            x["shapes"],
+            f"{x['seconds']:.1f}",
+            f"{x['shapes_per_s']:.3g}",
+            f"{x['ok']} / {x['shapes']}",
+            f"{x['mean_faces']:,.0f}",
+            f"{x['grid_seconds_per_shape']:.3g}",
+            f"{x['mesh_volume_seconds']:.3g}",
+            f"{x['marching_cubes_plain_seconds']:.3g}",
+        ]
+        for x in r["runs"]
+    ]
+    header = [
+        "resolution",
+        "batch",
+        "device",
+        "shapes",
+        "seconds",
+        "shapes/s",
+        "meshed",
+        "mean faces",
+        "grid eval (s / shape)",
+        "mesh_volume (s, 1 shape)",
+        "plain marching cubes (s, 1 shape)",
+    ]
     lines += [table(header, rows), ""]
     if r.get("chunk_sweep"):
         res = max(x["resolution"] for x in r["runs"])
         rows = [[f"{c['chunk_points']:,}", f"{c['grid_seconds_per_shape']:.3f}"] for c in r["chunk_sweep"]]
-        lines += [f"Grid evaluation alone at {res}^3 by chunk size (points per field call):", "",
-                  table(["chunk (points)", "grid eval (s / shape)"], rows)]
+        lines += [
+            f"Grid evaluation alone at {res}^3 by chunk size (points per field call):",
+            "",
+            table(["chunk (points)", "grid eval (s / shape)"], rows),
+        ]
     return "\n".join(lines)
 
 
@@ -169,11 +204,17 @@ def from_json(path: str, note: str | None = None) -> None:
     """Rewrite the section from an eval results file; its `meshing` entry is merged into results/."""
     print(f"wrote the {rewrite_eval_section(path, 'meshing', note, section)} section of BENCHMARKS.md")
 
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--resolutions", type=int, nargs="+", default=None,
-                    help="default 256 356 on CUDA, 64 128 on CPU (a 356^3 grid is ~30 s a shape on 2 cores)")
+    ap.add_argument(
+        "--resolutions",
+        type=int,
+        nargs="+",
+        default=None,
+        help="default 256 356 on CUDA, 64 128 on CPU (a 356^3 grid is ~30 s a shape on 2 cores)",
+    )
     ap.add_argument("--batch", type=int, default=None, help="shapes per field call (default 8 CUDA, 2 CPU)")
     ap.add_argument("--batches", type=int, default=3)
     ap.add_argument("--chunk-points", type=int, default=2**18)
@@ -195,9 +236,15 @@ def main() -> None:
 
     out = Path(args.out or RESULTS / f"eval_{device.type}.json")
     payload = json.loads(out.read_text()) if out.exists() else {}
-    meshing = {"device": str(device), "chunk_points": args.chunk_points, "runs": runs, "machine": machine(),
-               "threads": torch.get_num_threads(), "load_average_before": load_before,
-               "load_average_after": os.getloadavg()}
+    meshing = {
+        "device": str(device),
+        "chunk_points": args.chunk_points,
+        "runs": runs,
+        "machine": machine(),
+        "threads": torch.get_num_threads(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+    }
     if sweep:
         meshing["chunk_sweep"] = sweep
     if args.note:
@@ -207,10 +254,12 @@ def main() -> None:
     out.write_text(json.dumps(payload, indent=2) + "\n")
     write_section(f"eval_meshing_{device.type}", section(payload))
     for r in runs:
-        print(f"{r['resolution']}^3: {r['shapes_per_s']:.2f} shapes/s ({r['ok']}/{r['shapes']} ok, "
-              f"{r['mean_faces']:.0f} faces); grid {r['grid_seconds_per_shape']:.3f} s/shape, marching "
-              f"cubes {r['mesh_volume_seconds']:.3f} s "
-              f"(plain {r['marching_cubes_plain_seconds']:.3f})")
+        print(
+            f"{r['resolution']}^3: {r['shapes_per_s']:.2f} shapes/s ({r['ok']}/{r['shapes']} ok, "
+            f"{r['mean_faces']:.0f} faces); grid {r['grid_seconds_per_shape']:.3f} s/shape, marching "
+            f"cubes {r['mesh_volume_seconds']:.3f} s "
+            f"(plain {r['marching_cubes_plain_seconds']:.3f})"
+        )
     print(f"wrote {out}")
 
 

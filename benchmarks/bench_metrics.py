@@ -82,6 +82,7 @@ def sweep_triton(gen: torch.Tensor, ref: torch.Tensor, device: torch.device) -> 
     out = []
     for bx, by, warps in [(32, 64, 2), (64, 64, 4), (64, 128, 4), (128, 64, 4), (128, 128, 8), (64, 32, 2)]:
         try:
+
             def run(bx=bx, by=by, warps=warps):
                 return directed_chamfer(gen, lengths, ref, lengths, bx, by, warps)
 
@@ -96,8 +97,11 @@ def sweep_triton(gen: torch.Tensor, ref: torch.Tensor, device: torch.device) -> 
 
 # the issue's target: the three matrices of 1-NNA for N = 606 clouds of 2,048 points in <= 5 s on one H100
 TARGET_N, TARGET_SECONDS = 606, 5.0
-MATRICES = {"gen_gen": "generated x generated", "gen_ref": "generated x reference",
-            "ref_ref": "reference x reference"}
+MATRICES = {
+    "gen_gen": "generated x generated",
+    "gen_ref": "generated x reference",
+    "ref_ref": "reference x reference",
+}
 
 
 def _err(x: float) -> str:
@@ -112,53 +116,104 @@ def section(payload: dict[str, Any]) -> str:
     where, host = measured_on(m, cuda)
     n, rows_timed = r["n"], r["reference_rows_timed"]
     ref_each = r["reference_total_seconds_scaled"] / 3  # the loop does every matrix row by row alike
-    lines = [f"## Chamfer matrices for MMD / COV / 1-NNA on {where} (`benchmarks/bench_metrics.py`)", "",
-             f"Measured on {where}{host}, torch {m.get('torch')}. What ran: the three N x N Chamfer-distance "
-             f"matrices 1-NNA needs, N = {n:,} clouds of {r['points']:,} points a set, with our "
-             f"`chamfer_matrix` (backend `{r['backend']}`) and with the reference's loop (one sample at a "
-             "time against batches of 16 references, every full distance matrix through bmm) on the same "
-             f"clouds; the loop is timed on {rows_timed} rows and scaled to N rows a matrix.", ""]
+    lines = [
+        f"## Chamfer matrices for MMD / COV / 1-NNA on {where} (`benchmarks/bench_metrics.py`)",
+        "",
+        f"Measured on {where}{host}, torch {m.get('torch')}. What ran: the three N x N Chamfer-distance "
+        f"matrices 1-NNA needs, N = {n:,} clouds of {r['points']:,} points a set, with our "
+        f"`chamfer_matrix` (backend `{r['backend']}`) and with the reference's loop (one sample at a "
+        "time against batches of 16 references, every full distance matrix through bmm) on the same "
+        f"clouds; the loop is timed on {rows_timed} rows and scaled to N rows a matrix.",
+        "",
+    ]
     if not cuda:
         lines += [cpu_caveat(r, m), ""]  # with the note
     elif r.get("note"):
         lines += [r["note"], ""]
     ours = r["ours_seconds"]
-    rows = [[label, f"{ours[k]:.3f}", f"{ref_each:,.1f}", f"{ref_each / ours[k]:,.0f}x"]
-            for k, label in MATRICES.items() if k in ours]
-    rows.append(["all three", f"{r['ours_total_seconds']:.3f}", f"{r['reference_total_seconds_scaled']:,.1f}",
-                 f"{r['speedup']:,.0f}x"])
-    lines += [table(["matrix", "ours (s)", f"reference loop (s, scaled from {rows_timed} rows)",
-                     "ratio (reference / ours)"], rows), "",
-              f"Max relative error against float64 KD-tree distances on the same {rows_timed} rows: ours "
-              f"{_err(r['ours_max_rel_error_vs_float64'])}, reference loop "
-              f"{_err(r['reference_loop_max_rel_error_vs_float64'])}.", ""]
+    rows = [
+        [label, f"{ours[k]:.3f}", f"{ref_each:,.1f}", f"{ref_each / ours[k]:,.0f}x"]
+        for k, label in MATRICES.items()
+        if k in ours
+    ]
+    rows.append(
+        [
+            "all three",
+            f"{r['ours_total_seconds']:.3f}",
+            f"{r['reference_total_seconds_scaled']:,.1f}",
+            f"{r['speedup']:,.0f}x",
+        ]
+    )
+    lines += [
+        table(
+            [
+                "matrix",
+                "ours (s)",
+                f"reference loop (s, scaled from {rows_timed} rows)",
+                "ratio (reference / ours)",
+            ],
+            rows,
+        ),
+        "",
+        f"Max relative error against float64 KD-tree distances on the same {rows_timed} rows: ours "
+        f"{_err(r['ours_max_rel_error_vs_float64'])}, reference loop "
+        f"{_err(r['reference_loop_max_rel_error_vs_float64'])}.",
+        "",
+    ]
     if r.get("torch_fallback_total_seconds_scaled"):
-        lines += [f"Our torch fallback backend (no Triton), all three matrices: "
-                  f"{r['torch_fallback_total_seconds_scaled']:.1f} s (scaled from "
-                  f"{r['torch_fallback_rows_timed']} rows).", ""]
+        lines += [
+            f"Our torch fallback backend (no Triton), all three matrices: "
+            f"{r['torch_fallback_total_seconds_scaled']:.1f} s (scaled from "
+            f"{r['torch_fallback_rows_timed']} rows).",
+            "",
+        ]
     if cuda and n == TARGET_N:
-        lines += ["Against the issue's target:", "",
-                  table(["figure", "measured", "target", "met?"],
-                        [[f"three matrices, N = {TARGET_N}, on one H100"
-                          + ("" if "H100" in where else f" (measured on {where})"),
-                          f"{r['ours_total_seconds']:.2f} s", f"<= {TARGET_SECONDS:.0f} s",
-                          "yes" if r["ours_total_seconds"] <= TARGET_SECONDS else "no"]]), ""]
+        lines += [
+            "Against the issue's target:",
+            "",
+            table(
+                ["figure", "measured", "target", "met?"],
+                [
+                    [
+                        f"three matrices, N = {TARGET_N}, on one H100"
+                        + ("" if "H100" in where else f" (measured on {where})"),
+                        f"{r['ours_total_seconds']:.2f} s",
+                        f"<= {TARGET_SECONDS:.0f} s",
+                        "yes" if r["ours_total_seconds"] <= TARGET_SECONDS else "no",
+                    ]
+                ],
+            ),
+            "",
+        ]
     else:
-        lines += [f"The issue's target (<= {TARGET_SECONDS:.0f} s for N = {TARGET_N} on one H100) does not "
-                  f"apply to this run (N = {n}, {where}).", ""]
+        lines += [
+            f"The issue's target (<= {TARGET_SECONDS:.0f} s for N = {TARGET_N} on one H100) does not "
+            f"apply to this run (N = {n}, {where}).",
+            "",
+        ]
     if r.get("triton_sweep"):
-        rows = [[t["block_x"], t["block_y"], t["num_warps"],
-                 f"{t['seconds_one_pass']:.3f}" if "seconds_one_pass" in t else "failed"]
-                for t in r["triton_sweep"]]
+        rows = [
+            [
+                t["block_x"],
+                t["block_y"],
+                t["num_warps"],
+                f"{t['seconds_one_pass']:.3f}" if "seconds_one_pass" in t else "failed",
+            ]
+            for t in r["triton_sweep"]
+        ]
         note = r.get("triton_sweep_note") or "seconds of one directed N x N pass each"
-        lines += [f"Triton tile configurations ({note}):", "",
-                  table(["block x", "block y", "warps", "seconds"], rows)]
+        lines += [
+            f"Triton tile configurations ({note}):",
+            "",
+            table(["block x", "block y", "warps", "seconds"], rows),
+        ]
     return "\n".join(lines)
 
 
 def from_json(path: str, note: str | None = None) -> None:
     """Rewrite the section from an eval results file; its `metrics` entry is merged into results/."""
     print(f"wrote the {rewrite_eval_section(path, 'metrics', note, section)} section of BENCHMARKS.md")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -191,8 +246,9 @@ def main() -> None:
     total = 0.0
     matrices = {}
     for name, (a, b) in {"gen_gen": (gen, None), "gen_ref": (gen, ref), "ref_ref": (ref, None)}.items():
-        matrices[name], seconds = timed(lambda a=a, b=b: chamfer_matrix(a, b, device=device, backend=backend),
-                                        device)
+        matrices[name], seconds = timed(
+            lambda a=a, b=b: chamfer_matrix(a, b, device=device, backend=backend), device
+        )
         ours[name] = seconds
         total += seconds
         print(f"ours {name}: {seconds:.3f} s", flush=True)
@@ -200,8 +256,10 @@ def main() -> None:
     reference = reference_rows(gen[:1], ref[:16])  # warm-up
     reference, ref_seconds = timed(lambda: reference_rows(gen[:ref_rows], ref), device)
     ref_total = ref_seconds / ref_rows * 3 * n
-    print(f"reference loop: {ref_seconds:.2f} s for {ref_rows} rows -> {ref_total:.1f} s for 3 matrices",
-          flush=True)
+    print(
+        f"reference loop: {ref_seconds:.2f} s for {ref_rows} rows -> {ref_total:.1f} s for 3 matrices",
+        flush=True,
+    )
 
     exact = chamfer_matrix(gen_np[:ref_rows].astype(np.float64), ref_np.astype(np.float64), backend="kdtree")
     rel = lambda m: float(np.max(np.abs(m - exact) / exact))  # noqa: E731
@@ -234,8 +292,14 @@ def main() -> None:
     if cuda and backend == "triton" and args.sweep:
         result["triton_sweep"] = sweep_triton(gen, ref, device)
 
-    result.update({"machine": machine(), "threads": torch.get_num_threads(),
-                   "load_average_before": load_before, "load_average_after": os.getloadavg()})
+    result.update(
+        {
+            "machine": machine(),
+            "threads": torch.get_num_threads(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+        }
+    )
     if args.note:
         result["note"] = args.note
     out = Path(args.out or RESULTS / f"eval_{device.type}.json")

@@ -63,14 +63,19 @@ DEFAULT_WORK = Path("/tmp/shd-multigpu")
 # ---------------------------------------------------------------- processes
 
 
-def start(cmd: list[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-          ) -> subprocess.Popen:
+def start(
+    cmd: list[str],
+    log: Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
     """A child in its own process group (so a timeout also ends the ranks Lightning starts from it),
     its output appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as fh:
-        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def finish(procs: list[subprocess.Popen], timeout: float) -> list[dict[str, Any]]:
@@ -132,8 +137,9 @@ class StepTimer(pl.Callback):
         self.warmup = warmup
         self.marks: dict[int, float] = {}
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         step = trainer.global_step
         if trainer.is_global_zero and step in (self.warmup, trainer.max_steps):
             if pl_module.device.type == "cuda":
@@ -151,26 +157,47 @@ def synthetic(n: int, dim: int, seed: int) -> torch.Tensor:
 
 def make_module(args: argparse.Namespace, layout: Layout, normalizer: Normalizer) -> DiffusionModule:
     """The training module as `shd.diffusion.train` builds it (unconditional, block normalization)."""
-    net_cfg = replace(NET_PRESETS[args.net], attention=args.attention, residual_dtype=args.residual_dtype,
-                      mlp_kernel=args.mlp_kernel, n_categories=0)
+    net_cfg = replace(
+        NET_PRESETS[args.net],
+        attention=args.attention,
+        residual_dtype=args.residual_dtype,
+        mlp_kernel=args.mlp_kernel,
+        n_categories=0,
+    )
     train_cfg = TrainConfig(lr=args.lr, seed=args.seed, normalization=normalizer.mode, compile=args.compile)
-    module = DiffusionModule(asdict(net_cfg), asdict(ScheduleConfig()), asdict(train_cfg), layout.to_json(),
-                             asdict(FIELD_PRESETS[FIELD]), ["synthetic"], normalizer.mode)
+    module = DiffusionModule(
+        asdict(net_cfg),
+        asdict(ScheduleConfig()),
+        asdict(train_cfg),
+        layout.to_json(),
+        asdict(FIELD_PRESETS[FIELD]),
+        ["synthetic"],
+        normalizer.mode,
+    )
     module.set_normalization(normalizer)
     return module
 
 
 @torch.no_grad()
-def heldout_loss(module: DiffusionModule, flat: torch.Tensor, device: torch.device,
-                 batch: int = 128) -> dict[str, float]:
+def heldout_loss(
+    module: DiffusionModule, flat: torch.Tensor, device: torch.device, batch: int = 128
+) -> dict[str, float]:
     """Mean loss of the raw net and its EMA on fixed noise and timesteps (a CPU generator seeded per
     batch, as validation_step does), in fp32: the same computation after every run."""
     module.to(device).eval()
     out = {}
     for name, net in (("raw", module.net), ("ema", module.ema.module)):
-        losses = [diffusion_loss(net, module.schedule, module.normalizer, flat[s:s + batch].to(device), None,
-                                 generator=torch.Generator().manual_seed(s // batch))
-                  for s in range(0, len(flat), batch)]
+        losses = [
+            diffusion_loss(
+                net,
+                module.schedule,
+                module.normalizer,
+                flat[s : s + batch].to(device),
+                None,
+                generator=torch.Generator().manual_seed(s // batch),
+            )
+            for s in range(0, len(flat), batch)
+        ]
         out[name] = float(torch.stack(losses).mean())
     return out
 
@@ -196,33 +223,59 @@ def diffusion_run(args: argparse.Namespace) -> None:
     # log interval) and the throughput clock (synced only when it starts and stops)
     clock = Throughput()
     product = [FiniteLoss(args.work / "checkpoints", every=args.check_every), clock]
-    trainer = pl.Trainer(accelerator=args.accelerator, devices=world, strategy=args.strategy,
-                         precision=args.precision, max_steps=steps, gradient_clip_val=1.0, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[*product, timer],
-                         default_root_dir=args.work / "lightning")
+    trainer = pl.Trainer(
+        accelerator=args.accelerator,
+        devices=world,
+        strategy=args.strategy,
+        precision=args.precision,
+        max_steps=steps,
+        gradient_clip_val=1.0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[*product, timer],
+        default_root_dir=args.work / "lightning",
+    )
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=vector_data(flat, per_device, repeat, args.seed))
     if not trainer.is_global_zero:
         return
     device = trainer.strategy.root_device
     row: dict[str, Any] = {
-        "mode": args.mode, "devices": world, "accelerator": args.accelerator,
+        "mode": args.mode,
+        "devices": world,
+        "accelerator": args.accelerator,
         "card": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "backend": getattr(trainer.strategy, "process_group_backend", None), "net": args.net,
-        "strategy": args.strategy, "attention": args.attention, "residual_dtype": args.residual_dtype,
-        "mlp_kernel": args.mlp_kernel, "compile": args.compile, "check_every": args.check_every,
-        "precision": str(trainer.precision), "per_device_batch": per_device,
-        "global_batch": per_device * world, "optimizer_steps": trainer.global_step, "vectors": args.vectors,
-        "fit_seconds": time.perf_counter() - t0}
+        "backend": getattr(trainer.strategy, "process_group_backend", None),
+        "net": args.net,
+        "strategy": args.strategy,
+        "attention": args.attention,
+        "residual_dtype": args.residual_dtype,
+        "mlp_kernel": args.mlp_kernel,
+        "compile": args.compile,
+        "check_every": args.check_every,
+        "precision": str(trainer.precision),
+        "per_device_batch": per_device,
+        "global_batch": per_device * world,
+        "optimizer_steps": trainer.global_step,
+        "vectors": args.vectors,
+        "fit_seconds": time.perf_counter() - t0,
+    }
     if device.type == "cuda":
         row["max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
     if throughput:
         seconds = timer.seconds(steps)
-        row.update(warmup_steps=args.warmup, timed_steps=args.steps, seconds=seconds,
-                   step_ms=1000 * seconds / args.steps,
-                   samples_per_s=args.steps * per_device * world / seconds,
-                   fit_samples_per_s=clock.samples_per_s)  # shd's clock: every step, compilation included
+        row.update(
+            warmup_steps=args.warmup,
+            timed_steps=args.steps,
+            seconds=seconds,
+            step_ms=1000 * seconds / args.steps,
+            samples_per_s=args.steps * per_device * world / seconds,
+            fit_samples_per_s=clock.samples_per_s,
+        )  # shd's clock: every step, compilation included
     else:
         held = synthetic(args.heldout, layout.dim, args.seed + 1)
         losses = heldout_loss(module, held, device)
@@ -239,24 +292,62 @@ def launch_training(args: argparse.Namespace, mode: str, devices: int) -> dict[s
         batch, steps, vectors = args.batch, args.steps, args.vectors
     else:
         batch, steps, vectors = args.parity_batch, args.parity_steps, args.parity_vectors
-    cmd = [sys.executable, str(Path(__file__).resolve()), "diffusion-run", "--mode", mode,
-           "--devices", str(devices), "--accelerator", args.accelerator, "--net", args.net,
-           "--attention", args.attention, "--precision", args.precision, "--batch", str(batch),
-           "--residual-dtype", args.residual_dtype, "--mlp-kernel", args.mlp_kernel,
-           "--compile", args.compile,
-           "--steps", str(steps), "--warmup", str(args.warmup), "--vectors", str(vectors),
-           "--heldout", str(args.heldout), "--seed", str(args.seed), "--lr", str(args.lr),
-           "--work", str(args.work)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "diffusion-run",
+        "--mode",
+        mode,
+        "--devices",
+        str(devices),
+        "--accelerator",
+        args.accelerator,
+        "--net",
+        args.net,
+        "--attention",
+        args.attention,
+        "--precision",
+        args.precision,
+        "--batch",
+        str(batch),
+        "--residual-dtype",
+        args.residual_dtype,
+        "--mlp-kernel",
+        args.mlp_kernel,
+        "--compile",
+        args.compile,
+        "--steps",
+        str(steps),
+        "--warmup",
+        str(args.warmup),
+        "--vectors",
+        str(vectors),
+        "--heldout",
+        str(args.heldout),
+        "--seed",
+        str(args.seed),
+        "--lr",
+        str(args.lr),
+        "--work",
+        str(args.work),
+    ]
     log = args.work / "logs" / f"diffusion_{mode}_{devices}.log"
     log.unlink(missing_ok=True)
     (status,) = finish([start(cmd, log)], args.timeout)
-    found = [line[len(RESULT):] for line in log.read_text(errors="replace").splitlines()
-             if line.startswith(RESULT)]
+    found = [
+        line[len(RESULT) :]
+        for line in log.read_text(errors="replace").splitlines()
+        if line.startswith(RESULT)
+    ]
     if found:
         return {**json.loads(found[-1]), "wall_seconds": status["seconds"]}
     tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-    return {"mode": mode, "devices": devices, "error": "timeout" if status["rc"] is None else
-            f"exit code {status['rc']}", "log_tail": tail}
+    return {
+        "mode": mode,
+        "devices": devices,
+        "error": "timeout" if status["rc"] is None else f"exit code {status['rc']}",
+        "log_tail": tail,
+    }
 
 
 def diffusion(args: argparse.Namespace) -> None:
@@ -316,12 +407,23 @@ def overfit_once(scratch: Path, processes: int, args: argparse.Namespace) -> dic
     for log in logs:
         log.unlink(missing_ok=True)
     script = str(ROOT / "pipelines" / "overfit.py")
-    procs = [start([sys.executable, script, "--shard", f"{i}/{processes}"], logs[i], scratch,
-                   overfit_env(i, processes, args.accelerator)) for i in range(processes)]
+    procs = [
+        start(
+            [sys.executable, script, "--shard", f"{i}/{processes}"],
+            logs[i],
+            scratch,
+            overfit_env(i, processes, args.accelerator),
+        )
+        for i in range(processes)
+    ]
     status = finish(procs, args.timeout)
     wall = max(s["seconds"] for s in status)
-    row: dict[str, Any] = {"processes": processes, "wall_seconds": wall,
-                           "process_seconds": [s["seconds"] for s in status], "rc": [s["rc"] for s in status]}
+    row: dict[str, Any] = {
+        "processes": processes,
+        "wall_seconds": wall,
+        "process_seconds": [s["seconds"] for s in status],
+        "rc": [s["rc"] for s in status],
+    }
     if any(s["rc"] != 0 for s in status):
         row["log_tail"] = [log.read_text(errors="replace").strip().splitlines()[-3:] for log in logs]
     weights = scratch / "data" / "weights"
@@ -330,9 +432,14 @@ def overfit_once(scratch: Path, processes: int, args: argparse.Namespace) -> dic
         metrics = json.loads(written.read_text()) if written.exists() else {}
         kept = weights.rename(scratch / f"weights-{processes}proc")
         n = WeightSet.open(kept).manifest["n_shapes"]
-        row.update(weights=str(kept), n_shapes=n, shapes_per_s=n / wall, iou_mean=metrics.get("iou_mean"),
-                   fit_seconds_last_process=metrics.get("seconds"),
-                   weight_shards=len(list(kept.glob("shard-*.safetensors"))))
+        row.update(
+            weights=str(kept),
+            n_shapes=n,
+            shapes_per_s=n / wall,
+            iou_mean=metrics.get("iou_mean"),
+            fit_seconds_last_process=metrics.get("seconds"),
+            weight_shards=len(list(kept.glob("shard-*.safetensors"))),
+        )
     return row
 
 
@@ -342,10 +449,12 @@ def compare_weights(one: Path, many: Path) -> dict[str, Any]:
     ids_a = [r["shape_id"] for r in a.manifest["shapes"]]
     ids_b = [r["shape_id"] for r in b.manifest["shapes"]]
     same_set = set(ids_a) == set(ids_b)
-    out: dict[str, Any] = {"same_layout": a.manifest["layout"] == b.manifest["layout"],
-                           "same_shape_ids": ids_a == ids_b, "same_shape_id_set": same_set,
-                           "same_status": same_set and all(a.record(s)["status"] == b.record(s)["status"]
-                                                           for s in ids_a)}
+    out: dict[str, Any] = {
+        "same_layout": a.manifest["layout"] == b.manifest["layout"],
+        "same_shape_ids": ids_a == ids_b,
+        "same_shape_id_set": same_set,
+        "same_status": same_set and all(a.record(s)["status"] == b.record(s)["status"] for s in ids_a),
+    }
     if out["same_layout"] and same_set:
         fa, fb = a.load_flat(ids_a), b.load_flat(ids_a)
         out["max_abs_diff"] = float((fa - fb).abs().nan_to_num(0.0).max())
@@ -358,9 +467,14 @@ def compare_weights(one: Path, many: Path) -> dict[str, Any]:
 def overfit(args: argparse.Namespace) -> None:
     """1 process, then N at once, in a scratch copy of the project; then the two weight sets compared."""
     scratch = scratch_project(args.project.resolve(), args.shard_size)
-    config = {"project": str(args.project), "devices": args.devices, "accelerator": args.accelerator,
-              "shard_size": args.shard_size, "timeout": args.timeout,
-              "params": yaml.safe_load((scratch / "params.yaml").read_text())["overfit"]}
+    config = {
+        "project": str(args.project),
+        "devices": args.devices,
+        "accelerator": args.accelerator,
+        "shard_size": args.shard_size,
+        "timeout": args.timeout,
+        "params": yaml.safe_load((scratch / "params.yaml").read_text())["overfit"],
+    }
     update_part(args.work, "overfit", "config", config)
     rows = []
     for n in sorted({1, args.devices}):
@@ -389,8 +503,11 @@ def efficiency(rows: list[dict[str, Any]], rate: str) -> None:
 
 def merge(work: Path) -> dict[str, Any]:
     """The parts of a work folder as one results payload, with efficiencies and the parity gap."""
-    parts = {name: json.loads((work / f"{name}.json").read_text())
-             for name in ("diffusion", "overfit") if (work / f"{name}.json").exists()}
+    parts = {
+        name: json.loads((work / f"{name}.json").read_text())
+        for name in ("diffusion", "overfit")
+        if (work / f"{name}.json").exists()
+    }
     d, o = parts.get("diffusion", {}), parts.get("overfit", {})
     efficiency(d.get("throughput", []), "samples_per_s")
     efficiency(o.get("runs", []), "shapes_per_s")
@@ -403,7 +520,6 @@ def merge(work: Path) -> dict[str, Any]:
     return {"device": "cpu" if accelerator == "cpu" else "cuda", "machine": where, **parts}
 
 
-
 def card_of(r: dict[str, Any]) -> str:
     cards = [row.get("card") for row in r.get("diffusion", {}).get("throughput", []) if row.get("card")]
     m = r.get("machine", {})
@@ -412,59 +528,130 @@ def card_of(r: dict[str, Any]) -> str:
 
 def diffusion_lines(d: dict[str, Any]) -> list[str]:
     c = d["config"]
-    lines = [f"Diffusion training, Lightning DDP (`strategy=\"ddp\"`, also on 1 device), `{c['net']}` net, "
-             f"{c['precision']}, attention `{c['attention']}`, residual stream "
-             f"{c.get('residual_dtype', 'float32')}, MLP {c.get('mlp_kernel', 'library')}, "
-             f"compile {c.get('compile', 'off')}, "
-             f"per-device batch {c['batch']}, "
-             f"{c['steps']} timed optimizer steps after {c['warmup']} warm-up; {c['vectors']} synthetic "
-             "vectors resident on each device (a batch is one index_select, so the host loader is not "
-             "timed):", ""]
-    rows = [[r["devices"], r.get("global_batch", ""), fmt(r.get("samples_per_s"), ".0f"),
-             fmt(r.get("step_ms"), ".1f"), fmt(r.get("scaling_efficiency"), ".2f"),
-             fmt(r.get("max_memory_gb"), ".1f"), r.get("error", "")] for r in d.get("throughput", [])]
-    lines += [table(["devices", "global batch", "samples/s", "ms/step", "scaling efficiency",
-                     "peak GB (rank 0)", "note"], rows), ""]
+    lines = [
+        f'Diffusion training, Lightning DDP (`strategy="ddp"`, also on 1 device), `{c["net"]}` net, '
+        f"{c['precision']}, attention `{c['attention']}`, residual stream "
+        f"{c.get('residual_dtype', 'float32')}, MLP {c.get('mlp_kernel', 'library')}, "
+        f"compile {c.get('compile', 'off')}, "
+        f"per-device batch {c['batch']}, "
+        f"{c['steps']} timed optimizer steps after {c['warmup']} warm-up; {c['vectors']} synthetic "
+        "vectors resident on each device (a batch is one index_select, so the host loader is not "
+        "timed):",
+        "",
+    ]
+    rows = [
+        [
+            r["devices"],
+            r.get("global_batch", ""),
+            fmt(r.get("samples_per_s"), ".0f"),
+            fmt(r.get("step_ms"), ".1f"),
+            fmt(r.get("scaling_efficiency"), ".2f"),
+            fmt(r.get("max_memory_gb"), ".1f"),
+            r.get("error", ""),
+        ]
+        for r in d.get("throughput", [])
+    ]
+    lines += [
+        table(
+            [
+                "devices",
+                "global batch",
+                "samples/s",
+                "ms/step",
+                "scaling efficiency",
+                "peak GB (rank 0)",
+                "note",
+            ],
+            rows,
+        ),
+        "",
+    ]
     par = d.get("parity", [])
     if par:
-        rows = [[r["devices"], r.get("per_device_batch", ""), r.get("optimizer_steps", ""),
-                 fmt(r.get("val_loss"), ".5f"), fmt(r.get("val_loss_ema"), ".5f"), r.get("error", "")]
-                for r in par]
-        lines += [f"Parity: seed {c['seed']}, global batch {c['parity_batch']}, {c['parity_steps']} steps on "
-                  f"the same {c['parity_vectors']} vectors; held-out loss of {c['heldout']} other vectors on "
-                  "fixed noise and timesteps (fp32, rank 0):", "",
-                  table(["devices", "per-device batch", "steps", "held-out loss", "held-out loss (EMA)",
-                         "note"], rows), ""]
+        rows = [
+            [
+                r["devices"],
+                r.get("per_device_batch", ""),
+                r.get("optimizer_steps", ""),
+                fmt(r.get("val_loss"), ".5f"),
+                fmt(r.get("val_loss_ema"), ".5f"),
+                r.get("error", ""),
+            ]
+            for r in par
+        ]
+        lines += [
+            f"Parity: seed {c['seed']}, global batch {c['parity_batch']}, {c['parity_steps']} steps on "
+            f"the same {c['parity_vectors']} vectors; held-out loss of {c['heldout']} other vectors on "
+            "fixed noise and timesteps (fp32, rank 0):",
+            "",
+            table(
+                ["devices", "per-device batch", "steps", "held-out loss", "held-out loss (EMA)", "note"], rows
+            ),
+            "",
+        ]
         if d.get("parity_gap"):
             g = d["parity_gap"]
-            lines += [f"Relative difference N vs 1 device: {100 * g['val_loss']:.2f}% (raw), "
-                      f"{100 * g['val_loss_ema']:.2f}% (EMA). Same samples in each global step "
-                      "(DistributedSampler order), other noise and timesteps: each rank draws them from its "
-                      "own generator, seeded alike on every rank (as `shd.diffusion.train` does).", ""]
+            lines += [
+                f"Relative difference N vs 1 device: {100 * g['val_loss']:.2f}% (raw), "
+                f"{100 * g['val_loss_ema']:.2f}% (EMA). Same samples in each global step "
+                "(DistributedSampler order), other noise and timesteps: each rank draws them from its "
+                "own generator, seeded alike on every rank (as `shd.diffusion.train` does).",
+                "",
+            ]
     return lines
 
 
 def overfit_lines(o: dict[str, Any]) -> list[str]:
     c, p = o["config"], o["config"]["params"]
-    lines = [f"Overfit array jobs: `pipelines/overfit.py --shard i/N`, N processes started at once, one "
-             f"GPU each (on CPU: a share of the cores), vs `--shard 0/1`; project `{c['project']}` "
-             f"({p.get('max_steps')} steps of "
-             f"{p.get('points_per_step')} points, init `{p.get('init')}`), weight shards of "
-             f"{c['shard_size']} shapes. Wall time from start to the last process's exit (imports, shared "
-             "init, MLflow log included):", ""]
-    rows = [[r["processes"], r.get("n_shapes", ""), r.get("weight_shards", ""),
-             fmt(r.get("wall_seconds"), ".1f"), fmt(r.get("fit_seconds_last_process"), ".1f"),
-             fmt(r.get("shapes_per_s"), ".2f"),
-             fmt(r.get("scaling_efficiency"), ".2f"), fmt(r.get("iou_mean"), ".4f"),
-             "" if all(x == 0 for x in r["rc"]) else f"rc {r['rc']}"] for r in o.get("runs", [])]
-    lines += [table(["processes", "shapes", "weight shards", "wall s", "fit s (last process)", "shapes/s",
-                     "scaling efficiency", "IoU mean", "note"], rows), ""]
+    lines = [
+        f"Overfit array jobs: `pipelines/overfit.py --shard i/N`, N processes started at once, one "
+        f"GPU each (on CPU: a share of the cores), vs `--shard 0/1`; project `{c['project']}` "
+        f"({p.get('max_steps')} steps of "
+        f"{p.get('points_per_step')} points, init `{p.get('init')}`), weight shards of "
+        f"{c['shard_size']} shapes. Wall time from start to the last process's exit (imports, shared "
+        "init, MLflow log included):",
+        "",
+    ]
+    rows = [
+        [
+            r["processes"],
+            r.get("n_shapes", ""),
+            r.get("weight_shards", ""),
+            fmt(r.get("wall_seconds"), ".1f"),
+            fmt(r.get("fit_seconds_last_process"), ".1f"),
+            fmt(r.get("shapes_per_s"), ".2f"),
+            fmt(r.get("scaling_efficiency"), ".2f"),
+            fmt(r.get("iou_mean"), ".4f"),
+            "" if all(x == 0 for x in r["rc"]) else f"rc {r['rc']}",
+        ]
+        for r in o.get("runs", [])
+    ]
+    lines += [
+        table(
+            [
+                "processes",
+                "shapes",
+                "weight shards",
+                "wall s",
+                "fit s (last process)",
+                "shapes/s",
+                "scaling efficiency",
+                "IoU mean",
+                "note",
+            ],
+            rows,
+        ),
+        "",
+    ]
     q = o.get("parity")
     if q:
-        lines += [f"Merged N-process weight set vs 1 process: same layout {q['same_layout']}, same shape ids "
-                  f"(and order) {q['same_shape_ids']}, same fit status {q['same_status']}, max |weight "
-                  f"difference| {fmt(q.get('max_abs_diff'), '.3g')} (largest |weight| "
-                  f"{fmt(q.get('max_abs_weight'), '.3g')}), identical {q.get('identical')}.", ""]
+        lines += [
+            f"Merged N-process weight set vs 1 process: same layout {q['same_layout']}, same shape ids "
+            f"(and order) {q['same_shape_ids']}, same fit status {q['same_status']}, max |weight "
+            f"difference| {fmt(q.get('max_abs_diff'), '.3g')} (largest |weight| "
+            f"{fmt(q.get('max_abs_weight'), '.3g')}), identical {q.get('identical')}.",
+            "",
+        ]
     return lines
 
 
@@ -472,9 +659,13 @@ def section(r: dict[str, Any]) -> str:
     d, o = r.get("diffusion"), r.get("overfit")
     n = (d or o or {}).get("config", {}).get("devices")
     m = r.get("machine", {})
-    lines = [f"## Multi-device scaling on {n} x {card_of(r)} (`benchmarks/bench_multigpu.py`)", "",
-             f"Measured {r.get('date', '')}; host {m.get('cpu')} ({m.get('cores')} cores), torch "
-             f"{m.get('torch')}. Scaling efficiency = rate on N / (N x rate on 1).", ""]
+    lines = [
+        f"## Multi-device scaling on {n} x {card_of(r)} (`benchmarks/bench_multigpu.py`)",
+        "",
+        f"Measured {r.get('date', '')}; host {m.get('cpu')} ({m.get('cores')} cores), torch "
+        f"{m.get('torch')}. Scaling efficiency = rate on N / (N x rate on 1).",
+        "",
+    ]
     if r.get("note"):
         lines += [r["note"], ""]
     if d and d.get("config"):
@@ -502,12 +693,18 @@ def report(args: argparse.Namespace) -> None:
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--devices", type=int, default=torch.cuda.device_count() or 2,
-                   help="N: compared with 1 (GPUs, or CPU processes with --accelerator cpu)")
-    p.add_argument("--accelerator", choices=("gpu", "cpu"),
-                   default="gpu" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--timeout", type=float, default=300,
-                   help="seconds per launch before its processes are killed")
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=torch.cuda.device_count() or 2,
+        help="N: compared with 1 (GPUs, or CPU processes with --accelerator cpu)",
+    )
+    p.add_argument(
+        "--accelerator", choices=("gpu", "cpu"), default="gpu" if torch.cuda.is_available() else "cpu"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=300, help="seconds per launch before its processes are killed"
+    )
     p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="parts (JSON) and logs")
 
 
@@ -532,8 +729,12 @@ def _defaults(args: argparse.Namespace) -> argparse.Namespace:
     if not hasattr(args, "accelerator"):  # report
         return args
     gpu = args.accelerator == "gpu"
-    for key, on_gpu, on_cpu in (("net", "reference", "tiny"), ("attention", "efficient", "auto"),
-                                ("precision", "bf16-mixed", "32-true"), ("batch", 1024, 16)):
+    for key, on_gpu, on_cpu in (
+        ("net", "reference", "tiny"),
+        ("attention", "efficient", "auto"),
+        ("precision", "bf16-mixed", "32-true"),
+        ("batch", 1024, 16),
+    ):
         if getattr(args, key, "absent") is None:
             setattr(args, key, on_gpu if gpu else on_cpu)
     return args
@@ -554,17 +755,29 @@ def parser() -> argparse.ArgumentParser:
     _device_args(p)
     _training_args(p)
     p.add_argument("--mode", choices=("throughput", "parity"), required=True)
-    p.add_argument("--check-every", type=int, default=10,
-                   help="steps between reads of the divergence flag (shd: train.log_every, default 10)")
-    p.add_argument("--strategy", default="ddp",
-                   help="Lightning strategy (ddp as in the scaling runs; auto = one device as `shd` trains)")
+    p.add_argument(
+        "--check-every",
+        type=int,
+        default=10,
+        help="steps between reads of the divergence flag (shd: train.log_every, default 10)",
+    )
+    p.add_argument(
+        "--strategy",
+        default="ddp",
+        help="Lightning strategy (ddp as in the scaling runs; auto = one device as `shd` trains)",
+    )
     p.set_defaults(func=diffusion_run)
     p = sub.add_parser("overfit", help="overfit stage as N array jobs vs 1 process")
     _device_args(p)
-    p.add_argument("--project", type=Path, default=ROOT / ".gpurun",
-                   help="project folder with params.yaml and data/samples")
-    p.add_argument("--shard-size", type=int, default=8,
-                   help="overfit.shard_size of the scratch copy (0: the project's)")
+    p.add_argument(
+        "--project",
+        type=Path,
+        default=ROOT / ".gpurun",
+        help="project folder with params.yaml and data/samples",
+    )
+    p.add_argument(
+        "--shard-size", type=int, default=8, help="overfit.shard_size of the scratch copy (0: the project's)"
+    )
     p.set_defaults(func=overfit)
     p = sub.add_parser("report", help="merge the parts into results/multigpu_<device>.json + section")
     p.add_argument("--work", type=Path, default=DEFAULT_WORK)

@@ -60,8 +60,14 @@ def evaluate(flat: torch.Tensor, data: dict, rows: list[int], cfg: OverfitConfig
     return iou, parts.nanmean(1)
 
 
-def run_batched(data: dict, rows: list[int], cfg: OverfitConfig, device: torch.device,
-                track_every: int = 0, targets: tuple[float, float] = (0.97, 0.9)) -> dict:
+def run_batched(
+    data: dict,
+    rows: list[int],
+    cfg: OverfitConfig,
+    device: torch.device,
+    track_every: int = 0,
+    targets: tuple[float, float] = (0.97, 0.9),
+) -> dict:
     """Fit shapes `rows` with the engine; optionally track held-out IoU every `track_every` intervals."""
     ids = [str(r) for r in rows]
 
@@ -99,26 +105,42 @@ def run_batched(data: dict, rows: list[int], cfg: OverfitConfig, device: torch.d
         first: list = []
         fit_stream(ids[:1], load, init, cfg, device, 1, first.extend, PARTS["airplane"])
         init = first[0].params
-    fit_stream(ids, load, init, cfg, device, capacity, lambda rs: results.update({r.shape_id: r for r in rs}),
-               PARTS["airplane"], on_interval if track_every else None)
+    fit_stream(
+        ids,
+        load,
+        init,
+        cfg,
+        device,
+        capacity,
+        lambda rs: results.update({r.shape_id: r for r in rs}),
+        PARTS["airplane"],
+        on_interval if track_every else None,
+    )
     sync(device)
     seconds = time.perf_counter() - t0
     flat = torch.stack([results[s].params for s in ids]).to(device)
     iou, part = evaluate(flat.nan_to_num(), data, rows, cfg)
     steps = [results[s].steps for s in ids]
     out = {
-        "shapes": len(rows), "seconds": seconds, "shapes_per_s": len(rows) / seconds,
-        "capacity": capacity, "iou_mean": float(iou.mean()), "iou_part_mean": float(part.nanmean()),
-        "iou_min": float(iou.min()), "steps_mean": sum(steps) / len(steps), "steps_max": max(steps),
+        "shapes": len(rows),
+        "seconds": seconds,
+        "shapes_per_s": len(rows) / seconds,
+        "capacity": capacity,
+        "iou_mean": float(iou.mean()),
+        "iou_part_mean": float(part.nanmean()),
+        "iou_min": float(iou.min()),
+        "steps_mean": sum(steps) / len(steps),
+        "steps_max": max(steps),
         "failed": sum(results[s].status != "ok" for s in ids),
-        "per_shape_iou": iou.tolist(), "init": init,
+        "per_shape_iou": iou.tolist(),
+        "init": init,
     }
     if device.type == "cuda":
         out["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     if track_every:
         out["curve"] = curve
         out["reached_target"] = len(reached)
-        out["steps_to_target_median"] = (sorted(reached.values())[len(reached) // 2] if reached else None)
+        out["steps_to_target_median"] = sorted(reached.values())[len(reached) // 2] if reached else None
     return out
 
 
@@ -134,8 +156,16 @@ class ReferenceField(nn.Module):
         return expert_logits(unflatten(self.flat, self.layout), x.unsqueeze(0), self.cfg.field)
 
 
-def reference_fit(data: dict, row: int, cfg: OverfitConfig, device: torch.device, feed: str,
-                  target: float, max_steps: int, init: torch.Tensor | None = None) -> dict:
+def reference_fit(
+    data: dict,
+    row: int,
+    cfg: OverfitConfig,
+    device: torch.device,
+    feed: str,
+    target: float,
+    max_steps: int,
+    init: torch.Tensor | None = None,
+) -> dict:
     """The reference loop on one shape until its held-out IoU reaches `target` (or `max_steps`)."""
     pts, occ, lab = (data[k][row] for k in ("points", "occupancy", "labels"))
     init = init_params(cfg.field, cfg.seed) if init is None else init
@@ -173,12 +203,19 @@ def reference_fit(data: dict, row: int, cfg: OverfitConfig, device: torch.device
         iou, _ = evaluate(model.flat.detach(), data, [row], cfg)
         if float(iou[0]) >= target:
             reached = step
-    return {"steps": step, "reached": reached, "seconds": train_s, "ms_per_step": 1000 * train_s / step,
-            "final_iou": float(iou[0]), "target_iou": target}
+    return {
+        "steps": step,
+        "reached": reached,
+        "seconds": train_s,
+        "ms_per_step": 1000 * train_s / step,
+        "final_iou": float(iou[0]),
+        "target_iou": target,
+    }
 
 
-def time_reference_steps(data: dict, cfg: OverfitConfig, device: torch.device, feed: str,
-                         steps: int) -> float:
+def time_reference_steps(
+    data: dict, cfg: OverfitConfig, device: torch.device, feed: str, steps: int
+) -> float:
     """Milliseconds per reference step (mean over `steps` after one warm-up epoch's worth)."""
     reference_fit(data, 0, cfg, device, feed, target=2.0, max_steps=20)
     return reference_fit(data, 0, cfg, device, feed, target=2.0, max_steps=steps)["ms_per_step"]
@@ -208,23 +245,53 @@ def _met(ok: bool) -> str:
     return "yes" if ok else "no"
 
 
-def _sweep_tables(sweep: dict[str, dict], picked: str | None, precision: dict | None,
-                  targets: tuple[float, float]) -> list[str]:
-    rows = [[f"{name} (picked)" if name == picked else name, r["shapes"], f"{r['seconds']:.1f}",
-             f"{r['iou_mean']:.4f}", f"{r['iou_part_mean']:.4f}", f"{r['steps_mean']:,.0f}",
-             f"{r.get('reached_target', '')} / {r['shapes']}",
-             "" if r.get("steps_to_target_median") is None else f"{r['steps_to_target_median']:,}"]
-            for name, r in sweep.items()]
-    lines = [table(["candidate", "shapes", "seconds", "mean IoU", "mean part IoU", "steps / shape (mean)",
-                    "reached target (shapes)", "median steps to target"], rows), "",
-             f"Reached target: held-out IoU >= {targets[0]} and part IoU >= {targets[1]:.2f}, checked "
-             "every 4 bookkeeping intervals on the shapes still fitting (a shape stopped early drops out "
-             "of these counts and of the IoU curve).", ""]
+def _sweep_tables(
+    sweep: dict[str, dict], picked: str | None, precision: dict | None, targets: tuple[float, float]
+) -> list[str]:
+    rows = [
+        [
+            f"{name} (picked)" if name == picked else name,
+            r["shapes"],
+            f"{r['seconds']:.1f}",
+            f"{r['iou_mean']:.4f}",
+            f"{r['iou_part_mean']:.4f}",
+            f"{r['steps_mean']:,.0f}",
+            f"{r.get('reached_target', '')} / {r['shapes']}",
+            "" if r.get("steps_to_target_median") is None else f"{r['steps_to_target_median']:,}",
+        ]
+        for name, r in sweep.items()
+    ]
+    lines = [
+        table(
+            [
+                "candidate",
+                "shapes",
+                "seconds",
+                "mean IoU",
+                "mean part IoU",
+                "steps / shape (mean)",
+                "reached target (shapes)",
+                "median steps to target",
+            ],
+            rows,
+        ),
+        "",
+        f"Reached target: held-out IoU >= {targets[0]} and part IoU >= {targets[1]:.2f}, checked "
+        "every 4 bookkeeping intervals on the shapes still fitting (a shape stopped early drops out "
+        "of these counts and of the IoU curve).",
+        "",
+    ]
     if precision:
-        rows = [[p, f"{r['seconds']:.2f}", f"{r['iou_mean']:.4f}", f"{r['iou_part_mean']:.4f}"]
-                for p, r in precision.items()]
-        lines += [f"Precision, same {next(iter(sweep.values()))['shapes']} shapes, schedule `{picked}`:", "",
-                  table(["precision", "seconds", "mean IoU", "mean part IoU"], rows), ""]
+        rows = [
+            [p, f"{r['seconds']:.2f}", f"{r['iou_mean']:.4f}", f"{r['iou_part_mean']:.4f}"]
+            for p, r in precision.items()
+        ]
+        lines += [
+            f"Precision, same {next(iter(sweep.values()))['shapes']} shapes, schedule `{picked}`:",
+            "",
+            table(["precision", "seconds", "mean IoU", "mean part IoU"], rows),
+            "",
+        ]
     return lines
 
 
@@ -239,95 +306,201 @@ def section(results: dict[str, Any]) -> str:
     refs = ref["shapes"]
     cap = cfg.get("ref_max_steps") or REF_CAP[kind]
     first = 1 if ch["init"] == "first_shape" else 0  # the shape the reference fits first (see main)
-    prec = ch["precision"] + (" (a CUDA matmul mode: plain fp32 on CPU)" if not cuda and
-                              ch["precision"] == "tf32" else "")
-    lines = [f"## Overfitting engine on {where} (`benchmarks/bench_overfit.py`)", "",
-             f"Measured {results.get('date', '?')} on {where}{host}, torch {m.get('torch')}. What ran: "
-             f"{b['shapes']:,} synthetic part-labelled airplanes ({cfg['n_near']:,} near-surface + "
-             f"{cfg['n_uniform']:,} uniform training points each, IoU on separate held-out points) fitted "
-             f"together by the batched engine (`fit_stream`: {ch['schedule']} over {ch['max_steps']:,} "
-             f"steps of {ch['points_per_step']:,} points, {ch['init']} init, {prec}); then the reference "
-             f"loop (one shape at a time, 2,048-point batches, Adam lr 1e-2, ReduceLROnPlateau, fp32) on "
-             f"{len(refs)} of the same shapes until it reaches the batched fit's held-out IoU of that "
-             f"shape, capped at {cap:,} steps.", ""]
+    prec = ch["precision"] + (
+        " (a CUDA matmul mode: plain fp32 on CPU)" if not cuda and ch["precision"] == "tf32" else ""
+    )
+    lines = [
+        f"## Overfitting engine on {where} (`benchmarks/bench_overfit.py`)",
+        "",
+        f"Measured {results.get('date', '?')} on {where}{host}, torch {m.get('torch')}. What ran: "
+        f"{b['shapes']:,} synthetic part-labelled airplanes ({cfg['n_near']:,} near-surface + "
+        f"{cfg['n_uniform']:,} uniform training points each, IoU on separate held-out points) fitted "
+        f"together by the batched engine (`fit_stream`: {ch['schedule']} over {ch['max_steps']:,} "
+        f"steps of {ch['points_per_step']:,} points, {ch['init']} init, {prec}); then the reference "
+        f"loop (one shape at a time, 2,048-point batches, Adam lr 1e-2, ReduceLROnPlateau, fp32) on "
+        f"{len(refs)} of the same shapes until it reaches the batched fit's held-out IoU of that "
+        f"shape, capped at {cap:,} steps.",
+        "",
+    ]
     if not cuda:
         threads = results.get("threads") or cfg.get("threads")
-        load = (f"load average before / after {results['load_average_before'][0]:.1f} / "
-                f"{results['load_average_after'][0]:.1f}" if results.get("load_average_after")
-                else "load average not recorded, so other jobs on the machine may have slowed either side")
+        load = (
+            f"load average before / after {results['load_average_before'][0]:.1f} / "
+            f"{results['load_average_after'][0]:.1f}"
+            if results.get("load_average_after")
+            else "load average not recorded, so other jobs on the machine may have slowed either side"
+        )
         used = f"{threads} torch thread{'s' if threads > 1 else ''}" if threads else "torch's default threads"
         lines += [f"CPU caveat: {used} on {m.get('cores')} cores; {load}.", ""]
     if results.get("note"):
         lines += [results["note"], ""]
     peak = f"{b['peak_gib']:.1f}" if "peak_gib" in b else "n/a (CPU)"
-    lines += ["Batched engine:", "",
-              table(["shapes", "seconds", "shapes/s", "s / shape", "mean IoU", "mean part IoU", "min IoU",
-                     "failed", "steps / shape", "peak GPU memory (GiB)"],
-                    [[f"{b['shapes']:,}", f"{b['seconds']:.1f}", f"{b['shapes_per_s']:.3g}",
-                      f"{b['seconds'] / b['shapes']:.3g}", f"{b['iou_mean']:.4f}",
-                      f"{b['iou_part_mean']:.4f}", f"{b['iou_min']:.4f}", b["failed"],
-                      f"{b['steps_mean']:,.0f}", peak]]), ""]
-    rows = [[f"#{first + i}", f"{r['target_iou']:.4f}", f"{r['final_iou']:.4f}", f"{r['steps']:,}",
-             f"step {r['reached']:,}" if r["reached"] else "no", f"{r['ms_per_step']:.2f}"]
-            for i, r in enumerate(refs)]
-    lines += ["Reference loop on the same shapes (tensor-fed):", "",
-              table(["shape", "batched held-out IoU", "reference final IoU", "reference steps",
-                     "reached batched IoU?", "ms / step"], rows), ""]
+    lines += [
+        "Batched engine:",
+        "",
+        table(
+            [
+                "shapes",
+                "seconds",
+                "shapes/s",
+                "s / shape",
+                "mean IoU",
+                "mean part IoU",
+                "min IoU",
+                "failed",
+                "steps / shape",
+                "peak GPU memory (GiB)",
+            ],
+            [
+                [
+                    f"{b['shapes']:,}",
+                    f"{b['seconds']:.1f}",
+                    f"{b['shapes_per_s']:.3g}",
+                    f"{b['seconds'] / b['shapes']:.3g}",
+                    f"{b['iou_mean']:.4f}",
+                    f"{b['iou_part_mean']:.4f}",
+                    f"{b['iou_min']:.4f}",
+                    b["failed"],
+                    f"{b['steps_mean']:,.0f}",
+                    peak,
+                ]
+            ],
+        ),
+        "",
+    ]
+    rows = [
+        [
+            f"#{first + i}",
+            f"{r['target_iou']:.4f}",
+            f"{r['final_iou']:.4f}",
+            f"{r['steps']:,}",
+            f"step {r['reached']:,}" if r["reached"] else "no",
+            f"{r['ms_per_step']:.2f}",
+        ]
+        for i, r in enumerate(refs)
+    ]
+    lines += [
+        "Reference loop on the same shapes (tensor-fed):",
+        "",
+        table(
+            [
+                "shape",
+                "batched held-out IoU",
+                "reference final IoU",
+                "reference steps",
+                "reached batched IoU?",
+                "ms / step",
+            ],
+            rows,
+        ),
+        "",
+    ]
     lower = sp["is_lower_bound"]
     steps = ref["steps_to_equal_iou_mean"]
     ours = sp["batched_s_per_shape"]
-    rows = [["DataLoader-fed (as the reference)", f"{ref['ms_per_step_dataloader']:.2f}",
-             f"{steps * ref['ms_per_step_dataloader'] / 1000:.1f}", f"{ours:.3g}",
-             _speedup(sp["vs_dataloader_reference"], lower)],
-            ["tensor-fed (points on the device)", f"{ref['ms_per_step_tensor']:.2f}",
-             f"{steps * ref['ms_per_step_tensor'] / 1000:.1f}", f"{ours:.3g}",
-             _speedup(sp["vs_tensor_fed_reference"], lower)]]
-    lines += [f"Speedup = reference seconds per shape at equal IoU ({steps:,.0f} steps a shape on average) / "
-              "batched seconds per shape (DataLoader ms / step timed over "
-              f"{cfg.get('ref_dataloader_steps', 100)} steps of shape #0):", "",
-              table(["reference feed", "ms / step", "reference s / shape", "batched s / shape", "speedup"],
-                    rows), ""]
+    rows = [
+        [
+            "DataLoader-fed (as the reference)",
+            f"{ref['ms_per_step_dataloader']:.2f}",
+            f"{steps * ref['ms_per_step_dataloader'] / 1000:.1f}",
+            f"{ours:.3g}",
+            _speedup(sp["vs_dataloader_reference"], lower),
+        ],
+        [
+            "tensor-fed (points on the device)",
+            f"{ref['ms_per_step_tensor']:.2f}",
+            f"{steps * ref['ms_per_step_tensor'] / 1000:.1f}",
+            f"{ours:.3g}",
+            _speedup(sp["vs_tensor_fed_reference"], lower),
+        ],
+    ]
+    lines += [
+        f"Speedup = reference seconds per shape at equal IoU ({steps:,.0f} steps a shape on average) / "
+        "batched seconds per shape (DataLoader ms / step timed over "
+        f"{cfg.get('ref_dataloader_steps', 100)} steps of shape #0):",
+        "",
+        table(["reference feed", "ms / step", "reference s / shape", "batched s / shape", "speedup"], rows),
+        "",
+    ]
     if lower:
         missed = [r for r in refs if not r["reached"]]
-        lines += [f"The speedups are lower bounds: on {len(missed)} of {len(refs)} shapes the reference "
-                  f"never reached the batched IoU within its {cap:,}-step cap (final IoU "
-                  + ", ".join(f"{r['final_iou']:.4f} vs {r['target_iou']:.4f}" for r in missed)
-                  + "), so its time at equal IoU is longer than counted.", ""]
+        lines += [
+            f"The speedups are lower bounds: on {len(missed)} of {len(refs)} shapes the reference "
+            f"never reached the batched IoU within its {cap:,}-step cap (final IoU "
+            + ", ".join(f"{r['final_iou']:.4f} vs {r['target_iou']:.4f}" for r in missed)
+            + "), so its time at equal IoU is longer than counted.",
+            "",
+        ]
     target = SPEEDUP_TARGET[kind]
     if cuda:
         on = "one H100" + ("" if "H100" in where else f" (measured on {where})")
     else:
         on = "the 2-core CPU" + ("" if m.get("cores") == 2 else f" (measured on {m.get('cores')} cores)")
-    rows = [[f"speedup vs {feed} reference on {on}", _speedup(x, lower), f">= {target:,.0f}x",
-             _met(x >= target)]
-            for feed, x in (("DataLoader-fed", sp["vs_dataloader_reference"]),
-                            ("tensor-fed", sp["vs_tensor_fed_reference"]))]
+    rows = [
+        [f"speedup vs {feed} reference on {on}", _speedup(x, lower), f">= {target:,.0f}x", _met(x >= target)]
+        for feed, x in (
+            ("DataLoader-fed", sp["vs_dataloader_reference"]),
+            ("tensor-fed", sp["vs_tensor_fed_reference"]),
+        )
+    ]
     if cuda:
         if b["shapes"] == FULL_SET:
             took = f"{b['seconds']:.1f} s ({b['seconds'] / 60:.1f} min)"
-            rows.append([f"{FULL_SET:,} shapes on {on}", took,
-                         f"<= {FULL_SET_SECONDS / 60:.0f} min", _met(b["seconds"] <= FULL_SET_SECONDS)])
+            rows.append(
+                [
+                    f"{FULL_SET:,} shapes on {on}",
+                    took,
+                    f"<= {FULL_SET_SECONDS / 60:.0f} min",
+                    _met(b["seconds"] <= FULL_SET_SECONDS),
+                ]
+            )
         else:
-            rows.append([f"{FULL_SET:,} shapes on {on}", f"not run ({b['shapes']:,} shapes)",
-                         f"<= {FULL_SET_SECONDS / 60:.0f} min", "not measured"])
-    rows += [["mean held-out IoU", f"{b['iou_mean']:.4f}", f">= {cfg['target_iou']}",
-              _met(b["iou_mean"] >= cfg["target_iou"])],
-             ["mean part IoU", f"{b['iou_part_mean']:.4f}", f">= {cfg['target_part_iou']:.2f}",
-              _met(b["iou_part_mean"] >= cfg["target_part_iou"])]]
+            rows.append(
+                [
+                    f"{FULL_SET:,} shapes on {on}",
+                    f"not run ({b['shapes']:,} shapes)",
+                    f"<= {FULL_SET_SECONDS / 60:.0f} min",
+                    "not measured",
+                ]
+            )
+    rows += [
+        [
+            "mean held-out IoU",
+            f"{b['iou_mean']:.4f}",
+            f">= {cfg['target_iou']}",
+            _met(b["iou_mean"] >= cfg["target_iou"]),
+        ],
+        [
+            "mean part IoU",
+            f"{b['iou_part_mean']:.4f}",
+            f">= {cfg['target_part_iou']:.2f}",
+            _met(b["iou_part_mean"] >= cfg["target_part_iou"]),
+        ],
+    ]
     lines += ["Against the issue's targets:", "", table(["figure", "measured", "target", "met?"], rows), ""]
     if lower and any(r[3] == "no" for r in rows[:2]):
-        lines += ["A lower bound under its target does not show the target missed, but it does not show it "
-                  "met either: counted as no.", ""]
+        lines += [
+            "A lower bound under its target does not show the target missed, but it does not show it "
+            "met either: counted as no.",
+            "",
+        ]
     targets = (cfg["target_iou"], cfg["target_part_iou"])
     if results.get("sweep"):
-        lines += [f"Schedule sweep of this call on {next(iter(results['sweep'].values()))['shapes']} shapes "
-                  "(fp32):", ""]
-        lines += _sweep_tables(results["sweep"], results.get("chosen_schedule"), results.get("precision"),
-                               targets)
+        lines += [
+            f"Schedule sweep of this call on {next(iter(results['sweep'].values()))['shapes']} shapes "
+            "(fp32):",
+            "",
+        ]
+        lines += _sweep_tables(
+            results["sweep"], results.get("chosen_schedule"), results.get("precision"), targets
+        )
     if results.get("earlier_sweep"):
         es = results["earlier_sweep"]
-        lines += [f"From an earlier call, not this one: schedule sweep (fp32) and precision comparison. "
-                  f"{es.get('note', '')}", ""]
+        lines += [
+            f"From an earlier call, not this one: schedule sweep (fp32) and precision comparison. "
+            f"{es.get('note', '')}",
+            "",
+        ]
         lines += _sweep_tables(es["sweep"], es.get("chosen_schedule"), es.get("precision"), targets)
     return "\n".join(lines)
 
@@ -377,8 +550,12 @@ def main() -> None:
     n_shapes = args.shapes or (2749 if cuda else 16)
     sweep_n = args.sweep_shapes if args.sweep_shapes is not None else (64 if cuda else 0)
     ref_cap = args.ref_max_steps or REF_CAP[device.type]
-    report: dict = {"device": str(device), "config": {k: v for k, v in vars(args).items()},
-                    "threads": torch.get_num_threads(), "load_average_before": load_before}
+    report: dict = {
+        "device": str(device),
+        "config": {k: v for k, v in vars(args).items()},
+        "threads": torch.get_num_threads(),
+        "load_average_before": load_before,
+    }
     if args.note:
         report["note"] = args.note
     out_name = f"overfit_{device.type}"
@@ -389,12 +566,20 @@ def main() -> None:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, args.out)
         return path
+
     default = OverfitConfig()  # the library defaults (what the sweep chose, see OverfitConfig)
     base = replace(default, precision="fp32")  # sweep candidates override schedule, steps, init
 
     t0 = time.perf_counter()
-    data = sample_shapes("airplane", max(n_shapes, sweep_n), seed=args.seed, n_near=args.n_near,
-                         n_uniform=args.n_uniform, device=device, group=128 if cuda else 16)
+    data = sample_shapes(
+        "airplane",
+        max(n_shapes, sweep_n),
+        seed=args.seed,
+        n_near=args.n_near,
+        n_uniform=args.n_uniform,
+        device=device,
+        group=128 if cuda else 16,
+    )
     sync(device)
     report["synthesis_s"] = time.perf_counter() - t0
     print(f"synthesized {max(n_shapes, sweep_n)} shapes in {report['synthesis_s']:.1f}s", flush=True)
@@ -407,17 +592,24 @@ def main() -> None:
                 print("sweep budget spent, skipping", name, flush=True)
                 continue
             cfg = replace(base, **SWEEP[name])
-            r = run_batched(data, rows, cfg, device, track_every=4, targets=(args.target_iou,
-                                                                           args.target_part_iou))
+            r = run_batched(
+                data, rows, cfg, device, track_every=4, targets=(args.target_iou, args.target_part_iou)
+            )
             r.pop("per_shape_iou"), r.pop("init")
             r["points_per_shape"] = r["steps_mean"] * cfg.points_per_step
             sweep[name] = r
-            print(name, {k: r[k] for k in ("seconds", "iou_mean", "iou_part_mean", "steps_mean",
-                                           "reached_target")}, flush=True)
+            print(
+                name,
+                {k: r[k] for k in ("seconds", "iou_mean", "iou_part_mean", "steps_mean", "reached_target")},
+                flush=True,
+            )
             report["sweep"] = sweep
             save(report)
-        good = {n: r for n, r in sweep.items()
-                if r["iou_mean"] >= args.target_iou and r["iou_part_mean"] >= args.target_part_iou}
+        good = {
+            n: r
+            for n, r in sweep.items()
+            if r["iou_mean"] >= args.target_iou and r["iou_part_mean"] >= args.target_part_iou
+        }
         cost = (lambda n: sweep[n]["points_per_shape"]) if good else (lambda n: -sweep[n]["iou_mean"])
         pick = min(good or sweep, key=cost)
         chosen = replace(base, **SWEEP[pick])
@@ -431,8 +623,12 @@ def main() -> None:
             prec[p] = {k: r[k] for k in ("seconds", "iou_mean", "iou_part_mean")}
             print("precision", p, prec[p], flush=True)
         report["precision"] = prec
-        ok = [p for p in precisions if prec[p]["iou_mean"] >= prec["fp32"]["iou_mean"] - 0.002
-              and prec[p]["iou_part_mean"] >= prec["fp32"]["iou_part_mean"] - 0.002]
+        ok = [
+            p
+            for p in precisions
+            if prec[p]["iou_mean"] >= prec["fp32"]["iou_mean"] - 0.002
+            and prec[p]["iou_part_mean"] >= prec["fp32"]["iou_part_mean"] - 0.002
+        ]
         chosen = replace(chosen, precision=min(ok, key=lambda p: prec[p]["seconds"]))
 
     report["chosen"] = chosen.to_dict()
@@ -458,8 +654,11 @@ def main() -> None:
     mean_steps = sum(ref_steps) / len(ref_steps)
     ours_s = batched["seconds"] / batched["shapes"]
     report["reference"] = {
-        "shapes": refs, "ms_per_step_dataloader": ms_loader, "ms_per_step_tensor": ms_tensor,
-        "steps_to_equal_iou_mean": mean_steps, "all_reached": all_reached,
+        "shapes": refs,
+        "ms_per_step_dataloader": ms_loader,
+        "ms_per_step_tensor": ms_tensor,
+        "steps_to_equal_iou_mean": mean_steps,
+        "all_reached": all_reached,
         "note": "steps at equal IoU are a lower bound where a shape did not reach it within the cap",
     }
     report["speedup"] = {

@@ -26,13 +26,26 @@ from common import ROOT, save_json, table, write_section
 OVERRIDES = {
     "prepare": {"counts": {"airplane": 80}},
     "validate": {"docs": False},
-    "sample": {"n_near": 20000, "n_uniform": 20000, "n_eval_near": 5000, "n_eval_uniform": 5000,
-               "shard_size": 16},
+    "sample": {
+        "n_near": 20000,
+        "n_uniform": 20000,
+        "n_eval_near": 5000,
+        "n_eval_uniform": 5000,
+        "shard_size": 16,
+    },
     "overfit": {"min_iou": 0.8, "min_part_iou": 0.3},
     "evaluate": {"resolution": 128, "render_count": 8},
-    "diffusion": {"net": {"preset": "reference", "attention": "efficient"},
-                  "train": {"max_epochs": 300, "epoch_repeat": 8, "val_every": 100, "val_samples": 16,
-                            "val_resolution": 64, "checkpoint_every": 50}},
+    "diffusion": {
+        "net": {"preset": "reference", "attention": "efficient"},
+        "train": {
+            "max_epochs": 300,
+            "epoch_repeat": 8,
+            "val_every": 100,
+            "val_samples": 16,
+            "val_resolution": 64,
+            "checkpoint_every": 50,
+        },
+    },
 }
 
 
@@ -63,31 +76,77 @@ def collect(folder: Path, note: str | None) -> dict:
     config = json.loads((folder / "gpurun" / "model_config.json").read_text())
     gpu = next(line for line in stdout.splitlines() if "NVIDIA" in line).strip()
     fits = {"n_shapes": int(overfit[1]), "iou": float(overfit[2]), "part_iou": float(overfit[3])}
-    return {"gpu": gpu, "stage_seconds": stages, "overfit": fits,
-            "net": config["net"], "train": {k: config.get(k) for k in ("epochs", "global_step", "train_loss",
-                                                                       "val_loss") if k in config},
-            "evaluate": {k: evaluation[k] for k in ("mmd", "cov", "nna", "n_evaluated", "n_generated")},
-            "train_as_generator": evaluation["yardsticks"]["train_as_generator"],
-            "per_sampler": sampler_rows, "note": note}
+    return {
+        "gpu": gpu,
+        "stage_seconds": stages,
+        "overfit": fits,
+        "net": config["net"],
+        "train": {
+            k: config.get(k) for k in ("epochs", "global_step", "train_loss", "val_loss") if k in config
+        },
+        "evaluate": {k: evaluation[k] for k in ("mmd", "cov", "nna", "n_evaluated", "n_generated")},
+        "train_as_generator": evaluation["yardsticks"]["train_as_generator"],
+        "per_sampler": sampler_rows,
+        "note": note,
+    }
 
 
 def section(r: dict) -> str:
     st = r["stage_seconds"]
-    lines = [f"Card: {r['gpu']}. 80 procedural airplanes (GPU profile, sampled at 20k+20k), reference net "
-             f"(12 x 512, 16 heads, `{r['net'].get('attention')}` attention), Lightning bf16-mixed, "
-             "300 epochs x 8 repeats at batch 32.", ""]
-    lines.append(table(["sample s", "overfit s", "train s", "evaluate s", "overfit IoU", "part IoU",
-                        "MMD", "COV", "1-NNA", "train-as-generator 1-NNA"],
-                       [[st.get("sample"), st.get("overfit"), st.get("train"), st.get("evaluate"),
-                         f"{r['overfit']['iou']:.4f}", f"{r['overfit']['part_iou']:.4f}",
-                         f"{r['evaluate']['mmd']:.4f}", f"{r['evaluate']['cov']:.3f}",
-                         f"{r['evaluate']['nna']:.3f}",
-                         f"{r['train_as_generator']['nna']:.3f}"]]))
+    lines = [
+        f"Card: {r['gpu']}. 80 procedural airplanes (GPU profile, sampled at 20k+20k), reference net "
+        f"(12 x 512, 16 heads, `{r['net'].get('attention')}` attention), Lightning bf16-mixed, "
+        "300 epochs x 8 repeats at batch 32.",
+        "",
+    ]
+    lines.append(
+        table(
+            [
+                "sample s",
+                "overfit s",
+                "train s",
+                "evaluate s",
+                "overfit IoU",
+                "part IoU",
+                "MMD",
+                "COV",
+                "1-NNA",
+                "train-as-generator 1-NNA",
+            ],
+            [
+                [
+                    st.get("sample"),
+                    st.get("overfit"),
+                    st.get("train"),
+                    st.get("evaluate"),
+                    f"{r['overfit']['iou']:.4f}",
+                    f"{r['overfit']['part_iou']:.4f}",
+                    f"{r['evaluate']['mmd']:.4f}",
+                    f"{r['evaluate']['cov']:.3f}",
+                    f"{r['evaluate']['nna']:.3f}",
+                    f"{r['train_as_generator']['nna']:.3f}",
+                ]
+            ],
+        )
+    )
     lines += ["", "Per sampler setting (val + test references):", ""]
-    lines.append(table(["sampler", "steps", "samples", "seconds (all)", "MMD", "COV", "1-NNA"],
-                       [[x["method"], x["steps"], x["n_samples"], f"{x['sample_seconds']:.3f}",
-                         f"{x['mmd']:.4f}", f"{x['cov']:.3f}", f"{x['1-nna']:.3f}"]
-                        for x in r["per_sampler"]]))
+    lines.append(
+        table(
+            ["sampler", "steps", "samples", "seconds (all)", "MMD", "COV", "1-NNA"],
+            [
+                [
+                    x["method"],
+                    x["steps"],
+                    x["n_samples"],
+                    f"{x['sample_seconds']:.3f}",
+                    f"{x['mmd']:.4f}",
+                    f"{x['cov']:.3f}",
+                    f"{x['1-nna']:.3f}",
+                ]
+                for x in r["per_sampler"]
+            ],
+        )
+    )
     if r.get("note"):
         lines += ["", r["note"]]
     return "\n".join(lines)

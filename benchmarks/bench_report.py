@@ -35,8 +35,15 @@ VIEWERS = "document.querySelectorAll('.viewer[data-mesh]')"
 
 def evaluate_into(root: Path, project: Path, generated: torch.Tensor, name: str) -> None:
     cfg = EvaluateConfig(render_count=0, device="cpu")
-    evaluate_stage(project / "data/weights", project / "data/samples", EvalPaths.under(root), cfg,
-                   generated=generated, generator_name=name, track=False)
+    evaluate_stage(
+        project / "data/weights",
+        project / "data/samples",
+        EvalPaths.under(root),
+        cfg,
+        generated=generated,
+        generator_name=name,
+        track=False,
+    )
 
 
 def open_in_browser(page: Path) -> dict[str, float]:
@@ -45,8 +52,11 @@ def open_in_browser(page: Path) -> dict[str, float]:
     with Browser(width=1280, height=900, timeout=300) as browser:
         start = time.monotonic()
         load = browser.open(page)
-        browser.wait_for("window.shdReport && window.shdReport.started > 0 && "
-                         "window.shdReport.drawn + window.shdReport.failed >= window.shdReport.started", 300)
+        browser.wait_for(
+            "window.shdReport && window.shdReport.started > 0 && "
+            "window.shdReport.drawn + window.shdReport.failed >= window.shdReport.started",
+            300,
+        )
         first_screen = time.monotonic() - start
         first = browser.evaluate("window.shdReport.firstDrawMs") / 1000
         n = browser.evaluate(f"{VIEWERS}.length")
@@ -57,8 +67,13 @@ def open_in_browser(page: Path) -> dict[str, float]:
         state = browser.evaluate("window.shdReport")
         if browser.log.errors or state["failed"]:
             raise RuntimeError(f"the page reported errors: {browser.log.errors} {state['errors']}")
-    return {"load_s": load, "first_viewer_s": first, "first_screen_s": first_screen, "all_viewers_s": every,
-            "drawn": state["drawn"]}
+    return {
+        "load_s": load,
+        "first_viewer_s": first,
+        "first_screen_s": first_screen,
+        "all_viewers_s": every,
+        "drawn": state["drawn"],
+    }
 
 
 def measure(root: Path, cfg: ReportConfig) -> dict[str, Any]:
@@ -67,35 +82,73 @@ def measure(root: Path, cfg: ReportConfig) -> dict[str, Any]:
     build_s = time.perf_counter() - start
     faces = np.asarray(summary.faces)
     kept = json.loads((root / "data/eval/samples.json").read_text())["generated"]
-    return {"shapes": len(kept), "meshed": sum(r["mesh_status"] == "ok" for r in kept),
-            "viewers": summary.n_viewers, "meshes": summary.n_meshes, "mb": summary.bytes / 1e6,
-            "faces_mean": float(faces.mean()) if len(faces) else 0.0,
-            "faces_max": int(faces.max()) if len(faces) else 0, "build_s": build_s,
-            "build_parts_s": summary.seconds, **open_in_browser(root / "report.html")}
+    return {
+        "shapes": len(kept),
+        "meshed": sum(r["mesh_status"] == "ok" for r in kept),
+        "viewers": summary.n_viewers,
+        "meshes": summary.n_meshes,
+        "mb": summary.bytes / 1e6,
+        "faces_mean": float(faces.mean()) if len(faces) else 0.0,
+        "faces_max": int(faces.max()) if len(faces) else 0,
+        "build_s": build_s,
+        "build_parts_s": summary.seconds,
+        **open_in_browser(root / "report.html"),
+    }
 
 
 def section(payload: dict[str, Any]) -> str:
     cfg = payload["report_config"]
-    rows = [[name, f"{c.get('meshed', '?')} / {c.get('shapes', '?')}", c["viewers"], c["meshes"],
-             f"{c['faces_mean']:.0f} / {c['faces_max']}", f"{c['mb']:.1f}", f"{c['build_s']:.1f}",
-             f"{c['load_s']:.2f}", f"{c['first_viewer_s']:.2f}", f"{c['first_screen_s']:.2f}",
-             f"{c['all_viewers_s']:.1f}"] for name, c in payload["cases"].items()]
+    rows = [
+        [
+            name,
+            f"{c.get('meshed', '?')} / {c.get('shapes', '?')}",
+            c["viewers"],
+            c["meshes"],
+            f"{c['faces_mean']:.0f} / {c['faces_max']}",
+            f"{c['mb']:.1f}",
+            f"{c['build_s']:.1f}",
+            f"{c['load_s']:.2f}",
+            f"{c['first_viewer_s']:.2f}",
+            f"{c['first_screen_s']:.2f}",
+            f"{c['all_viewers_s']:.1f}",
+        ]
+        for name, c in payload["cases"].items()
+    ]
     cores = payload.get("machine", {}).get("cores")
-    return "\n".join([
-        "## Evaluation report page (`benchmarks/bench_report.py`)",
-        "",
-        f"CPU ({cores} cores, torch 1 thread), display meshes at {cfg['resolution']}^3 with at most "
-        f"{cfg.get('max_faces')} faces, headless Chromium with SwiftShader (CPU) WebGL. Meshed = generated "
-        "shapes with a mesh / shown; viewers = meshed generated + their nearest training shapes + 8 "
-        "worst-covered references (as many as the test split has); meshes = distinct meshes stored (a "
-        "training shape nearest to several samples is stored once). Times in seconds: build (meshing + GLB "
-        "+ HTML), the load event, the first viewer drawn, the first screen drawn, every viewer drawn while "
-        "scrolling through the page.",
-        "",
-        table(["generated set", "meshed", "viewers", "meshes", "faces mean / max", "MB", "build s", "load s",
-               "first viewer s", "first screen s", "all viewers s"], rows),
-        *([f"\n{payload['note']}"] if payload.get("note") else []),
-    ])
+    return "\n".join(
+        [
+            "## Evaluation report page (`benchmarks/bench_report.py`)",
+            "",
+            f"CPU ({cores} cores, torch 1 thread), display meshes at {cfg['resolution']}^3 with at most "
+            f"{cfg.get('max_faces')} faces, headless Chromium with SwiftShader "
+            "(CPU) WebGL. Meshed = generated "
+            "shapes with a mesh / shown; viewers = meshed generated + their nearest training shapes + 8 "
+            "worst-covered references (as many as the test split has); meshes = distinct meshes stored (a "
+            "training shape nearest to several samples is stored once). Times in "
+            "seconds: build (meshing + GLB "
+            "+ HTML), the load event, the first viewer drawn, the first screen "
+            "drawn, every viewer drawn while "
+            "scrolling through the page.",
+            "",
+            table(
+                [
+                    "generated set",
+                    "meshed",
+                    "viewers",
+                    "meshes",
+                    "faces mean / max",
+                    "MB",
+                    "build s",
+                    "load s",
+                    "first viewer s",
+                    "first screen s",
+                    "all viewers s",
+                ],
+                rows,
+            ),
+            *([f"\n{payload['note']}"] if payload.get("note") else []),
+        ]
+    )
 
 
 def main() -> None:
@@ -121,16 +174,22 @@ def main() -> None:
         from shd.diffusion.sampler import sample_generated
 
         category, _ = n_to_sample(project / "data/weights", project / "data/samples", EvaluateConfig())
-        flat = sample_generated(project / "models/diffusion", args.n, category=category, seed=0,
-                                device=torch.device("cpu"))
+        flat = sample_generated(
+            project / "models/diffusion", args.n, category=category, seed=0, device=torch.device("cpu")
+        )
         evaluate_into(Path(tmp) / "diffusion", project, flat, "diffusion")
         cases[f"{args.n} diffusion samples"] = measure(Path(tmp) / "diffusion", cfg)
         weights = WeightSet.open(project / "data/weights")
         fits = weights.load_flat(weights.ids(category=category))
         evaluate_into(Path(tmp) / "fits", project, fits, "fitted_fields")
         cases[f"{len(fits)} fitted fields"] = measure(Path(tmp) / "fits", cfg)
-    payload = {"project": str(project), "report_config": asdict(cfg), "load_average_at_start": load,
-               "cases": cases, **({"note": args.note} if args.note else {})}
+    payload = {
+        "project": str(project),
+        "report_config": asdict(cfg),
+        "load_average_at_start": load,
+        "cases": cases,
+        **({"note": args.note} if args.note else {}),
+    }
     write_section("report", section(json.loads(save_json("report", payload).read_text())))
 
 

@@ -46,26 +46,40 @@ def sdpa_step(qkv: torch.Tensor, grad: torch.Tensor, heads: int, backend: SDPBac
         with sdpa_kernel(backend):
             y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, c)
         y.backward(grad)
+
     return step
 
 
 def section(results: dict[str, Any]) -> str:
     """The BENCHMARKS.md text: every row, and the memory floor the kernels are held against."""
     floor_ms = results["bytes_moved_gb"] / 3.35  # H100 SXM HBM3: 3.35 TB/s
-    rows = [[r["kernel"], "" if r["forward_ms"] is None else f"{r['forward_ms']:.3f}",
-             f"{r['forward_backward_ms']:.3f}"] for r in results["rows"]]
-    return "\n".join([
-        f"## Attention kernels alone on {results['device']} (`benchmarks/bench_short_attention.py`)", "",
-        f"Measured {results['date']}. One layer of the reference net's attention: packed bf16 qkv "
-        f"(batch {results['batch']}, {results['tokens']} tokens, {results['heads']} heads of "
-        f"{results['head_dim']}), forward + backward, median of 20 (CUDA events). SDPA rows include the "
-        "unpack (view/permute) and pack (transpose/reshape) around the kernel and their backward copies; "
-        f"the fused kernels read and write the packed layout. Memory floor (reads + writes once, 3.35 TB/s): "
-        f"{floor_ms:.2f} ms. The SDPA rows and the autotuned op row include eager copies and Python dispatch "
-        "(timed alone, the GPU waits for them); inside a compiled training step only the kernels count "
-        "(diffusion_cuda_attention: efficient SDPA 28.7 ms a step + 3.2 ms of packing, fused kernels "
-        "8.7 ms).", "",
-        table(["kernel", "forward ms", "forward + backward ms"], rows)])
+    rows = [
+        [
+            r["kernel"],
+            "" if r["forward_ms"] is None else f"{r['forward_ms']:.3f}",
+            f"{r['forward_backward_ms']:.3f}",
+        ]
+        for r in results["rows"]
+    ]
+    return "\n".join(
+        [
+            f"## Attention kernels alone on {results['device']} (`benchmarks/bench_short_attention.py`)",
+            "",
+            f"Measured {results['date']}. One layer of the reference net's attention: packed bf16 qkv "
+            f"(batch {results['batch']}, {results['tokens']} tokens, {results['heads']} heads of "
+            f"{results['head_dim']}), forward + backward, median of 20 (CUDA events). SDPA rows include the "
+            "unpack (view/permute) and pack (transpose/reshape) around the kernel and their backward copies; "
+            "the fused kernels read and write the packed layout. Memory floor "
+            "(reads + writes once, 3.35 TB/s): "
+            f"{floor_ms:.2f} ms. The SDPA rows and the autotuned op row include "
+            "eager copies and Python dispatch "
+            "(timed alone, the GPU waits for them); inside a compiled training step only the kernels count "
+            "(diffusion_cuda_attention: efficient SDPA 28.7 ms a step + 3.2 ms of packing, fused kernels "
+            "8.7 ms).",
+            "",
+            table(["kernel", "forward ms", "forward + backward ms"], rows),
+        ]
+    )
 
 
 def main() -> None:
@@ -92,8 +106,11 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(row)
 
-    backends = (("sdpa efficient", SDPBackend.EFFICIENT_ATTENTION),
-                ("sdpa cudnn", SDPBackend.CUDNN_ATTENTION), ("sdpa flash", SDPBackend.FLASH_ATTENTION))
+    backends = (
+        ("sdpa efficient", SDPBackend.EFFICIENT_ATTENTION),
+        ("sdpa cudnn", SDPBackend.CUDNN_ATTENTION),
+        ("sdpa flash", SDPBackend.FLASH_ATTENTION),
+    )
     for name, backend in backends:
         try:
             add(name, None, timed(sdpa_step(qkv, grad, h, backend)))
@@ -112,12 +129,15 @@ def main() -> None:
 
     def op_step() -> None:
         sa.short_attention(x, h).backward(grad)
+
     add("triton op (autotuned)", timed(lambda: sa.short_attention(x, h)), timed(op_step))
     # memory floor: forward reads Q, K, V and writes O; backward reads Q, K, V, dO and writes dQKV
     floor_gb = (4 + 7) * b * t * h * d * 2 / 1e9
     shape = {"batch": b, "tokens": t, "heads": h, "head_dim": d}
-    path = save_json("short_attention_cuda", {"device": torch.cuda.get_device_name(), **shape,
-                                              "bytes_moved_gb": floor_gb, "rows": rows})
+    path = save_json(
+        "short_attention_cuda",
+        {"device": torch.cuda.get_device_name(), **shape, "bytes_moved_gb": floor_gb, "rows": rows},
+    )
     write_section("short_attention_cuda", section(json.loads(path.read_text())))
 
 

@@ -46,8 +46,12 @@ def machine() -> dict[str, Any]:
 def save_json(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    payload = {"benchmark": name, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-               "machine": machine(), **payload}
+    payload = {
+        "benchmark": name,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        **payload,
+    }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
 
@@ -124,9 +128,13 @@ def measured_on(m: dict[str, Any], cuda: bool, host_role: str = "host CPU") -> t
 def cpu_caveat(r: dict[str, Any], m: dict[str, Any]) -> str:
     """One sentence on what the results record about a CPU run's conditions (and its note, if any)."""
     if r.get("load_average_after"):
-        said = (f"CPU caveat: {r.get('threads')} torch threads on {m.get('cores')} cores; load average "
-                f"before / after {r['load_average_before'][0]:.1f} / {r['load_average_after'][0]:.1f}")
+        said = (
+            f"CPU caveat: {r.get('threads')} torch threads on {m.get('cores')} cores; load average "
+            f"before / after {r['load_average_before'][0]:.1f} / {r['load_average_after'][0]:.1f}"
+        )
     else:
-        said = (f"CPU caveat: {m.get('cores')} cores, thread count and load average not recorded with these "
-                "figures")
+        said = (
+            f"CPU caveat: {m.get('cores')} cores, thread count and load average not recorded with these "
+            "figures"
+        )
     return f"{said}; {r['note'].rstrip('.')}." if r.get("note") else f"{said}."

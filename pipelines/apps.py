@@ -34,10 +34,12 @@ def run() -> None:
     write_quality(METRICS, report)
     stitched = report["hybrid"]["variants"]["stitched"]["mean_part_cd"]
     comp = report["completion"]
-    console.print(f"apps ({report['category']}): hybrid part CD to source {stitched}, completion 1-NNA "
-                  f"{comp['completion']['nna']} (kept bit-identical: {comp['kept_bit_identical']}), "
-                  f"interpolation jump linear {report['interpolation']['linear']['mean_jump']}",
-                  highlight=False)
+    console.print(
+        f"apps ({report['category']}): hybrid part CD to source {stitched}, completion 1-NNA "
+        f"{comp['completion']['nna']} (kept bit-identical: {comp['kept_bit_identical']}), "
+        f"interpolation jump linear {report['interpolation']['linear']['mean_jump']}",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ def diffusion_sampler(cfg: EvaluateConfig):
         raise InputError(DIFFUSION, f"exists, but the diffusion package cannot sample it ({exc})") from None
     device = resolve_device(cfg.device)
     layout = WeightSet.open(WEIGHTS).layout  # a model trained on another layout is refused
-    return lambda n, category, seed: sample_generated(DIFFUSION, n, category=category, seed=seed,
-                                                      device=device, layout=layout)
+    return lambda n, category, seed: sample_generated(
+        DIFFUSION, n, category=category, seed=seed, device=device, layout=layout
+    )
 
 
 def run() -> None:
@@ -49,8 +50,11 @@ def run() -> None:
     page = build_report(from_project("."), REPORT, report_cfg)
     log_evaluation(report, WEIGHTS, SAMPLES, cfg=cfg, extra_artifacts=[REPORT])  # one run: metrics + page
     console.print(summary_line(report), highlight=False)
-    console.print(f"report: {REPORT} ({page.bytes / 1e6:.1f} MB, {page.n_viewers} viewers, "
-                  f"{page.seconds['total']:.1f} s)", highlight=False)
+    console.print(
+        f"report: {REPORT} ({page.bytes / 1e6:.1f} MB, {page.n_viewers} viewers, "
+        f"{page.seconds['total']:.1f} s)",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

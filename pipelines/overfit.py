@@ -30,32 +30,50 @@ def run() -> None:
     cfg = OverfitConfig.from_dict(section)
 
     def progress(p: dict) -> None:
-        console.print(f"overfit: {p['done_shapes']}/{p['total_shapes']} shapes "
-                      f"({p['elapsed_s']:.0f} s, shard {p['shard']})", highlight=False)
+        console.print(
+            f"overfit: {p['done_shapes']}/{p['total_shapes']} shapes "
+            f"({p['elapsed_s']:.0f} s, shard {p['shard']})",
+            highlight=False,
+        )
 
     shard = parse_shard(arguments().shard)
     if shard is not None:
         device = "cuda" if accelerator in ("auto", "cuda", "gpu") and torch.cuda.is_available() else "cpu"
         summary = fit_sample_set("data/samples", WEIGHTS, cfg, device=device, shard=shard, progress=progress)
         if "n_shapes" not in summary:
-            console.print(f"overfit: shard {shard[0]}/{shard[1]} done ({summary['fitted_shards']} weight "
-                          "shards); the manifest is written by the last shard to finish", highlight=False)
+            console.print(
+                f"overfit: shard {shard[0]}/{shard[1]} done ({summary['fitted_shards']} weight "
+                "shards); the manifest is written by the last shard to finish",
+                highlight=False,
+            )
             return
     else:
-        summary = fit_with_fabric("data/samples", WEIGHTS, cfg, accelerator=accelerator, devices=devices,
-                                  progress=progress)
+        summary = fit_with_fabric(
+            "data/samples", WEIGHTS, cfg, accelerator=accelerator, devices=devices, progress=progress
+        )
         if summary.get("rank", 0) != 0:  # Fabric: rank 0 reports
             return
     manifest = json.loads((WEIGHTS / "manifest.json").read_text())
-    metrics = {**manifest["summary"], "seconds": summary["seconds"],
-               "fitted_shards": summary["fitted_shards"], "reused_shards": summary["reused_shards"]}
+    metrics = {
+        **manifest["summary"],
+        "seconds": summary["seconds"],
+        "fitted_shards": summary["fitted_shards"],
+        "reused_shards": summary["reused_shards"],
+    }
     write_json("metrics/overfit.json", metrics)
     iou_histogram(manifest["shapes"], "reports/overfit_iou.png")
-    log_stage_run("shd-overfit", f"overfit-{section.get('field', 'moe_equal')}",
-                  {"overfit": cfg.to_dict(), "accelerator": accelerator, "devices": devices}, metrics,
-                  artifacts=["metrics/overfit.json", "reports/overfit_iou.png", WEIGHTS / "manifest.json"])
-    console.print(f"overfit: {metrics['n_shapes']} shapes, IoU {metrics['iou_mean']:.4f}, part IoU "
-                  f"{metrics['iou_part_mean']:.4f}, {metrics['n_bad']} bad fits", highlight=False)
+    log_stage_run(
+        "shd-overfit",
+        f"overfit-{section.get('field', 'moe_equal')}",
+        {"overfit": cfg.to_dict(), "accelerator": accelerator, "devices": devices},
+        metrics,
+        artifacts=["metrics/overfit.json", "reports/overfit_iou.png", WEIGHTS / "manifest.json"],
+    )
+    console.print(
+        f"overfit: {metrics['n_shapes']} shapes, IoU {metrics['iou_mean']:.4f}, part IoU "
+        f"{metrics['iou_part_mean']:.4f}, {metrics['n_bad']} bad fits",
+        highlight=False,
+    )
 
 
 def arguments() -> argparse.Namespace:

@@ -22,15 +22,21 @@ def run() -> None:
     cfg = section_config(params, "register", RegisterConfig)
     report = read_json_document(EVAL, "run the evaluate stage first (dvc repro evaluate)")
     if report.get("generator") != "diffusion":
-        raise InputError(EVAL, f"scores the generator {report.get('generator')!r}, not the diffusion model; "
-                               "run the train stage, then evaluate")
+        raise InputError(
+            EVAL,
+            f"scores the generator {report.get('generator')!r}, not the diffusion model; "
+            "run the train stage, then evaluate",
+        )
     samples = SampleSet.open(SAMPLES)
     test_ids = samples.ids(split="test", category=report.get("category"))
     card = build_card(MODEL, report, test_ids, samples.categories, params, lineage())
     record = register(MODEL, card, model_name(card["categories"], cfg.model_name), cfg.on_split_mismatch)
     write_json(OUT, json_ready(record))
-    console.print(f"register: {record['name']} version {record['version']} {record['decision']}: "
-                  f"{record['reason']}; champion = version {record['champion']}", highlight=False)
+    console.print(
+        f"register: {record['name']} version {record['version']} {record['decision']}: "
+        f"{record['reason']}; champion = version {record['champion']}",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ def run() -> None:
     paths = [Path("data/prepared") / s["file"] for s in validated["shapes"]]
     with progress_bar("sample", total=len(paths)) as advance:
         summary = sample_shapes(paths, "data/samples", cfg, validated["categories"], progress=advance)
-    console.print(f"sampled {summary['n_shapes']} shapes into {summary['n_shards']} shards "
-                  f"({summary['reused_shards']} reused from an earlier run)")
+    console.print(
+        f"sampled {summary['n_shapes']} shapes into {summary['n_shards']} shards "
+        f"({summary['reused_shards']} reused from an earlier run)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,12 +8,20 @@ from shd.stage import console, main
 
 def run() -> None:
     cfg = DiffusionConfig.from_dict(load_params().get("diffusion"))
-    summary = train("data/weights", cfg, "models/diffusion", sample_dir="data/samples",
-                    metrics_path="metrics/train.json", run_name="train")
+    summary = train(
+        "data/weights",
+        cfg,
+        "models/diffusion",
+        sample_dir="data/samples",
+        metrics_path="metrics/train.json",
+        run_name="train",
+    )
     if summary:
-        console.print(f"train: {summary.get('epochs')} epochs, train loss {summary.get('train_loss')}, "
-                      f"val loss {summary.get('val_loss')}; model exported to models/diffusion/model",
-                      highlight=False)
+        console.print(
+            f"train: {summary.get('epochs')} epochs, train loss {summary.get('train_loss')}, "
+            f"val loss {summary.get('val_loss')}; model exported to models/diffusion/model",
+            highlight=False,
+        )
 
 
 if __name__ == "__main__":

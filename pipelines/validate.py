@@ -10,13 +10,20 @@ from shd.stage import console, main
 def run() -> None:
     cfg = section_config(load_params(), "validate", ValidationConfig)
     try:
-        report = validate("data/prepared", "data/validated", "reports/validation.json", cfg,
-                          docs_dir="reports/validation_docs")
+        report = validate(
+            "data/prepared",
+            "data/validated",
+            "reports/validation.json",
+            cfg,
+            docs_dir="reports/validation_docs",
+        )
     except ValidationFailed as exc:
         console.print(f"[red]validation failed:[/red] {exc}", highlight=False)
         sys.exit(1)
-    console.print(f"validation: kept {report['n_kept']}/{report['n_total']} shapes "
-                  f"(pass rate {report['pass_rate']:.1%}); drop list in reports/validation.json")
+    console.print(
+        f"validation: kept {report['n_kept']}/{report['n_total']} shapes "
+        f"(pass rate {report['pass_rate']:.1%}); drop list in reports/validation.json"
+    )
 
 
 if __name__ == "__main__":

@@ -59,9 +59,13 @@ def test_gpu_profile_builds_every_stage_config():
 
     for path in ("params.yaml", "params-profiles/shapenet-gpu.yaml"):
         params = load_params(path)
-        for section, cls in (("prepare", PrepareConfig), ("validate", ValidationConfig),
-                             ("sample", SamplingConfig), ("evaluate", EvaluateConfig),
-                             ("report", ReportConfig)):
+        for section, cls in (
+            ("prepare", PrepareConfig),
+            ("validate", ValidationConfig),
+            ("sample", SamplingConfig),
+            ("evaluate", EvaluateConfig),
+            ("report", ReportConfig),
+        ):
             section_config(params, section, cls, where=path)
         overfit = {k: v for k, v in params["overfit"].items() if k not in ("accelerator", "devices")}
         OverfitConfig.from_dict(overfit)

@@ -9,8 +9,18 @@ import pytest
 
 SRC = Path(__file__).parents[1] / "src" / "shd"
 BASE = {"errors", "atomic", "shards", "config", "stage", "mlflow_store"}
-LAYER = {**dict.fromkeys(BASE, 0), "data": 1, "fields": 2, "eval": 3, "diffusion": 4, "apps": 5,
-         "tracking": 6, "report": 7, "sweep": 7, "cli": 8}
+LAYER = {
+    **dict.fromkeys(BASE, 0),
+    "data": 1,
+    "fields": 2,
+    "eval": 3,
+    "diffusion": 4,
+    "apps": 5,
+    "tracking": 6,
+    "report": 7,
+    "sweep": 7,
+    "cli": 8,
+}
 
 
 def _unit(module: Path) -> str:
@@ -22,8 +32,13 @@ def _unit(module: Path) -> str:
 def _imported_units(module: Path) -> set[str]:
     units = set()
     for node in ast.walk(ast.parse(module.read_text())):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-            [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and node.level == 0
+            else []
+        )
         units.update(n.split(".")[1] for n in names if n.startswith("shd.") and n.count(".") >= 1)
     return units
 
@@ -41,6 +56,9 @@ def test_imports_point_one_way(module):
     unit = _unit(module)
     level = LAYER[unit]
     # base modules may use each other; any other unit only units of lower layers
-    upward = sorted(u for u in _imported_units(module) - {unit}
-                    if LAYER.get(u, 99) > level or (LAYER.get(u, 99) == level and level > 0))
+    upward = sorted(
+        u
+        for u in _imported_units(module) - {unit}
+        if LAYER.get(u, 99) > level or (LAYER.get(u, 99) == level and level > 0)
+    )
     assert not upward, f"{module.relative_to(SRC)} ({unit}) imports {upward}"

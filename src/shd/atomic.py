@@ -38,7 +38,7 @@ def remove_stale_temporaries(path: Path) -> None:
     (SIGKILL, OOM): a rerun that rewrites a file also clears what a killed run left beside it."""
     prefix = _temp_prefix(path)
     for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        pid = tmp.name[len(prefix):].split("-", 1)[0]
+        pid = tmp.name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             tmp.unlink(missing_ok=True)
 

@@ -47,8 +47,9 @@ def section_config(params: dict[str, Any], section: str, cls: type[T], where: st
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise InputError(f"{where}:{section}.{unknown[0]}",
-                         f"unknown key; expected some of: {', '.join(sorted(fields))}")
+        raise InputError(
+            f"{where}:{section}.{unknown[0]}", f"unknown key; expected some of: {', '.join(sorted(fields))}"
+        )
     hints = typing.get_type_hints(cls)
     values = {}
     for key, value in raw.items():
@@ -68,6 +69,10 @@ def dvc_lock_entries(root: str | Path = ".") -> list[tuple[str, str, str, str]]:
     if not lock.exists():
         return []
     stages = (read_yaml(lock, "missing") or {}).get("stages", {})
-    return [(name, kind, str(item["path"]), str(item["md5"]))
-            for name, stage in stages.items() for kind in ("deps", "outs")
-            for item in stage.get(kind, []) if "md5" in item and "path" in item]
+    return [
+        (name, kind, str(item["path"]), str(item["md5"]))
+        for name, stage in stages.items()
+        for kind in ("deps", "outs")
+        for item in stage.get(kind, [])
+        if "md5" in item and "path" in item
+    ]

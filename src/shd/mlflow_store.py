@@ -74,11 +74,19 @@ def store_errors(uri: str) -> Iterator[None]:
     except (MlflowException, OSError) as exc:  # requests' connection errors are OSErrors
         text = str(exc)
         errno = re.search(r"\[Errno -?\d+\][^'\"()]*", text)  # the socket error under urllib3's wrapping
-        cause = (f"cannot connect: {errno.group(0).strip()}, after "
-                 f"{os.environ['MLFLOW_HTTP_REQUEST_MAX_RETRIES']} retries") if errno else \
-            (text.splitlines() or [type(exc).__name__])[0][:300]
-        raise InputError(f"MLflow store {uri}", f"not usable ({cause}); start the tracking server, free the "
-                         "SQLite file or set MLFLOW_TRACKING_URI; files the stage wrote are kept") from None
+        cause = (
+            (
+                f"cannot connect: {errno.group(0).strip()}, after "
+                f"{os.environ['MLFLOW_HTTP_REQUEST_MAX_RETRIES']} retries"
+            )
+            if errno
+            else (text.splitlines() or [type(exc).__name__])[0][:300]
+        )
+        raise InputError(
+            f"MLflow store {uri}",
+            f"not usable ({cause}); start the tracking server, free the "
+            "SQLite file or set MLFLOW_TRACKING_URI; files the stage wrote are kept",
+        ) from None
 
 
 def ensure_experiment(name: str, root: str | Path | None = None) -> str:

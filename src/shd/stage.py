@@ -14,8 +14,11 @@ from shd.errors import InputError
 
 console = Console(stderr=True)
 
-for _var, _value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("GX_ANALYTICS_ENABLED", "false"),
-                     ("DVC_NO_ANALYTICS", "1")):
+for _var, _value in (
+    ("MLFLOW_DISABLE_TELEMETRY", "true"),
+    ("GX_ANALYTICS_ENABLED", "false"),
+    ("DVC_NO_ANALYTICS", "1"),
+):
     os.environ.setdefault(_var, _value)
 
 
@@ -31,7 +34,13 @@ def main(stage: Callable[[], None]) -> None:
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A rich progress bar; yields `advance(n)`."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n=1: progress.advance(task, n)

@@ -12,8 +12,17 @@ from shd.fields.weight_set import WeightSet
 # The tiny project's 40-step fits never reach the reference iso-level logit(0.8) (their logits peak
 # near -0.4), so the tests mesh at level -1, where the fitted shapes have a surface to write.
 # With 4 DDIM steps the chain's lowest step is t = 124: harmonizing needs s > 0.25.
-FAST = AppsConfig(steps=4, harmonize=0.3, resample=2, interp_steps=3, resolution=24, n_points=256,
-                  device="cpu", gif_ms=100, level=-1.0)
+FAST = AppsConfig(
+    steps=4,
+    harmonize=0.3,
+    resample=2,
+    interp_steps=3,
+    resolution=24,
+    n_points=256,
+    device="cpu",
+    gif_ms=100,
+    level=-1.0,
+)
 
 
 @pytest.fixture(autouse=True)

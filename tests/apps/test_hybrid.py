@@ -14,8 +14,12 @@ PARTS = ["body", "wing", "tail", "engine"]
 
 
 def test_parts_are_assigned_once_and_default_to_parent_a():
-    assert assign_parts(PARTS, "airplane", "engine", "body,wing") == \
-        {"body": "b", "wing": "b", "tail": "a", "engine": "a"}
+    assert assign_parts(PARTS, "airplane", "engine", "body,wing") == {
+        "body": "b",
+        "wing": "b",
+        "tail": "a",
+        "engine": "a",
+    }
     with pytest.raises(InputError, match="wing named for both"):
         assign_parts(PARTS, "airplane", "wing", "wing,tail")
     with pytest.raises(InputError, match="valid parts: body, wing, tail, engine"):
@@ -48,14 +52,29 @@ def test_harmonized_variants_move_the_weights(sampler, weights, airplanes):
 
 def test_run_hybrid_writes_meshes_strip_weights_and_summary(sampler, weights, airplanes, tmp_path):
     out = tmp_path / "hybrid"
-    summary = run_hybrid(sampler, out, parts_a="engine", parts_b="body,wing,tail", parent_a=airplanes[0],
-                         parent_b="sample:1", weights=weights, n=2, harmonize=0.3, cfg=FAST)
+    summary = run_hybrid(
+        sampler,
+        out,
+        parts_a="engine",
+        parts_b="body,wing,tail",
+        parent_a=airplanes[0],
+        parent_b="sample:1",
+        weights=weights,
+        n=2,
+        harmonize=0.3,
+        cfg=FAST,
+    )
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk == summary and summary["command"] == "hybrid"
     assert summary["parents"]["a"]["shape_id"] == airplanes[0] and summary["parents"]["b"]["seed"] == 1
     assert summary["sources"] == {"body": "b", "wing": "b", "tail": "b", "engine": "a"}
-    assert [m["name"] for m in summary["meshes"]] == ["parent_a", "parent_b", "hybrid_stitched", "hybrid_00",
-                                                       "hybrid_01"]
+    assert [m["name"] for m in summary["meshes"]] == [
+        "parent_a",
+        "parent_b",
+        "hybrid_stitched",
+        "hybrid_00",
+        "hybrid_01",
+    ]
     for m in summary["meshes"]:
         if m["file"]:
             assert (out / m["file"]).stat().st_size > 0
@@ -71,6 +90,14 @@ def test_run_hybrid_writes_meshes_strip_weights_and_summary(sampler, weights, ai
 
 def test_hybrid_of_two_categories_is_refused(sampler, weights, airplanes, chairs, tmp_path):
     with pytest.raises(InputError, match="mix categories"):
-        run_hybrid(sampler, tmp_path / "x", parts_b="wing", parent_a=airplanes[0], parent_b=chairs[0],
-                   weights=weights, harmonize=0.0, cfg=FAST)
+        run_hybrid(
+            sampler,
+            tmp_path / "x",
+            parts_b="wing",
+            parent_a=airplanes[0],
+            parent_b=chairs[0],
+            weights=weights,
+            harmonize=0.0,
+            cfg=FAST,
+        )
     assert not (tmp_path / "x" / "summary.json").exists()

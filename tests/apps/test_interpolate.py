@@ -14,7 +14,7 @@ from .conftest import FAST
 def test_slerp_follows_the_great_circle():
     a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     mid = slerp(a, b, 0.5)
-    assert torch.allclose(mid, torch.tensor([2 ** -0.5, 2 ** -0.5]), atol=1e-6)
+    assert torch.allclose(mid, torch.tensor([2**-0.5, 2**-0.5]), atol=1e-6)
     assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b, atol=1e-6)
     assert torch.allclose(slerp(a, 2 * a, 0.5), 1.5 * a)  # parallel: linear
 
@@ -42,8 +42,9 @@ def test_only_the_chosen_expert_moves_and_the_ends_are_the_parents(sampler, weig
 
 def test_run_interpolate_writes_strip_gif_meshes_and_step_cds(sampler, weights, airplanes, tmp_path):
     out = tmp_path / "interp"
-    summary = run_interpolate(sampler, out, a=airplanes[0], b=airplanes[1], part="wing", weights=weights,
-                              cfg=FAST)
+    summary = run_interpolate(
+        sampler, out, a=airplanes[0], b=airplanes[1], part="wing", weights=weights, cfg=FAST
+    )
     assert json.loads((out / "summary.json").read_text()) == summary
     assert summary["part"] == "wing" and summary["fixed_parts"] == ["body", "tail", "engine"]
     assert summary["frames"] == FAST.interp_steps
@@ -54,5 +55,6 @@ def test_run_interpolate_writes_strip_gif_meshes_and_step_cds(sampler, weights, 
         written = [m for m in r["meshes"] if m["file"]]
         assert written and all((out / m["file"]).stat().st_size > 0 for m in written)
     with pytest.raises(InputError, match="valid parts: body, wing, tail, engine"):
-        run_interpolate(sampler, tmp_path / "y", a=airplanes[0], b=airplanes[1], part="rudder",
-                        weights=weights, cfg=FAST)
+        run_interpolate(
+            sampler, tmp_path / "y", a=airplanes[0], b=airplanes[1], part="rudder", weights=weights, cfg=FAST
+        )

@@ -45,4 +45,4 @@ def test_mixing_categories_is_refused_naming_both(sampler, weights, airplanes, c
 def test_expert_masks_are_whole_contiguous_experts(sampler):
     mask = expert_mask(sampler, [1])
     size = sampler.layout.expert_size
-    assert mask.sum() == size and mask[size:2 * size].all()
+    assert mask.sum() == size and mask[size : 2 * size].all()

@@ -11,8 +11,16 @@ from shd.cli import app
 
 runner = CliRunner()
 # fast settings through the params file, as a project would set them (level: see tests/apps/conftest.py)
-APPS = {"steps": 4, "resample": 2, "interp_steps": 3, "resolution": 24, "n_points": 256, "level": -1.0,
-        "device": "cpu", "mesh_format": "obj"}
+APPS = {
+    "steps": 4,
+    "resample": 2,
+    "interp_steps": 3,
+    "resolution": 24,
+    "n_points": 256,
+    "level": -1.0,
+    "device": "cpu",
+    "mesh_format": "obj",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -24,8 +32,14 @@ def _threads():
 def common(tiny_project, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"apps": APPS}))
-    return ["--model", str(tiny_project / "models/diffusion/model"), "--weights",
-            str(tiny_project / "data/weights"), "--params", str(params)]
+    return [
+        "--model",
+        str(tiny_project / "models/diffusion/model"),
+        "--weights",
+        str(tiny_project / "data/weights"),
+        "--params",
+        str(params),
+    ]
 
 
 def test_top_level_help_lists_the_commands_and_parent_syntax():
@@ -40,9 +54,27 @@ def test_top_level_help_lists_the_commands_and_parent_syntax():
 
 def test_hybrid_command_writes_its_folder_with_params_defaults(common, tmp_path):
     out = tmp_path / "h"
-    result = runner.invoke(app, ["hybrid", *common, "--parent-a", "proc-airplane-00000", "--parent-b",
-                                 "proc-airplane-00001", "--parts-a", "engine", "--parts-b", "body,wing,tail",
-                                 "--harmonize", "0.3", "-n", "2", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "hybrid",
+            *common,
+            "--parent-a",
+            "proc-airplane-00000",
+            "--parent-b",
+            "proc-airplane-00001",
+            "--parts-a",
+            "engine",
+            "--parts-b",
+            "body,wing,tail",
+            "--harmonize",
+            "0.3",
+            "-n",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resolution"] == 24 and summary["steps"] == 4 and summary["mesh_format"] == "obj"
@@ -52,29 +84,88 @@ def test_hybrid_command_writes_its_folder_with_params_defaults(common, tmp_path)
 
 
 def test_interpolate_and_complete_commands(common, tmp_path):
-    result = runner.invoke(app, ["interpolate", *common, "--a", "proc-airplane-00000", "--b", "sample:2",
-                                 "--part", "wing", "--steps", "4", "--out", str(tmp_path / "i")])
+    result = runner.invoke(
+        app,
+        [
+            "interpolate",
+            *common,
+            "--a",
+            "proc-airplane-00000",
+            "--b",
+            "sample:2",
+            "--part",
+            "wing",
+            "--steps",
+            "4",
+            "--out",
+            str(tmp_path / "i"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "i" / "summary.json").read_text())
     assert summary["frames"] == 4 and (tmp_path / "i" / "slerp.gif").exists() and "jump" in result.output
-    result = runner.invoke(app, ["complete", *common, "--from", "proc-chair-00000", "--keep", "back,seat",
-                                 "-n", "2", "--resample", "3", "--out", str(tmp_path / "c")])
+    result = runner.invoke(
+        app,
+        [
+            "complete",
+            *common,
+            "--from",
+            "proc-chair-00000",
+            "--keep",
+            "back,seat",
+            "-n",
+            "2",
+            "--resample",
+            "3",
+            "--out",
+            str(tmp_path / "c"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "c" / "summary.json").read_text())
     assert summary["resample"] == 3 and summary["kept_bit_identical"] is True
     assert "bit-identical: True" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["complete", "--from", "proc-airplane-00000", "--keep", "body,rudder"],
-     "part 'rudder': not a part of airplane; valid parts: body, wing, tail, engine"),
-    (["hybrid", "--parent-a", "proc-airplane-00000", "--parent-b", "proc-chair-00000", "--parts-b", "wing"],
-     "mix categories"),
-    (["interpolate", "--a", "proc-airplane-00000", "--b", "sample:x", "--part", "wing"],
-     "the seed must be an integer"),
-    (["hybrid", "--parent-a", "proc-airplane-00000", "--parent-b", "proc-airplane-00001", "--harmonize", "0",
-      "-n", "3"], "identical copies"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["complete", "--from", "proc-airplane-00000", "--keep", "body,rudder"],
+            "part 'rudder': not a part of airplane; valid parts: body, wing, tail, engine",
+        ),
+        (
+            [
+                "hybrid",
+                "--parent-a",
+                "proc-airplane-00000",
+                "--parent-b",
+                "proc-chair-00000",
+                "--parts-b",
+                "wing",
+            ],
+            "mix categories",
+        ),
+        (
+            ["interpolate", "--a", "proc-airplane-00000", "--b", "sample:x", "--part", "wing"],
+            "the seed must be an integer",
+        ),
+        (
+            [
+                "hybrid",
+                "--parent-a",
+                "proc-airplane-00000",
+                "--parent-b",
+                "proc-airplane-00001",
+                "--harmonize",
+                "0",
+                "-n",
+                "3",
+            ],
+            "identical copies",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(common, tmp_path, args, message):
     result = runner.invoke(app, [args[0], *common, *args[1:], "--out", str(tmp_path / "o")])
     assert result.exit_code == 2, result.output

@@ -32,8 +32,14 @@ def registered(store, tmp_path_factory) -> dict:
     out = {}
     for k, nna in ((1, 0.5), (2, 0.7), (3, None)):
         folder = export_tiny_model(root / f"m{k}", k)
-        card = build_card(folder, eval_report(nna), ["airplane_t"], {"airplane": PARTS},
-                          {"evaluate": {"resolution": 16}}, {"dvc": {}, "git_commit": None})
+        card = build_card(
+            folder,
+            eval_report(nna),
+            ["airplane_t"],
+            {"airplane": PARTS},
+            {"evaluate": {"resolution": 16}},
+            {"dvc": {}, "git_commit": None},
+        )
         out[k] = {"folder": folder, **register(folder, card, NAME)}
     return out
 
@@ -56,8 +62,24 @@ def test_every_command_is_listed_with_an_example():
 
 def test_sample_from_the_champion_writes_meshes_weights_and_a_png(registered, tmp_path):
     out = tmp_path / "samples"
-    args = ["sample", "-n", "3", "--model", f"models:/{NAME}@champion", "--out", str(out), "--render",
-            "--format", "ply", "--steps", "3", "--resolution", "24", "--device", "cpu"]
+    args = [
+        "sample",
+        "-n",
+        "3",
+        "--model",
+        f"models:/{NAME}@champion",
+        "--out",
+        str(out),
+        "--render",
+        "--format",
+        "ply",
+        "--steps",
+        "3",
+        "--resolution",
+        "24",
+        "--device",
+        "cpu",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.glob("*.ply")) == ["sample_000.ply", "sample_001.ply", "sample_002.ply"]
@@ -68,13 +90,16 @@ def test_sample_from_the_champion_writes_meshes_weights_and_a_png(registered, tm
     assert f"wrote 3 ply meshes to {out}" in result.output
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--model", f"models:/{NAME}@nobody"], "has no alias 'nobody'"),
-    (["--model", "models:/shd-unknown@champion"], "no registered model 'shd-unknown'"),
-    (["--model", "/nowhere/model"], "no such model"),
-    (["--format", "stl"], "--format: expected one of obj, ply, glb"),
-    (["--device", "tpu"], "--device: expected auto, cpu, cuda"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--model", f"models:/{NAME}@nobody"], "has no alias 'nobody'"),
+        (["--model", "models:/shd-unknown@champion"], "no registered model 'shd-unknown'"),
+        (["--model", "/nowhere/model"], "no such model"),
+        (["--format", "stl"], "--format: expected one of obj, ply, glb"),
+        (["--device", "tpu"], "--device: expected auto, cpu, cuda"),
+    ],
+)
 def test_sample_errors_are_one_line(registered, tmp_path, args, says):
     base = ["sample", "--model", f"models:/{NAME}@champion", "--out", str(tmp_path / "s"), "--steps", "2"]
     assert says in error_line(runner.invoke(app, base + args))
@@ -132,25 +157,45 @@ def test_register_stage_refuses_nan_metrics_then_alias_is_missing(project, monke
     assert record["champion"] is None
     monkeypatch.chdir(project)
     monkeypatch.setattr("shd.mlflow_store.DEFAULT_DIR", Path("mlruns"))
-    result = runner.invoke(app, ["sample", "--model", "models:/shd-airplane-chair@champion",
-                                 "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["sample", "--model", "models:/shd-airplane-chair@champion", "--out", str(tmp_path)]
+    )
     assert "has no alias 'champion'" in error_line(result)
     info = json.loads(runner.invoke(app, ["info", "--model", "models:/shd-airplane-chair/1"]).output)
     assert info["registry"]["tags"]["decision"] == "refused" and info["lineage"]["train_run_id"]
     train_run = info["lineage"]["train_run_id"]  # the train stage logged the exported folder as `model`
     for ref in (train_run, f"runs:/{train_run}/model"):
-        assert torch.equal(load_sampler(ref, "cpu").sample(1, steps=2, seed=1),
-                           load_sampler("models/diffusion/model", "cpu").sample(1, steps=2, seed=1))
+        assert torch.equal(
+            load_sampler(ref, "cpu").sample(1, steps=2, seed=1),
+            load_sampler("models/diffusion/model", "cpu").sample(1, steps=2, seed=1),
+        )
     assert info["data"]["dvc"] == {} or all(v for v in info["data"]["dvc"].values())
 
 
 def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(project, tmp_path):
     ckpt = project / "models/diffusion/checkpoints/last.ckpt"
     folder = project / "models/diffusion/model"
-    assert torch.equal(load_sampler(str(ckpt), "cpu").sample(2, steps=2, seed=4),  # EMA net = export
-                       load_sampler(str(folder), "cpu").sample(2, steps=2, seed=4))
-    result = runner.invoke(app, ["sample", "-n", "2", "--model", str(ckpt), "--out", str(tmp_path / "c"),
-                                 "--steps", "2", "--resolution", "12", "--no-redraw-empty"])
+    assert torch.equal(
+        load_sampler(str(ckpt), "cpu").sample(2, steps=2, seed=4),  # EMA net = export
+        load_sampler(str(folder), "cpu").sample(2, steps=2, seed=4),
+    )
+    result = runner.invoke(
+        app,
+        [
+            "sample",
+            "-n",
+            "2",
+            "--model",
+            str(ckpt),
+            "--out",
+            str(tmp_path / "c"),
+            "--steps",
+            "2",
+            "--resolution",
+            "12",
+            "--no-redraw-empty",
+        ],
+    )
     if result.exit_code:  # the 2-epoch tiny model may well give no surface at all: then it says so
         assert "no usable shape in 2 samples" in error_line(result)
         assert not (tmp_path / "c" / "weights.safetensors").exists()
@@ -160,13 +205,26 @@ def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(proje
     assert info["categories"] == ["airplane", "chair"] and "net" in info["params"]
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")
-    assert "not a loadable shd training checkpoint" in error_line(runner.invoke(
-        app, ["sample", "--model", str(bad), "--out", str(tmp_path / "x")]))
+    assert "not a loadable shd training checkpoint" in error_line(
+        runner.invoke(app, ["sample", "--model", str(bad), "--out", str(tmp_path / "x")])
+    )
 
     metrics = tmp_path / "eval" / "cli.json"
-    args = ["evaluate", "--model", str(project / "models/diffusion/model"), "--out", str(metrics),
-            "--weights", str(project / "data/weights"), "--samples", str(project / "data/samples"),
-            "--params", str(project / "params.yaml"), "--device", "cpu"]
+    args = [
+        "evaluate",
+        "--model",
+        str(project / "models/diffusion/model"),
+        "--out",
+        str(metrics),
+        "--weights",
+        str(project / "data/weights"),
+        "--samples",
+        str(project / "data/samples"),
+        "--params",
+        str(project / "params.yaml"),
+        "--device",
+        "cpu",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(metrics.read_text())

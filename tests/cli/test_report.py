@@ -45,8 +45,9 @@ def test_run_id_report_downloads_the_run_and_logs_the_page(boxes, tmp_path, monk
     monkeypatch.chdir(boxes)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     report = json.loads((boxes / "metrics/eval.json").read_text())
-    run_id = log_evaluation(report, "data/weights", "data/samples", EvalPaths(),
-                            EvaluateConfig(render_count=0))
+    run_id = log_evaluation(
+        report, "data/weights", "data/samples", EvalPaths(), EvaluateConfig(render_count=0)
+    )
     out = tmp_path / "run.html"
     result = runner.invoke(app, ["report", run_id, "--project", str(boxes), "--out", str(out), "--log"])
     assert result.exit_code == 0, result.output

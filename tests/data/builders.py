@@ -25,9 +25,17 @@ def box_plane(shape_id: str = "box-plane", split: str = "train", wing_span: floa
     labels = np.zeros(len(f), dtype=np.int64)
     run_to_part = {body.original_id(): 0, wing.original_id(): 1}
     for k, oid in enumerate(mesh.run_original_id):
-        labels[mesh.run_index[k] // 3: mesh.run_index[k + 1] // 3] = run_to_part[int(oid)]
+        labels[mesh.run_index[k] // 3 : mesh.run_index[k + 1] // 3] = run_to_part[int(oid)]
     c, s = normalization(v, center="bbox")
     parts = [PartMesh(apply_normalization(pv, c, s), pf) for pv, pf in (_mesh(body), _mesh(wing))]
-    return PreparedShape(shape_id=shape_id, category="airplane", split=split, source="test",
-                         vertices=apply_normalization(v, c, s), faces=f, face_labels=labels,
-                         parts=[parts[0], parts[1], None, None], meta={"scale": s})
+    return PreparedShape(
+        shape_id=shape_id,
+        category="airplane",
+        split=split,
+        source="test",
+        vertices=apply_normalization(v, c, s),
+        faces=f,
+        face_labels=labels,
+        parts=[parts[0], parts[1], None, None],
+        meta={"scale": s},
+    )

@@ -5,19 +5,29 @@ from shd.data.occupancy import OUTSIDE, inside, label_by_nearest_point, occupanc
 
 def test_inside_matches_box_geometry(plane):
     s = plane.meta["scale"]
-    q = np.array([[0.0, 0.0, 0.0],            # centre: body and wing overlap
-                  [0.4 * s, 0.0, 0.0],        # in the body, near its nose
-                  [0.0, 0.0, 0.7 * s],        # in the wing, far out
-                  [0.0, 0.3 * s, 0.0],        # above everything
-                  [0.45, 0.45, 0.45]])        # corner of the cube
+    q = np.array(
+        [
+            [0.0, 0.0, 0.0],  # centre: body and wing overlap
+            [0.4 * s, 0.0, 0.0],  # in the body, near its nose
+            [0.0, 0.0, 0.7 * s],  # in the wing, far out
+            [0.0, 0.3 * s, 0.0],  # above everything
+            [0.45, 0.45, 0.45],
+        ]
+    )  # corner of the cube
     assert inside(plane.vertices, plane.faces, q).tolist() == [True, True, True, False, False]
 
 
 def test_labels_follow_part_volumes(plane):
     s = plane.meta["scale"]
-    q = np.array([[0.4 * s, 0.0, 0.0], [0.0, 0.0, 0.7 * s], [0.0, 0.3 * s, 0.0],
-                  [0.0, 0.09 * s, 0.0],     # inside body only (above the thin wing)
-                  [0.0, 0.0, 0.15 * s]])    # in the wing, just outside the body (body half-width 0.1)
+    q = np.array(
+        [
+            [0.4 * s, 0.0, 0.0],
+            [0.0, 0.0, 0.7 * s],
+            [0.0, 0.3 * s, 0.0],
+            [0.0, 0.09 * s, 0.0],  # inside body only (above the thin wing)
+            [0.0, 0.0, 0.15 * s],
+        ]
+    )  # in the wing, just outside the body (body half-width 0.1)
     occ, labels = occupancy_and_labels(plane, q, np.random.default_rng(0))
     assert occ.tolist() == [True, True, False, True, True]
     assert labels[:4].tolist() == [0, 1, OUTSIDE, 0]

@@ -8,22 +8,23 @@ from shd.shards import read_shard_meta
 
 from .builders import box_plane
 
-SMALL = SamplingConfig(n_near=3000, n_uniform=3000, n_eval_near=1000, n_eval_uniform=1000,
-                       n_surface=512, shard_size=2, seed=3)
+SMALL = SamplingConfig(
+    n_near=3000, n_uniform=3000, n_eval_near=1000, n_eval_uniform=1000, n_surface=512, shard_size=2, seed=3
+)
 
 
 def test_sample_statistics(plane):
     out = sample_shape(plane, SMALL)
     n = SMALL.n_near + SMALL.n_uniform
     assert out["points"].shape == (n, 3) and out["points"].dtype == np.float32
-    near, uni = out["points"][:SMALL.n_near], out["points"][SMALL.n_near:]
+    near, uni = out["points"][: SMALL.n_near], out["points"][SMALL.n_near :]
     assert np.abs(uni).max() <= 0.5
     # near-surface points sit within a few sigma of the surface: about half of them inside
-    assert 0.3 < out["occupancy"][:SMALL.n_near].mean() < 0.7
+    assert 0.3 < out["occupancy"][: SMALL.n_near].mean() < 0.7
     # uniform inside ratio ~ the shape's volume fraction of the unit cube
     s = plane.meta["scale"]
     volume = (1.0 * 0.2 * 0.2 + 0.3 * 0.04 * 1.6 - 0.3 * 0.04 * 0.2) * s**3
-    assert abs(out["occupancy"][SMALL.n_near:].mean() - volume) < 0.01
+    assert abs(out["occupancy"][SMALL.n_near :].mean() - volume) < 0.01
     # every inside point has a part label, every outside point has -1
     occ = out["occupancy"].astype(bool)
     assert (out["labels"][occ] >= 0).all() and (out["labels"][~occ] == -1).all()

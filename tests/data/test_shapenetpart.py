@@ -30,8 +30,11 @@ FIX = Path(__file__).resolve().parents[1] / "fixtures" / "shapenetpart"
 AIRPLANE = get_category("airplane")
 SYN = AIRPLANE.synset
 V0_ID = "1021a0914a7207aff927ed529ad90a11"
-V0N_IDS = ["1066b65c30d153e04c3a35cee92bb95b", "10af5de930178a161596c26b5af806fe",
-           "10c7cdfdffe2243b88a89a28f04ce622"]
+V0N_IDS = [
+    "1066b65c30d153e04c3a35cee92bb95b",
+    "10af5de930178a161596c26b5af806fe",
+    "10c7cdfdffe2243b88a89a28f04ce622",
+]
 RES = 40  # coarse grids keep the file fast; quality numbers below are set for this resolution
 
 
@@ -55,8 +58,13 @@ def points_only_v0() -> PreparedShape:
 
 @pytest.fixture(scope="module")
 def mesh_import() -> PreparedShape:
-    return _only(list(iter_shapenetpart(FIX / "v0", "airplane", meshes_root=FIX / "shapenetcore_mesh",
-                                        grid_resolution=RES)))
+    return _only(
+        list(
+            iter_shapenetpart(
+                FIX / "v0", "airplane", meshes_root=FIX / "shapenetcore_mesh", grid_resolution=RES
+            )
+        )
+    )
 
 
 # ----------------------------------------------------------------------------------------- parsing
@@ -161,8 +169,9 @@ def test_mesh_import_aligns_and_normalizes(mesh_import: PreparedShape) -> None:
     assert share.argmax() in (0, 1) and share[3] > 0.02  # body/wing dominate, engines present
 
 
-def test_points_and_mesh_paths_share_one_orientation(points_only_v0: PreparedShape,
-                                                     mesh_import: PreparedShape) -> None:
+def test_points_and_mesh_paths_share_one_orientation(
+    points_only_v0: PreparedShape, mesh_import: PreparedShape
+) -> None:
     """Both paths output ShapeNetCore v2 axes: span along x, up along y, fuselage along z."""
     for s in (points_only_v0, mesh_import):
         extent = s.vertices.max(axis=0) - s.vertices.min(axis=0)
@@ -196,7 +205,7 @@ def _good_rows() -> list[str]:
 
 
 def _replace(rows: list[str], i: int, line: str) -> list[str]:
-    return rows[:i] + [line] + rows[i + 1:]
+    return rows[:i] + [line] + rows[i + 1 :]
 
 
 def _v0_normal_corpus(folder: Path) -> dict[str, tuple[str, int | None]]:

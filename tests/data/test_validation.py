@@ -12,8 +12,7 @@ from .builders import box_plane
 def _corpus(tmp_path):
     """Good shapes plus one bad shape per failure class, written as a prepared folder."""
     good = [box_plane(f"good-{i}", wing_span=1.2 + 0.1 * i) for i in range(4)]
-    bad = {sid: box_plane(sid) for sid in
-           ("nan-coords", "holed", "not-normalized", "no-wing", "bad-label")}
+    bad = {sid: box_plane(sid) for sid in ("nan-coords", "holed", "not-normalized", "no-wing", "bad-label")}
     bad["nan-coords"].vertices = bad["nan-coords"].vertices.copy()
     bad["nan-coords"].vertices[0, 0] = np.nan
     bad["holed"].faces = bad["holed"].faces[1:]
@@ -25,16 +24,40 @@ def _corpus(tmp_path):
     entries = []
     for shape in good + list(bad.values()):
         shape.save(tmp_path / "prepared" / "shapes" / f"{shape.shape_id}.npz")
-        entries.append({"shape_id": shape.shape_id, "category": "airplane", "split": "train",
-                        "source": "test", "file": f"shapes/{shape.shape_id}.npz"})
+        entries.append(
+            {
+                "shape_id": shape.shape_id,
+                "category": "airplane",
+                "split": "train",
+                "source": "test",
+                "file": f"shapes/{shape.shape_id}.npz",
+            }
+        )
     (tmp_path / "prepared" / "shapes" / "corrupt.npz").write_bytes(b"PK\x03\x04 truncated")
-    entries.append({"shape_id": "corrupt", "category": "airplane", "split": "train", "source": "test",
-                    "file": "shapes/corrupt.npz"})
-    write_json(tmp_path / "prepared" / "index.json", {
-        "categories": {"airplane": ["body", "wing", "tail", "engine"]}, "shapes": entries,
-        "errors": [{"shape_id": "truncated-file", "category": "airplane", "path": "x/truncated.txt",
-                    "reason": "line 12: expected 7 columns, got 3"}],
-    })
+    entries.append(
+        {
+            "shape_id": "corrupt",
+            "category": "airplane",
+            "split": "train",
+            "source": "test",
+            "file": "shapes/corrupt.npz",
+        }
+    )
+    write_json(
+        tmp_path / "prepared" / "index.json",
+        {
+            "categories": {"airplane": ["body", "wing", "tail", "engine"]},
+            "shapes": entries,
+            "errors": [
+                {
+                    "shape_id": "truncated-file",
+                    "category": "airplane",
+                    "path": "x/truncated.txt",
+                    "reason": "line 12: expected 7 columns, got 3",
+                }
+            ],
+        },
+    )
     return [g.shape_id for g in good]
 
 
@@ -51,8 +74,12 @@ EXPECTED = {
 
 def test_every_bad_shape_dropped_with_its_reason(tmp_path):
     good = _corpus(tmp_path)
-    report = validate(tmp_path / "prepared", tmp_path / "validated", tmp_path / "report.json",
-                      ValidationConfig(min_faces=20, min_pass_rate=0.3, docs=False))
+    report = validate(
+        tmp_path / "prepared",
+        tmp_path / "validated",
+        tmp_path / "report.json",
+        ValidationConfig(min_faces=20, min_pass_rate=0.3, docs=False),
+    )
     dropped = {d["shape_id"]: d for d in report["dropped"]}
     assert set(dropped) == set(EXPECTED)
     for sid, column in EXPECTED.items():
@@ -68,14 +95,23 @@ def test_every_bad_shape_dropped_with_its_reason(tmp_path):
 def test_pass_rate_below_threshold_fails_after_writing_report(tmp_path):
     _corpus(tmp_path)
     with pytest.raises(ValidationFailed, match="passed validation"):
-        validate(tmp_path / "prepared", tmp_path / "validated", tmp_path / "report.json",
-                 ValidationConfig(min_faces=20, min_pass_rate=0.9, docs=False))
+        validate(
+            tmp_path / "prepared",
+            tmp_path / "validated",
+            tmp_path / "report.json",
+            ValidationConfig(min_faces=20, min_pass_rate=0.9, docs=False),
+        )
     assert json.loads((tmp_path / "report.json").read_text())["n_dropped"] == len(EXPECTED)
 
 
 def test_data_docs_are_built(tmp_path):
     _corpus(tmp_path)
-    validate(tmp_path / "prepared", tmp_path / "validated", tmp_path / "report.json",
-             ValidationConfig(min_faces=20, min_pass_rate=0.3), docs_dir=tmp_path / "docs")
+    validate(
+        tmp_path / "prepared",
+        tmp_path / "validated",
+        tmp_path / "report.json",
+        ValidationConfig(min_faces=20, min_pass_rate=0.3),
+        docs_dir=tmp_path / "docs",
+    )
     assert (tmp_path / "docs" / "index.html").exists()
     assert list((tmp_path / "docs" / "validations").rglob("*.html"))

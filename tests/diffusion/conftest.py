@@ -22,20 +22,38 @@ NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 IN_TRITON_INTERPRETER = pytest.mark.skipif(
     torch.cuda.is_available() or short_attention.triton is None or not short_attention.INTERPRETED,
     reason="CPU only (CUDA runs the kernels natively); needs Triton (a dev dependency) and its "
-           "interpreter (tests/conftest.py)")
+    "interpreter (tests/conftest.py)",
+)
 
 
-def make_weight_set(root: Path, flat: torch.Tensor, splits: list[str], categories: list[str],
-                    field: FieldConfig = TINY_FIELD, bad: tuple[int, ...] = ()) -> Path:
+def make_weight_set(
+    root: Path,
+    flat: torch.Tensor,
+    splits: list[str],
+    categories: list[str],
+    field: FieldConfig = TINY_FIELD,
+    bad: tuple[int, ...] = (),
+) -> Path:
     """One shard of the given vectors; shapes listed in `bad` get a held-out IoU below the threshold."""
     root.mkdir(parents=True, exist_ok=True)
     config = OverfitConfig(field=field, min_iou=0.5, min_part_iou=0.0)
-    records = [{"shape_id": f"{c}_{i:03d}", "category": c, "split": s, "fit_status": "ok", "reason": "",
-                "steps": 10, "loss": 0.1, "train_iou": 0.9, "iou": 0.1 if i in bad else 0.9,
-                "part_iou": [0.9] * field.n_experts}
-               for i, (s, c) in enumerate(zip(splits, categories, strict=True))]
+    records = [
+        {
+            "shape_id": f"{c}_{i:03d}",
+            "category": c,
+            "split": s,
+            "fit_status": "ok",
+            "reason": "",
+            "steps": 10,
+            "loss": 0.1,
+            "train_iou": 0.9,
+            "iou": 0.1 if i in bad else 0.9,
+            "part_iou": [0.9] * field.n_experts,
+        }
+        for i, (s, c) in enumerate(zip(splits, categories, strict=True))
+    ]
     write_weight_shard(root / shard_name(0), flat, records, "synthetic")
-    parts = {c: PARTS[c][:field.n_experts] for c in sorted(set(categories))}
+    parts = {c: PARTS[c][: field.n_experts] for c in sorted(set(categories))}
     write_manifest(root, config, parts, [shard_name(0)])
     return root
 

@@ -11,8 +11,9 @@ from shd.diffusion.callbacks import FiniteLoss, Throughput, TrainingDiverged
 
 
 def fake_trainer() -> SimpleNamespace:
-    strategy = SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision,
-                               root_device=torch.device("cpu"))
+    strategy = SimpleNamespace(
+        reduce_boolean_decision=lambda decision, all=True: decision, root_device=torch.device("cpu")
+    )
     return SimpleNamespace(global_step=0, current_epoch=0, world_size=1, strategy=strategy)
 
 

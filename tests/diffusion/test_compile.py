@@ -22,8 +22,14 @@ NET = NetConfig(depth=1, width=32, heads=2)
 
 def _module(compile_mode: str) -> DiffusionModule:
     torch.manual_seed(0)
-    return DiffusionModule(asdict(NET), asdict(ScheduleConfig()), asdict(TrainConfig(compile=compile_mode)),
-                           make_layout(TINY_FIELD).to_json(), asdict(TINY_FIELD), ["airplane"])
+    return DiffusionModule(
+        asdict(NET),
+        asdict(ScheduleConfig()),
+        asdict(TrainConfig(compile=compile_mode)),
+        make_layout(TINY_FIELD).to_json(),
+        asdict(TINY_FIELD),
+        ["airplane"],
+    )
 
 
 def test_off_is_the_function_itself_and_unknown_modes_are_refused():
@@ -48,8 +54,17 @@ def test_compiled_training_gives_the_eager_losses(tmp_path):
     ws = make_weight_set(tmp_path / "weights", random_weights(6), splits, ["airplane"] * 6)
     losses = {}
     for mode in ("off", "default"):
-        cfg = {"net": asdict(NET), "train": {"batch_size": 2, "max_epochs": 2, "val_every": 0, "log_every": 1,
-                                             "compile": mode, "checkpoint_every": 2}}
+        cfg = {
+            "net": asdict(NET),
+            "train": {
+                "batch_size": 2,
+                "max_epochs": 2,
+                "val_every": 0,
+                "log_every": 1,
+                "compile": mode,
+                "checkpoint_every": 2,
+            },
+        }
         summary = train(ws, cfg, tmp_path / mode, tracking_root=tmp_path / "mlruns")
         losses[mode] = (summary["train_loss"], summary["val_loss"])
     assert losses["default"] == pytest.approx(losses["off"], rel=1e-4)

@@ -45,8 +45,10 @@ def test_orders_are_seeded_by_epoch_and_unshuffled_batches_are_sequential():
 
 
 def test_ranks_split_one_order_into_equal_disjoint_parts_padded_by_wrapping():
-    parts = [rows_of(DeviceBatches(split_of(7), 2, shuffle=True, rank=r, world=3, epoch=lambda: 5))
-             for r in range(3)]
+    parts = [
+        rows_of(DeviceBatches(split_of(7), 2, shuffle=True, rank=r, world=3, epoch=lambda: 5))
+        for r in range(3)
+    ]
     assert [len(p) for p in parts] == [3, 3, 3]
     together = sorted(sum(parts, []))
     assert set(together) == set(range(7)) and len(together) == 9  # 7 rows + 2 wrapped

@@ -53,7 +53,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert len(lines) == 1  # rank zero only
     draws = dict(ln.split(" ", 2)[1:] for ln in proc.stdout.splitlines() if ln.startswith("DRAW "))
     assert set(draws) == {"0", "1"} and draws["0"] != draws["1"]  # each rank its own noise
-    summary = json.loads(lines[0][len("SUMMARY "):])
+    summary = json.loads(lines[0][len("SUMMARY ") :])
     # 8 shapes, batches of 2, shared by 2 ranks: 2 optimizer steps an epoch
     assert summary["global_step"] == 4 and summary["n_train"] == 8
     assert "val_generation" in summary

@@ -21,8 +21,9 @@ def _sampler(n_categories: int = 0, field=TINY_FIELD) -> WeightSampler:
     layout = make_layout(field)
     net = Denoiser(NetConfig(depth=1, width=32, heads=2, n_categories=n_categories), TokenLayout(layout))
     norm = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim))
-    return WeightSampler(net, Schedule(ScheduleConfig()), norm, field, ["airplane", "chair"][:n_categories],
-                         "cpu")
+    return WeightSampler(
+        net, Schedule(ScheduleConfig()), norm, field, ["airplane", "chair"][:n_categories], "cpu"
+    )
 
 
 @pytest.mark.parametrize("preset", ["moe_equal", "single"])

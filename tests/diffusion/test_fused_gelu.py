@@ -38,8 +38,9 @@ def max_errors(device: str, dtype: torch.dtype) -> list[tuple[float, float, floa
         def rel(a: torch.Tensor, b: torch.Tensor) -> float:
             return float((a.float() - b).abs().max() / b.abs().max())
 
-        errors.append((rel(out.detach(), ref.detach()), rel(pre.grad, ref_pre.grad),
-                       rel(bias.grad, ref_bias.grad)))
+        errors.append(
+            (rel(out.detach(), ref.detach()), rel(pre.grad, ref_pre.grad), rel(bias.grad, ref_bias.grad))
+        )
     return errors
 
 

@@ -46,10 +46,12 @@ def test_targets_of_each_prediction_type():
 
 def _oracle(sched: Schedule, x0: torch.Tensor):
     """A perfect denoiser for one known x0, in the schedule's own target."""
+
     def fn(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         abar = sched.alphas_cumprod[t].unsqueeze(1)
         eps = (xt - abar.sqrt() * x0) / (1 - abar).sqrt()
         return sched.target(x0, eps, t)
+
     return fn
 
 
@@ -84,8 +86,9 @@ def test_inpainting_callback_holds_the_known_part():
     known, other = torch.randn(2, 6), torch.randn(2, 6)
     mask = torch.tensor([True, True, False, False, True, False])
     gen = torch.Generator().manual_seed(0)
-    out = sched.denoise(_oracle(sched, other), torch.randn(2, 6), steps=20,
-                        callback=sched.keep_known(known, mask, gen))
+    out = sched.denoise(
+        _oracle(sched, other), torch.randn(2, 6), steps=20, callback=sched.keep_known(known, mask, gen)
+    )
     assert torch.equal(out[:, mask], known[:, mask])
     assert torch.allclose(out[:, ~mask], other[:, ~mask], atol=1e-2)
 
@@ -94,8 +97,13 @@ def test_ddpm_chain_runs_all_training_steps():
     sched = Schedule(ScheduleConfig())
     assert len(sched.timesteps(T, "ddpm")) == T
     x0 = torch.randn(2, 3)
-    out = sched.denoise(_oracle(sched, x0), torch.randn(2, 3), steps=T, method="ddpm",
-                        generator=torch.Generator().manual_seed(0))
+    out = sched.denoise(
+        _oracle(sched, x0),
+        torch.randn(2, 3),
+        steps=T,
+        method="ddpm",
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.allclose(out, x0, atol=1e-2)
 
 
@@ -123,8 +131,9 @@ def test_resampling_repeats_every_step_but_the_last_and_keeps_the_known_part():
         return _oracle(sched, other)(xt, t)
 
     gen = torch.Generator().manual_seed(0)
-    out = sched.denoise(fn, torch.randn(2, 6), steps=5, callback=sched.keep_known(known, mask, gen),
-                        resample=3)
+    out = sched.denoise(
+        fn, torch.randn(2, 6), steps=5, callback=sched.keep_known(known, mask, gen), resample=3
+    )
     assert seen == [t for t in sched.timesteps(5) for _ in range(3 if t >= 100 else 1)]
     assert torch.equal(out[:, mask], known[:, mask])
     assert torch.allclose(out[:, ~mask], other[:, ~mask], atol=1e-2)

@@ -36,8 +36,12 @@ def max_errors(device: str, dtype: torch.dtype) -> list[tuple[float, float]]:
         ref = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, h * d)
         ref.backward(grad_out.float())
         out, ref = out.detach().float(), ref.detach()
-        errors.append((float((out - ref).abs().max() / ref.abs().max()),
-                       float((qkv.grad.float() - ref_in.grad).abs().max() / ref_in.grad.abs().max())))
+        errors.append(
+            (
+                float((out - ref).abs().max() / ref.abs().max()),
+                float((qkv.grad.float() - ref_in.grad).abs().max() / ref_in.grad.abs().max()),
+            )
+        )
     return errors
 
 

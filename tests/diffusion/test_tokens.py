@@ -20,7 +20,7 @@ def test_flat_to_tokens_to_flat_is_exact(preset, n_tokens):
     for g, p in zip(tokens.groups, parts, strict=True):
         for j, t in enumerate(g.tokens):
             b = layout.blocks[t]
-            assert torch.equal(p[:, j], flat[:, b.offset:b.offset + b.size])
+            assert torch.equal(p[:, j], flat[:, b.offset : b.offset + b.size])
 
 
 def test_same_size_blocks_of_all_experts_share_one_group():
@@ -42,9 +42,9 @@ def test_grouped_maps_equal_one_linear_per_block():
         wd, bd = dec.maps[gi].weight, dec.maps[gi].bias
         for j, t in enumerate(g.tokens):
             b = layout.blocks[t]
-            x = flat[:, b.offset:b.offset + b.size]
+            x = flat[:, b.offset : b.offset + b.size]
             assert torch.allclose(h[:, t], x @ w[j] + bias[j], atol=1e-4)
-            assert torch.allclose(out[:, b.offset:b.offset + b.size], h[:, t] @ wd[j] + bd[j], atol=1e-4)
+            assert torch.allclose(out[:, b.offset : b.offset + b.size], h[:, t] @ wd[j] + bd[j], atol=1e-4)
 
 
 @pytest.mark.parametrize("mode", ["none", "block", "scalar"])
@@ -61,7 +61,7 @@ def test_normalization_round_trip_and_statistics(mode):
     if mode == "block":
         for b in layout.blocks:
             if b.size > 1:
-                part = z[:, b.offset:b.offset + b.size]
+                part = z[:, b.offset : b.offset + b.size]
                 assert abs(float(part.mean())) < 1e-4 and abs(float(part.std()) - 1) < 1e-3
     if mode == "none":
         assert torch.equal(z, flat)
@@ -72,7 +72,7 @@ def test_expert_masks_cover_whole_experts():
     tokens = TokenLayout(layout)
     mask = tokens.scalar_mask(tokens.expert_tokens([1]))
     assert mask.sum() == layout.expert_size
-    assert mask[layout.expert_size:2 * layout.expert_size].all()
+    assert mask[layout.expert_size : 2 * layout.expert_size].all()
 
 
 def test_scalar_std_is_floored_by_the_block_std():
@@ -82,7 +82,7 @@ def test_scalar_std_is_floored_by_the_block_std():
     flat = torch.randn(8, layout.dim, generator=gen)
     flat[:, :10] = 0.3  # never moved in training
     norm = Normalizer.fit(flat, layout, "scalar", floor=0.1)
-    block_std = flat[:, :layout.blocks[0].size].std()
+    block_std = flat[:, : layout.blocks[0].size].std()
     assert torch.allclose(norm.std[:10], torch.full((10,), float(0.1 * block_std)), rtol=1e-4)
     other = flat[:1].clone()
     other[0, :10] = 0.5

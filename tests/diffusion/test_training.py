@@ -19,8 +19,17 @@ from .conftest import make_weight_set, random_weights
 NET = {"depth": 2, "width": 64, "heads": 4}
 QUIET = {"val_every": 0, "log_every": 50}
 # 800 steps over 4 vectors
-MEMORIZE = {**QUIET, "batch_size": 4, "max_epochs": 16, "epoch_repeat": 50, "lr": 1e-3, "ema_decay": 0.95,
-            "checkpoint_every": 16, "val_check_every": 16, "normalization": "none"}
+MEMORIZE = {
+    **QUIET,
+    "batch_size": 4,
+    "max_epochs": 16,
+    "epoch_repeat": 50,
+    "lr": 1e-3,
+    "ema_decay": 0.95,
+    "checkpoint_every": 16,
+    "val_check_every": 16,
+    "normalization": "none",
+}
 
 
 def assert_reproduces(samples: torch.Tensor, train_flat: torch.Tensor) -> None:
@@ -78,8 +87,15 @@ def test_a_bf16_residual_stream_trains_as_well_under_bf16_autocast(memorized, st
 def test_export_load_round_trip_gives_identical_samples(memorized, tmp_path):
     summary, _, _ = memorized
     first = load_model(summary["model_dir"], "cpu")
-    again = export_model(tmp_path / "copy", first.net, first.schedule.cfg, first.normalizer, first.field,
-                         first.categories, "fp")
+    again = export_model(
+        tmp_path / "copy",
+        first.net,
+        first.schedule.cfg,
+        first.normalizer,
+        first.field,
+        first.categories,
+        "fp",
+    )
     second = load_model(again, "cpu")
     a = first.sample(3, steps=10, seed=7)
     assert torch.equal(a, second.sample(3, steps=10, seed=7))
@@ -106,9 +122,19 @@ def test_resume_continues_the_run_and_global_step_with_categories(tmp_path, stor
     splits = ["train"] * 3 + ["val"] + ["train"] * 3 + ["val"] + ["test"] * 2
     cats = ["airplane"] * 4 + ["chair"] * 4 + ["airplane", "chair"]
     ws = make_weight_set(tmp_path / "weights", flat, splits, cats)
-    cfg = {"net": NET, "train": {"batch_size": 2, "max_epochs": 1, "log_every": 1, "val_every": 2,
-                                 "val_samples": 2, "val_steps": 3, "val_resolution": 16,
-                                 "normalization": "block"}}
+    cfg = {
+        "net": NET,
+        "train": {
+            "batch_size": 2,
+            "max_epochs": 1,
+            "log_every": 1,
+            "val_every": 2,
+            "val_samples": 2,
+            "val_steps": 3,
+            "val_resolution": 16,
+            "normalization": "block",
+        },
+    }
     first = train(ws, cfg, tmp_path / "out", tracking_root=store)
     assert first["conditional"] and first["categories"] == "airplane,chair"
     assert first["global_step"] == 3  # 6 training shapes, batches of 2
@@ -132,8 +158,9 @@ def test_resume_continues_the_run_and_global_step_with_categories(tmp_path, stor
 
 def test_the_same_seed_trains_the_same_weights_and_another_seed_does_not(tmp_path, store):
     """Data orders (device batches), noise and initialization all follow train.seed."""
-    ws = make_weight_set(tmp_path / "weights", random_weights(6, seed=2), ["train"] * 5 + ["val"],
-                         ["airplane"] * 6)
+    ws = make_weight_set(
+        tmp_path / "weights", random_weights(6, seed=2), ["train"] * 5 + ["val"], ["airplane"] * 6
+    )
     cfg = {"net": NET, "train": {**QUIET, "batch_size": 2, "max_epochs": 2, "epoch_repeat": 2}}
 
     def weights(name: str, seed: int) -> dict[str, torch.Tensor]:
@@ -174,10 +201,12 @@ def test_a_changed_net_trains_afresh_and_keeps_the_old_checkpoints_aside(store, 
     are moved aside (not deleted) and training starts from step 0."""
     ws = make_weight_set(tmp_path / "weights", random_weights(5), ["train"] * 4 + ["val"], ["airplane"] * 5)
     base = {"train": {**QUIET, "batch_size": 4, "max_epochs": 1, "checkpoint_every": 1, "val_check_every": 1}}
-    first = train(ws, {**base, "net": {"depth": 1, "width": 32, "heads": 2}}, tmp_path / "out",
-                  tracking_root=store)
-    second = train(ws, {**base, "net": {"depth": 1, "width": 64, "heads": 2}}, tmp_path / "out",
-                   tracking_root=store)
+    first = train(
+        ws, {**base, "net": {"depth": 1, "width": 32, "heads": 2}}, tmp_path / "out", tracking_root=store
+    )
+    second = train(
+        ws, {**base, "net": {"depth": 1, "width": 64, "heads": 2}}, tmp_path / "out", tracking_root=store
+    )
     assert not second["resumed"] and second["global_step"] == first["global_step"]
     aside = [p for p in (tmp_path / "out").iterdir() if p.name.startswith("checkpoints-")]
     assert len(aside) == 1 and (aside[0] / "last.ckpt").exists()
@@ -191,10 +220,12 @@ def test_switching_speed_options_resumes_the_run(store, tmp_path):
     ws = make_weight_set(tmp_path / "weights", random_weights(5), ["train"] * 4 + ["val"], ["airplane"] * 5)
     net = {"depth": 1, "width": 32, "heads": 2}
     train_cfg = {**QUIET, "batch_size": 4, "checkpoint_every": 1, "val_check_every": 1}
-    first = train(ws, {"net": net, "train": {**train_cfg, "max_epochs": 1}}, tmp_path / "out",
-                  tracking_root=store)
+    first = train(
+        ws, {"net": net, "train": {**train_cfg, "max_epochs": 1}}, tmp_path / "out", tracking_root=store
+    )
     faster = {**net, "attention": "matmul", "residual_dtype": "autocast", "mlp_kernel": "triton"}
-    second = train(ws, {"net": faster, "train": {**train_cfg, "max_epochs": 2}}, tmp_path / "out",
-                   tracking_root=store)
+    second = train(
+        ws, {"net": faster, "train": {**train_cfg, "max_epochs": 2}}, tmp_path / "out", tracking_root=store
+    )
     assert second["resumed"] and second["run_id"] == first["run_id"]
     assert second["global_step"] == 2 * first["global_step"]

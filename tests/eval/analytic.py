@@ -45,11 +45,19 @@ def airplane_field():
     return field_of(
         lambda p: k * sphere_logit(p * torch.tensor([1.0, 1.0, 0.22], device=p.device), (0, 0, 0), 0.085),
         lambda p: k * box_logit(p, (0, 0, 0.02), (0.42, 0.015, 0.08)),
-        lambda p: k * torch.maximum(box_logit(p, (0, 0.09, -0.34), (0.02, 0.1, 0.05)),
-                                    box_logit(p, (0, 0.03, -0.36), (0.15, 0.012, 0.04))),
-        lambda p: k * torch.maximum(
-            sphere_logit(p * torch.tensor([1.0, 1.0, 0.4], device=p.device), (0.2, -0.05, 0.03), 0.04),
-            sphere_logit(p * torch.tensor([1.0, 1.0, 0.4], device=p.device), (-0.2, -0.05, 0.03), 0.04),
+        lambda p: (
+            k
+            * torch.maximum(
+                box_logit(p, (0, 0.09, -0.34), (0.02, 0.1, 0.05)),
+                box_logit(p, (0, 0.03, -0.36), (0.15, 0.012, 0.04)),
+            )
+        ),
+        lambda p: (
+            k
+            * torch.maximum(
+                sphere_logit(p * torch.tensor([1.0, 1.0, 0.4], device=p.device), (0.2, -0.05, 0.03), 0.04),
+                sphere_logit(p * torch.tensor([1.0, 1.0, 0.4], device=p.device), (-0.2, -0.05, 0.03), 0.04),
+            )
         ),
     )
 

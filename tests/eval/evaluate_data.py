@@ -49,10 +49,12 @@ def box_weights(boxes: list[Box | None], field: FieldConfig) -> torch.Tensor:
 
 def airplane_boxes(i: int) -> list[Box | None]:
     """Body, wing, tail and (every other shape) an engine, sized by the shape index."""
-    return [((0.0, 0.0, 0.0), (0.4, 0.06, 0.06)),
-            ((0.0, 0.0, 0.0), (0.08, 0.03, 0.25 + 0.03 * i)),
-            ((-0.34, 0.08, 0.0), (0.05, 0.08, 0.04)),
-            ((0.05, -0.09, 0.15), (0.06, 0.04, 0.04)) if i % 2 == 0 else None]
+    return [
+        ((0.0, 0.0, 0.0), (0.4, 0.06, 0.06)),
+        ((0.0, 0.0, 0.0), (0.08, 0.03, 0.25 + 0.03 * i)),
+        ((-0.34, 0.08, 0.0), (0.05, 0.08, 0.04)),
+        ((0.05, -0.09, 0.15), (0.06, 0.04, 0.04)) if i % 2 == 0 else None,
+    ]
 
 
 def single_boxes(i: int) -> list[Box | None]:
@@ -62,13 +64,25 @@ def single_boxes(i: int) -> list[Box | None]:
 def write_weights(root: Path, ids: list[str], field: FieldConfig, boxes) -> Path:
     """A weight set of box fields over the sample set's shapes (same ids and splits)."""
     flat = torch.stack([box_weights(boxes(i), field) for i in range(len(ids))])
-    records = [{"shape_id": s, "category": "airplane", "split": sp, "fit_status": "ok", "reason": "",
-                "steps": 1, "loss": 0.0, "train_iou": 1.0, "iou": 0.1 if i == BAD_TEST else 0.99,
-                "part_iou": [0.99] * field.n_experts}
-               for i, (s, sp) in enumerate(zip(ids, SPLITS, strict=True))]
+    records = [
+        {
+            "shape_id": s,
+            "category": "airplane",
+            "split": sp,
+            "fit_status": "ok",
+            "reason": "",
+            "steps": 1,
+            "loss": 0.0,
+            "train_iou": 1.0,
+            "iou": 0.1 if i == BAD_TEST else 0.99,
+            "part_iou": [0.99] * field.n_experts,
+        }
+        for i, (s, sp) in enumerate(zip(ids, SPLITS, strict=True))
+    ]
     write_weight_shard(root / shard_name(0), flat, records, "boxes")
-    write_manifest(root, OverfitConfig(field=field, min_iou=0.5, min_part_iou=0.0), {"airplane": PARTS},
-                   [shard_name(0)])
+    write_manifest(
+        root, OverfitConfig(field=field, min_iou=0.5, min_part_iou=0.0), {"airplane": PARTS}, [shard_name(0)]
+    )
     return root
 
 
@@ -88,13 +102,17 @@ def make_project(root: Path, n_surface: int = 256) -> Project:
         paths.append(root / "data/prepared" / f"{shape.shape_id}.npz")
         paths[-1].parent.mkdir(parents=True, exist_ok=True)
         shape.save(paths[-1])
-    cfg = SamplingConfig(n_near=200, n_uniform=200, n_eval_near=50, n_eval_uniform=50, n_surface=n_surface,
-                         shard_size=16)
+    cfg = SamplingConfig(
+        n_near=200, n_uniform=200, n_eval_near=50, n_eval_uniform=50, n_surface=n_surface, shard_size=16
+    )
     sample_shapes(paths, root / "data/samples", cfg, {"airplane": PARTS})
     ids = [p.stem for p in paths]
-    return Project(root / "data/samples",
-                   write_weights(root / "data/weights", ids, BOX_FIELD, airplane_boxes),
-                   write_weights(root / "data/weights_single", ids, SINGLE_FIELD, single_boxes), ids)
+    return Project(
+        root / "data/samples",
+        write_weights(root / "data/weights", ids, BOX_FIELD, airplane_boxes),
+        write_weights(root / "data/weights_single", ids, SINGLE_FIELD, single_boxes),
+        ids,
+    )
 
 
 def nan_rows(flat: torch.Tensor, rows: list[int]) -> torch.Tensor:

@@ -89,8 +89,14 @@ def test_triton_kernel_matches_float64_reference():
     rng = np.random.default_rng(5)
     x, y = clouds(rng, 3, 150), clouds(rng, 4, 70)
     xl, yl = torch.tensor([150, 65, 0]), torch.tensor([70, 1, 64, 70])
-    got = directed_chamfer(torch.tensor(x, device=device), xl.to(device), torch.tensor(y, device=device),
-                           yl.to(device)).cpu().double().numpy()
+    got = (
+        directed_chamfer(
+            torch.tensor(x, device=device), xl.to(device), torch.tensor(y, device=device), yl.to(device)
+        )
+        .cpu()
+        .double()
+        .numpy()
+    )
     for i in range(2):
         for j in range(4):
             d = ((x[i, : xl[i], None] - y[j, None, : yl[j]]) ** 2).sum(-1)

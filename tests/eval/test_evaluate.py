@@ -56,8 +56,18 @@ def test_stage_writes_the_metrics_of_record(project, staged):
     report, paths = staged
     on_disk = json.loads(paths.metrics.read_text())
     assert on_disk == json.loads(json.dumps(report))
-    for key in ("mmd", "cov", "nna", "n_generated", "n_empty", "normalization", "generator", "parts",
-                "novelty", "yardsticks"):
+    for key in (
+        "mmd",
+        "cov",
+        "nna",
+        "n_generated",
+        "n_empty",
+        "normalization",
+        "generator",
+        "parts",
+        "novelty",
+        "yardsticks",
+    ):
         assert key in on_disk, key
     assert on_disk["generator"] == "test_reconstruction" and on_disk["normalization"] == "unit_std"
     n_test = SPLITS.count("test")
@@ -102,8 +112,9 @@ def test_metrics_equal_a_direct_generation_metrics_call(project, staged):
     flat = weights.load_flat(weights.ids(split="test"))
     meshes = mesh_weights(flat, weights.layout, weights.field, resolution=CFG.resolution, level=CFG.level)
     clouds = sample_clouds(meshes, CFG.n_points, seed=CFG.seed)
-    direct = generation_metrics(clouds.points, _clouds(project, "test")["surface"],
-                                normalization=CFG.normalization)
+    direct = generation_metrics(
+        clouds.points, _clouds(project, "test")["surface"], normalization=CFG.normalization
+    )
     assert report["mmd"] == pytest.approx(direct["mmd"], rel=1e-9)
     assert report["cov"] == pytest.approx(direct["cov"])
     assert report["nna"] == pytest.approx(direct["1-nna"])
@@ -121,8 +132,9 @@ def test_nan_weights_count_as_empty_and_do_not_crash(project):
     assert m["mesh_status"]["nan"] == 1 and m["mesh_status"]["empty"] == 1
     assert out["per_sample"]["index"] == [1] and out["meshes"][0].status == "nan"
 
-    all_nan = evaluate_weight_vectors(nan_rows(flat, [0, 1, 2]), weights.layout, BOX_FIELD, reference,
-                                      cfg=CFG, part_names=PARTS)
+    all_nan = evaluate_weight_vectors(
+        nan_rows(flat, [0, 1, 2]), weights.layout, BOX_FIELD, reference, cfg=CFG, part_names=PARTS
+    )
     assert all_nan["metrics"]["n_empty"] == 3 and all_nan["metrics"]["n_evaluated"] == 0
     assert ev.json_ready(all_nan["metrics"])["mmd"] is None  # JSON-ready: NaN -> null
 
@@ -157,15 +169,22 @@ def test_generated_weights_are_evaluated_and_rendered_with_empties(project, tmp_
     weights = WeightSet.open(project.weights)
     flat = weights.load_flat(weights.ids(split="train"))
     cfg = replace(CFG, render_resolution=24)
-    report = evaluate_stage(project.weights, project.samples, EvalPaths.under(tmp_path), cfg,
-                            generated=nan_rows(flat, [1]), generator_name="sampler")
+    report = evaluate_stage(
+        project.weights,
+        project.samples,
+        EvalPaths.under(tmp_path),
+        cfg,
+        generated=nan_rows(flat, [1]),
+        generator_name="sampler",
+    )
     assert report["generator"] == "sampler" and report["n_generated"] == len(flat)
     assert report["n_empty"] == 1 and report["n_evaluated"] == SPLITS.count("test")  # clipped to n_ref
     assert report["clipped_generated"] == len(flat) - 1 - SPLITS.count("test")
     assert (tmp_path / "reports/eval_grid.png").exists()
     with pytest.raises(InputError, match="layout"):
-        evaluate_stage(project.weights, project.samples, EvalPaths.under(tmp_path), cfg,
-                       generated=flat[:, :10])
+        evaluate_stage(
+            project.weights, project.samples, EvalPaths.under(tmp_path), cfg, generated=flat[:, :10]
+        )
 
 
 def test_a_failure_before_the_last_write_leaves_no_metrics(project, tmp_path, monkeypatch):

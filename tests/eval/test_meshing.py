@@ -50,8 +50,9 @@ def test_crossing_mask_gives_the_same_mesh_as_plain_marching_cubes():
     x, y, z = torch.meshgrid(g, g, g, indexing="ij")
     values = SHARPNESS * (0.3 - (x**2 + y**2 + z**2).sqrt() + 0.05 * torch.sin(20 * x) * torch.sin(17 * y))
     ours = mesh_volume(values)
-    verts, faces, _, _ = marching_cubes(values.numpy(), REFERENCE_LEVEL, spacing=(1 / (RES - 1),) * 3,
-                                        gradient_direction="ascent")
+    verts, faces, _, _ = marching_cubes(
+        values.numpy(), REFERENCE_LEVEL, spacing=(1 / (RES - 1),) * 3, gradient_direction="ascent"
+    )
     np.testing.assert_array_equal(ours.faces, faces)
     np.testing.assert_allclose(ours.vertices, verts - 0.5, atol=1e-6)
 
@@ -67,8 +68,9 @@ def test_grid_does_not_depend_on_chunking_and_takes_max_over_experts():
 
 
 def test_empty_and_nan_fields_are_reported_not_raised():
-    field = per_shape_field([sphere_field(), constant_field(-3.0), constant_field(float("nan")),
-                             constant_field(10.0)])
+    field = per_shape_field(
+        [sphere_field(), constant_field(-3.0), constant_field(float("nan")), constant_field(10.0)]
+    )
     results = mesh_fields(field, 4, resolution=16)
     assert [r.status for r in results] == ["ok", "empty", "nan", "empty"]
     assert "below level" in results[1].reason and "above level" in results[3].reason

@@ -34,7 +34,9 @@ def test_mmd_cov_1nna_by_hand():
     # 1 -> gen 0.25 (wrong), 5 -> ref 1 (right)
     nna = one_nna(chamfer_matrix(GEN), d_gr, chamfer_matrix(REF))
     assert nna == {
-        "1-nna": pytest.approx(0.4), "1-nna_generated": 0.5, "1-nna_reference": pytest.approx(1 / 3)
+        "1-nna": pytest.approx(0.4),
+        "1-nna_generated": 0.5,
+        "1-nna_reference": pytest.approx(1 / 3),
     }
 
 

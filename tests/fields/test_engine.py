@@ -11,13 +11,21 @@ CPU = torch.device("cpu")
 
 
 def _data(n_shapes: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    d = sample_shapes("airplane", n_shapes, seed=seed, n_near=200, n_uniform=200, n_eval_near=10,
-                      n_eval_uniform=10, n_surface=8)
+    d = sample_shapes(
+        "airplane",
+        n_shapes,
+        seed=seed,
+        n_near=200,
+        n_uniform=200,
+        n_eval_near=10,
+        n_eval_uniform=10,
+        n_surface=8,
+    )
     return {k: d[k] for k in engine.TRAIN_KEYS}
 
 
 def _rows(d: dict, i: int) -> dict:
-    return {k: v[i:i + 1] for k, v in d.items()}
+    return {k: v[i : i + 1] for k, v in d.items()}
 
 
 def test_batched_training_equals_training_each_shape_alone(tiny):
@@ -81,8 +89,7 @@ def test_per_shape_schedules(tiny):
 
 
 def test_plateau_bookkeeping_is_per_shape(tiny):
-    cfg = tiny(schedule="plateau", lr=1e-2, plateau_patience=1, plateau_factor=0.5,
-                      plateau_threshold=0.01)
+    cfg = tiny(schedule="plateau", lr=1e-2, plateau_patience=1, plateau_factor=0.5, plateau_threshold=0.01)
     best, bad, flat = torch.full((2,), float("inf")), torch.zeros(2, dtype=torch.long), torch.zeros(2).long()
     lr = torch.full((2,), 1e-2)
     losses = [(1.0, 1.0), (0.5, 1.0), (0.25, 1.0), (0.1, 0.999)]  # shape 0 improves, shape 1 is flat
@@ -128,6 +135,7 @@ def test_no_early_stop_while_the_schedule_rises(tiny):
     best, bad, flat = torch.tensor([float("inf")]), torch.zeros(1).long(), torch.zeros(1).long()
     lr = torch.full((1,), cfg.lr)
     for step, loss in ((10, 1.0), (20, 1.5), (30, 2.0), (40, 2.0), (50, 2.0)):  # worse while rising
-        best, bad, flat, lr = plateau_update(torch.tensor([loss]), best, bad, flat, lr, cfg,
-                                             torch.tensor([step]))
+        best, bad, flat, lr = plateau_update(
+            torch.tensor([loss]), best, bad, flat, lr, cfg, torch.tensor([step])
+        )
         assert flat.item() == max(0, step // 10 - 3)

@@ -13,8 +13,9 @@ def test_fabric_single_process(sample_dir, tmp_path, tiny):
 @pytest.mark.slow
 def test_fabric_two_processes_merge_into_one_weight_set(sample_dir, tmp_path, tiny):
     cfg = tiny()
-    summary = fit_with_fabric(sample_dir, tmp_path / "two", cfg, accelerator="cpu", devices=2,
-                              strategy="ddp_spawn")
+    summary = fit_with_fabric(
+        sample_dir, tmp_path / "two", cfg, accelerator="cpu", devices=2, strategy="ddp_spawn"
+    )
     assert summary["world"] == 2 and summary["n_shapes"] == 5 and summary["fitted_shards"] == 2
     fit_with_fabric(sample_dir, tmp_path / "one", cfg, accelerator="cpu", devices=1)
     two, one = WeightSet.open(tmp_path / "two"), WeightSet.open(tmp_path / "one")

@@ -118,8 +118,9 @@ def test_expert_count_must_match_the_category(sample_dir, tmp_path, tiny):
 def test_single_field_fits_on_occupancy(sample_dir, tmp_path, tiny):
     from shd.fields.config import FieldConfig
 
-    summary = fit_sample_set(sample_dir, tmp_path, tiny(field=FieldConfig(n_experts=1, hidden=(16,),
-                                                                            n_freqs=2, semantic=False)))
+    summary = fit_sample_set(
+        sample_dir, tmp_path, tiny(field=FieldConfig(n_experts=1, hidden=(16,), n_freqs=2, semantic=False))
+    )
     assert summary["iou_part_mean"] is None and summary["n_shapes"] == 5
     rec = WeightSet.open(tmp_path).manifest["shapes"][0]
     assert rec["part_iou"] == [] and rec["iou"] is not None

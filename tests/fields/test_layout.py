@@ -45,7 +45,7 @@ def test_blocks_follow_the_flat_vector():
     params = unflatten(vec, layout)
     for b in layout.blocks:
         got = params[f"layer{b.layer}.{b.tensor}"][0, b.expert].flatten()
-        assert torch.equal(got, vec[0, b.offset:b.offset + b.size])
+        assert torch.equal(got, vec[0, b.offset : b.offset + b.size])
     engine = [b for b in layout.blocks if b.part == "engine"]
     assert engine[0].offset == 3 * layout.expert_size and sum(b.size for b in engine) == layout.expert_size
     again = Layout.from_json(layout.to_json())

@@ -25,10 +25,20 @@ def project(tmp_path_factory) -> Path:
 
 def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the project's own store
-    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false"}
-    return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=root, env=env,
-                          capture_output=True, text=True, check=False)
+    env = {
+        **env,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_repro_runs_all_stages_then_is_a_no_op(project):
@@ -64,8 +74,14 @@ def test_bad_params_is_one_clear_line(project, tmp_path):
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     try:
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-        run = subprocess.run([sys.executable, "pipelines/prepare.py"], cwd=project, env=env,
-                             capture_output=True, text=True, check=False)
+        run = subprocess.run(
+            [sys.executable, "pipelines/prepare.py"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     finally:
         (project / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     assert run.returncode == 2

@@ -18,8 +18,13 @@ from shd.stage import main
 from tests.eval.evaluate_data import SPLITS, make_project
 
 ENTRY = Path(__file__).resolve().parents[2] / "pipelines" / "evaluate.py"
-TINY = {"resolution": 32, "render_resolution": 32, "n_points": 256, "render_count": 2,
-        "baseline_weights": "data/weights_single"}
+TINY = {
+    "resolution": 32,
+    "render_resolution": 32,
+    "n_points": 256,
+    "render_count": 2,
+    "baseline_weights": "data/weights_single",
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +57,25 @@ def test_entry_evaluates_test_reconstructions_and_logs_one_run(project):
     assert report["generator"] == "test_reconstruction" and report["n_reference"] == SPLITS.count("test")
     assert report["yardsticks"]["single_baseline"]["weights"] == "data/weights_single"
     assert Path("plots/eval/nn_cd.csv").exists() and Path("reports/eval_grid.png").exists()
-    runs = mlflow.search_runs(experiment_names=["shd-evaluate"], output_format="list",
-                              filter_string="tags.mlflow.runName = 'evaluate-test_reconstruction'")
+    runs = mlflow.search_runs(
+        experiment_names=["shd-evaluate"],
+        output_format="list",
+        filter_string="tags.mlflow.runName = 'evaluate-test_reconstruction'",
+    )
     assert len(runs) == 1 and runs[0].data.metrics["mmd"] == pytest.approx(report["mmd"])
-    assert runs[0].data.metrics["yardsticks.train_as_generator.nna"] == report["yardsticks"][
-        "train_as_generator"]["nna"]
+    assert (
+        runs[0].data.metrics["yardsticks.train_as_generator.nna"]
+        == report["yardsticks"]["train_as_generator"]["nna"]
+    )
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
-    assert {"eval.json", "eval_grid.png", "nn_cd.csv", "samples.json", "generated.safetensors",
-            "eval_report.html"} <= logged
+    assert {
+        "eval.json",
+        "eval_grid.png",
+        "nn_cd.csv",
+        "samples.json",
+        "generated.safetensors",
+        "eval_report.html",
+    } <= logged
     assert Path("reports/eval_report.html").read_text().count('class="viewer" data-mesh=') > 0
 
 
@@ -73,8 +89,9 @@ def test_diffusion_samples_are_evaluated_once_the_model_exists(project, monkeypa
         calls.append((Path(folder), n, category, seed))
         return ws.load_flat(ws.ids(split="train"))[:n]
 
-    monkeypatch.setitem(sys.modules, "shd.diffusion.sampler",
-                        types.SimpleNamespace(sample_generated=sample_generated))
+    monkeypatch.setitem(
+        sys.modules, "shd.diffusion.sampler", types.SimpleNamespace(sample_generated=sample_generated)
+    )
     (project / "models/diffusion").mkdir(parents=True)
     try:
         write_params({**TINY, "baseline_weights": None})

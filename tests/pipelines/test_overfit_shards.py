@@ -32,9 +32,17 @@ def test_two_shard_processes_at_once_merge_into_the_single_process_weight_set(ti
     sharded = _project(tmp_path / "sharded", tiny_project)
     env = {**stage_env(), "OMP_NUM_THREADS": "1"}
     # shard 1 starts first and waits for shard 0's shared initialization
-    procs = [subprocess.Popen([sys.executable, "pipelines/overfit.py", "--shard", f"{i}/2"], cwd=sharded,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in (1, 0)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "pipelines/overfit.py", "--shard", f"{i}/2"],
+            cwd=sharded,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (1, 0)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     a, b = WeightSet.open(single / "data" / "weights"), WeightSet.open(sharded / "data" / "weights")
@@ -50,6 +58,12 @@ def test_two_shard_processes_at_once_merge_into_the_single_process_weight_set(ti
 
 def test_a_bad_shard_argument_is_one_clear_line(tiny_project, tmp_path):
     root = _project(tmp_path / "bad", tiny_project)
-    done = subprocess.run([sys.executable, "pipelines/overfit.py", "--shard", "2/2"], cwd=root,
-                          env=stage_env(), capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "pipelines/overfit.py", "--shard", "2/2"],
+        cwd=root,
+        env=stage_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2 and "--shard" in done.stdout + done.stderr and "Traceback" not in done.stderr

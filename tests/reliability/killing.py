@@ -36,9 +36,18 @@ class Outcome:
     output: str
 
 
-def kill_command(cmd: list[str], cwd: Path, *, seed: int, trigger_line: str | None = None,
-                 trigger_file: Path | None = None, delay: tuple[float, float] = (0.0, 0.0),
-                 env: dict[str, str] | None = None, kill: bool = True, timeout: float = 600) -> Outcome:
+def kill_command(
+    cmd: list[str],
+    cwd: Path,
+    *,
+    seed: int,
+    trigger_line: str | None = None,
+    trigger_file: Path | None = None,
+    delay: tuple[float, float] = (0.0, 0.0),
+    env: dict[str, str] | None = None,
+    kill: bool = True,
+    timeout: float = 600,
+) -> Outcome:
     """Run `cmd`; once the trigger fires wait a seeded delay in `delay`, then SIGKILL its process group.
 
     With no trigger the delay counts from the start. `kill=False` runs to the end and records when the
@@ -51,8 +60,15 @@ def kill_command(cmd: list[str], cwd: Path, *, seed: int, trigger_line: str | No
         fired.set()
     lines: list[str] = []
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env if env is not None else stage_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env if env is not None else stage_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
     def read() -> None:
         assert proc.stdout is not None

@@ -77,8 +77,9 @@ def test_a_rewrite_clears_what_a_killed_writer_left(tmp_path):
     """An atomic write killed before its rename leaves a temporary; the next write of that file (the
     rerun) removes it, while a live writer's temporary is left alone."""
     target = tmp_path / "shard-00001.safetensors"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         orphan = tmp_path / f"{_temp_prefix(target, dead)}abc123.tmp"
@@ -159,9 +160,14 @@ def test_evaluate_is_all_or_nothing(project_copy, seed, record_property):
 
 
 def dvc(root: Path, *args: str, **kwargs) -> Outcome | subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     cmd = [str(Path(sys.executable).parent / "dvc"), *args]
     if kwargs:
@@ -176,9 +182,11 @@ def test_dvc_repro_after_kills_finishes_cleanly(project_copy, record_property):
     root = project_copy((), overfit=OVERFIT, diffusion=TRAIN)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     assert dvc(root, "init", "-q").returncode == 0
-    triggers = [("overfit", {"trigger_line": SHARD_LINE}),
-                ("train", {"trigger_file": root / "models/diffusion/checkpoints/last.ckpt"}),
-                ("evaluate", {"trigger_line": r"Running stage 'evaluate'"})]
+    triggers = [
+        ("overfit", {"trigger_line": SHARD_LINE}),
+        ("train", {"trigger_file": root / "models/diffusion/checkpoints/last.ckpt"}),
+        ("evaluate", {"trigger_line": r"Running stage 'evaluate'"}),
+    ]
     for seed, (stage, trigger) in enumerate(triggers):
         params = yaml.safe_load((root / "params.yaml").read_text())
         params["overfit"]["seed"] = seed  # every round reruns overfit and what depends on it

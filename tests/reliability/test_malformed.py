@@ -47,8 +47,18 @@ from tests.fields.conftest import make_sample_set, tiny_config
 from tests.reliability.killing import leftover_temporaries
 
 AIRPLANE = get_category("airplane")
-KINDS = {"truncated", "empty", "columns", "non_finite", "unknown_label", "encoding", "out_of_range",
-         "too_few_points", "count_mismatch", "missing_file"}
+KINDS = {
+    "truncated",
+    "empty",
+    "columns",
+    "non_finite",
+    "unknown_label",
+    "encoding",
+    "out_of_range",
+    "too_few_points",
+    "count_mismatch",
+    "missing_file",
+}
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _SCRATCH = Path(tempfile.mkdtemp(prefix="shd-fuzz-"))  # hypothesis reruns the body: no function fixtures
 atexit.register(shutil.rmtree, _SCRATCH, True)
@@ -72,13 +82,18 @@ def _parsed_or_named(parse, path: Path, *more: Path):
     return lp
 
 
-TOKEN = st.one_of(st.floats(-1, 1, allow_nan=False).map(repr), st.integers(0, 3).map(str),
-                  st.sampled_from(["nan", "inf", "-inf", "1e40", "abc", "", "0x1p3", "1,5", "\u00e9", "12"]))
+TOKEN = st.one_of(
+    st.floats(-1, 1, allow_nan=False).map(repr),
+    st.integers(0, 3).map(str),
+    st.sampled_from(["nan", "inf", "-inf", "1e40", "abc", "", "0x1p3", "1,5", "\u00e9", "12"]),
+)
 
 
 @FUZZ
-@given(rows=st.lists(st.lists(TOKEN, min_size=5, max_size=8), min_size=0, max_size=70),
-       tail=st.binary(max_size=12))
+@given(
+    rows=st.lists(st.lists(TOKEN, min_size=5, max_size=8), min_size=0, max_size=70),
+    tail=st.binary(max_size=12),
+)
 def test_v0_normal_parser_fuzzed(rows, tail):
     path = _SCRATCH / "fuzz.txt"
     path.write_bytes("\n".join(" ".join(r) for r in rows).encode() + tail)
@@ -108,9 +123,12 @@ def test_valid_v0_normal_files_round_trip_exactly(n, seed, scale):
 
 
 @FUZZ
-@given(pts=st.lists(st.lists(TOKEN, min_size=2, max_size=4), min_size=0, max_size=70),
-       seg=st.lists(st.sampled_from(["1", "2", "3", "4", "0", "5", "1.5", "-1", "x", "nan", ""]),
-                    min_size=0, max_size=72))
+@given(
+    pts=st.lists(st.lists(TOKEN, min_size=2, max_size=4), min_size=0, max_size=70),
+    seg=st.lists(
+        st.sampled_from(["1", "2", "3", "4", "0", "5", "1.5", "-1", "x", "nan", ""]), min_size=0, max_size=72
+    ),
+)
 def test_v0_parser_fuzzed(pts, seg):
     p, s = _SCRATCH / "fuzz.pts", _SCRATCH / "fuzz.seg"
     p.write_text("\n".join(" ".join(r) for r in pts))
@@ -147,7 +165,7 @@ def test_malformed_v0_point_and_label_files(tmp_path):
     """The .pts side of the v0 layout (the .seg count/label cases live in tests/data) and .seg encoding."""
     pts = _lines(FIX / "v0" / SYN / "points" / f"{V0_ID}.pts")
     seg = _lines(FIX / "v0" / SYN / "points_label" / f"{V0_ID}.seg")
-    swap = lambda rows, i, line: b"".join(rows[:i] + [line] + rows[i + 1:])  # noqa: E731
+    swap = lambda rows, i, line: b"".join(rows[:i] + [line] + rows[i + 1 :])  # noqa: E731
     pts_cases = {
         "truncated": (b"".join(pts[:-1]) + pts[-1][:7], "truncated", f".pts:{len(pts)}:"),
         "empty": (b"\n\n", "empty", ".pts:"),
@@ -163,8 +181,9 @@ def test_malformed_v0_point_and_label_files(tmp_path):
         "seg_fraction": (swap(seg, 7, b"1.5\n"), "unknown_label", ".seg:8:"),
         "seg_negative": (swap(seg, 9, b"-1\n"), "unknown_label", ".seg:10:"),
     }
-    root = _v0_root(tmp_path, {k: v[0] for k, v in pts_cases.items()},
-                    {k: v[0] for k, v in seg_cases.items()})
+    root = _v0_root(
+        tmp_path, {k: v[0] for k, v in pts_cases.items()}, {k: v[0] for k, v in seg_cases.items()}
+    )
     items = {i.shape_id: i for i in iter_shapenetpart(root, "airplane", layout="v0", grid_resolution=24)}
     assert isinstance(items.pop(V0_ID), PreparedShape)  # the good shape still imports
     expected = {**pts_cases, **seg_cases}
@@ -179,8 +198,12 @@ def test_prepare_keeps_the_good_shape_and_lists_every_bad_file(tmp_path):
     """The whole stage on a corpus: one npz for the good file, index.json naming each bad file, no
     temporaries; a second run with the bad files gone leaves no stale output."""
     expected = _v0_normal_corpus(tmp_path / "sn" / SYN)
-    cfg = PrepareConfig(source="shapenetpart", shapenetpart_root=str(tmp_path / "sn"), counts={"airplane": 0},
-                        grid_resolution=24)
+    cfg = PrepareConfig(
+        source="shapenetpart",
+        shapenetpart_root=str(tmp_path / "sn"),
+        counts={"airplane": 0},
+        grid_resolution=24,
+    )
     out = tmp_path / "prepared"
     assert prepare(cfg, out) == {"n_shapes": 1, "n_errors": len(expected)}
     index = json.loads((out / "index.json").read_text())
@@ -202,7 +225,7 @@ def test_self_intersecting_soups_become_one_closed_surface():
     v, f, method = make_watertight(soup.vertices, soup.faces, resolution=64)
     mesh = trimesh.Trimesh(v, f, process=False)
     assert method != "as_is" and mesh.is_watertight and mesh.is_winding_consistent
-    assert mesh.volume == pytest.approx(0.4 * 0.2 * 0.2 * 2 - 0.2 ** 3, rel=0.15)  # the union's volume
+    assert mesh.volume == pytest.approx(0.4 * 0.2 * 0.2 * 2 - 0.2**3, rel=0.15)  # the union's volume
     folded = trimesh.creation.box(extents=(0.3, 0.3, 0.3))
     verts = folded.vertices.copy()
     verts[verts[:, 0] > 0, 0] = -0.25  # the +x face crosses the -x face: self-intersecting, inside-out
@@ -211,8 +234,12 @@ def test_self_intersecting_soups_become_one_closed_surface():
 
 
 def test_bad_mesh_files_are_per_shape_errors_and_a_self_intersecting_mesh_imports(tmp_path):
-    mesh = trimesh.load(FIX / "shapenetcore_mesh" / SYN / V0_ID / "models" / "model_normalized.obj",
-                        force="mesh", process=False, skip_materials=True)
+    mesh = trimesh.load(
+        FIX / "shapenetcore_mesh" / SYN / V0_ID / "models" / "model_normalized.obj",
+        force="mesh",
+        process=False,
+        skip_materials=True,
+    )
     shifted = trimesh.util.concatenate([mesh, mesh.copy().apply_translation((0.004, 0.003, 0.0))])
     cases = {
         "garbage": b"\x00\x01not an obj\xff",
@@ -225,8 +252,9 @@ def test_bad_mesh_files_are_per_shape_errors_and_a_self_intersecting_mesh_import
         meshes = tmp_path / name / SYN / V0_ID / "models"
         meshes.mkdir(parents=True)
         (meshes / "model_normalized.obj").write_bytes(data)
-        [results[name]] = list(iter_shapenetpart(FIX / "v0", "airplane", meshes_root=tmp_path / name,
-                                                 grid_resolution=32))
+        [results[name]] = list(
+            iter_shapenetpart(FIX / "v0", "airplane", meshes_root=tmp_path / name, grid_resolution=32)
+        )
     for name in ("garbage", "empty", "nan_vertex"):
         err = results[name]
         assert isinstance(err, ShapeError) and err.kind in ("mesh", "alignment"), (name, err)
@@ -314,10 +342,13 @@ def test_model_files_damaged_or_of_another_layout(tiny_project, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(tiny_project / "models/diffusion/model", model)
     weights = WeightSet.open(tiny_project / "data/weights")
-    assert sample_generated(model, 2, seed=0, device="cpu", steps=2, layout=weights.layout).shape[1] == \
-        weights.layout.dim
-    other = WeightSet.open(make_weight_set(tmp_path / "other", random_weights(3), ["train"] * 3,
-                                           ["airplane"] * 3))
+    assert (
+        sample_generated(model, 2, seed=0, device="cpu", steps=2, layout=weights.layout).shape[1]
+        == weights.layout.dim
+    )
+    other = WeightSet.open(
+        make_weight_set(tmp_path / "other", random_weights(3), ["train"] * 3, ["airplane"] * 3)
+    )
     with pytest.raises(InputError, match=r"model: trained on another weight layout .* retrain"):
         sample_generated(model, 2, seed=0, device="cpu", steps=2, layout=other.layout)
     config = json.loads((model / "config.json").read_text())

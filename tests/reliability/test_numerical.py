@@ -102,13 +102,23 @@ def test_bad_sampled_weights_are_empty_shapes_in_the_metrics(tiny_project, tmp_p
     flat = weights.load_flat(weights.ids(split="train"))[:3].clone()
     flat[0] = value  # one whole vector bad, one with a single bad scalar, one fine
     flat[1, 5] = value
-    report = evaluate_stage(tiny_project / "data/weights", tiny_project / "data/samples",
-                            EvalPaths.under(tmp_path), EVAL, generated=flat, generator_name="faulty")
+    report = evaluate_stage(
+        tiny_project / "data/weights",
+        tiny_project / "data/samples",
+        EvalPaths.under(tmp_path),
+        EVAL,
+        generated=flat,
+        generator_name="faulty",
+    )
     assert report["n_generated"] == 3 and report["n_empty"] >= 1
     assert report["n_evaluated"] + report["n_empty"] + report.get("clipped_generated", 0) >= 3 - 1
     written = json.loads((tmp_path / "metrics/eval.json").read_text())  # strict JSON: no NaN tokens
     assert written["n_empty"] == report["n_empty"]
-    every = evaluate_stage(tiny_project / "data/weights", tiny_project / "data/samples",
-                           EvalPaths.under(tmp_path / "all"), replace(EVAL, render_count=0),
-                           generated=torch.full_like(flat, value))
+    every = evaluate_stage(
+        tiny_project / "data/weights",
+        tiny_project / "data/samples",
+        EvalPaths.under(tmp_path / "all"),
+        replace(EVAL, render_count=0),
+        generated=torch.full_like(flat, value),
+    )
     assert every["n_empty"] == 3 and every["n_evaluated"] == 0 and every["mmd"] is None

@@ -56,13 +56,23 @@ def test_overfit_keeps_its_results_when_the_server_is_down(project_copy, unreach
     """The stage writes weights and metrics, then logging fails: exit 2 with one line, nothing lost,
     and the rerun (server back) refits nothing."""
     root = project_copy(("data/samples",))
-    env = {**stage_env(), "MLFLOW_TRACKING_URI": unreachable, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-           "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
+    env = {
+        **stage_env(),
+        "MLFLOW_TRACKING_URI": unreachable,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    }
     import subprocess
     import sys
 
-    down = subprocess.run([sys.executable, "pipelines/overfit.py"], cwd=root, env=env, capture_output=True,
-                          text=True, check=False)
+    down = subprocess.run(
+        [sys.executable, "pipelines/overfit.py"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert down.returncode == 2 and "Traceback" not in down.stderr, down.stderr
     assert f"MLflow store {unreachable}: not usable" in down.stderr
     assert (root / "data/weights/manifest.json").exists() and (root / "metrics/overfit.json").exists()

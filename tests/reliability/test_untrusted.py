@@ -147,26 +147,31 @@ def pickle_hazards(path: Path) -> list[str]:
             found.append(f"{where} without weights_only=True")
         if name.endswith("np.load") and _kw(call, "allow_pickle") is not False:
             found.append(f"{where} without allow_pickle=False")
-        if (_kw(call, "ckpt_path") is not None or name.endswith("load_from_checkpoint")) \
-                and _kw(call, "weights_only") is not True:
+        if (_kw(call, "ckpt_path") is not None or name.endswith("load_from_checkpoint")) and _kw(
+            call, "weights_only"
+        ) is not True:
             found.append(f"{where} loads a checkpoint without weights_only=True")
         model = _arg(call, "python_model")  # a file path ("path" or str(path)): logged from code
         from_code = isinstance(model, ast.Constant) or (
-            isinstance(model, ast.Call) and _name(model.func) == "str")
-        if re.search(r"mlflow\.(pytorch|pyfunc|sklearn)\.(load_model|log_model|save_model)", name) \
-                and not (name.endswith(("pyfunc.log_model", "pyfunc.save_model")) and from_code):
+            isinstance(model, ast.Call) and _name(model.func) == "str"
+        )
+        if re.search(r"mlflow\.(pytorch|pyfunc|sklearn)\.(load_model|log_model|save_model)", name) and not (
+            name.endswith(("pyfunc.log_model", "pyfunc.save_model")) and from_code
+        ):
             found.append(f"{where}: a pickling MLflow flavour")
     return found
 
 
 def test_the_scan_finds_each_hazard(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("import pickle\nfrom pickle import loads\nimport torch, numpy as np\ntorch.load('a')\n"
-                   "np.load('b', allow_pickle=True)\ntrainer.fit(m, ckpt_path='c')\n"
-                   "mlflow.pytorch.load_model('d')\npickle.load(fh)\n"
-                   "mlflow.pyfunc.log_model(name='m', python_model=Model())\n"
-                   "torch.load('e', weights_only=True)\nnp.load('f', allow_pickle=False)\n"
-                   "mlflow.pyfunc.log_model(name='m', python_model=str(code))\ne = pickle.UnpicklingError\n")
+    bad.write_text(
+        "import pickle\nfrom pickle import loads\nimport torch, numpy as np\ntorch.load('a')\n"
+        "np.load('b', allow_pickle=True)\ntrainer.fit(m, ckpt_path='c')\n"
+        "mlflow.pytorch.load_model('d')\npickle.load(fh)\n"
+        "mlflow.pyfunc.log_model(name='m', python_model=Model())\n"
+        "torch.load('e', weights_only=True)\nnp.load('f', allow_pickle=False)\n"
+        "mlflow.pyfunc.log_model(name='m', python_model=str(code))\ne = pickle.UnpicklingError\n"
+    )
     assert len(pickle_hazards(bad)) == 7
 
 
@@ -180,8 +185,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def test_servers_bind_loopback_by_default():
     """No 0.0.0.0 anywhere; every --host / host= / server_name= given a literal names the loopback."""
-    texts = {p: p.read_text(encoding="utf-8") for p in CODE + [REPO / "Makefile", REPO / "README.md"]
-             + sorted((REPO / "pipelines").glob("*.yaml")) + [REPO / "dvc.yaml"] if p.exists()}
+    texts = {
+        p: p.read_text(encoding="utf-8")
+        for p in CODE
+        + [REPO / "Makefile", REPO / "README.md"]
+        + sorted((REPO / "pipelines").glob("*.yaml"))
+        + [REPO / "dvc.yaml"]
+        if p.exists()
+    }
     problems = [f"{p.name}: binds 0.0.0.0" for p, t in texts.items() if "0.0.0.0" in t]
     for p, text in texts.items():
         hosts = re.findall(r"--host[= ]+([^\s`'\";]+)", text)

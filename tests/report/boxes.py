@@ -22,13 +22,17 @@ REPORT = Path("reports/eval_report.html")
 
 def write_app_panel(folder: Path, weights: WeightSet) -> Path:
     """reports/apps/hybrid/: a child mesh (PLY), its PNG strip and its CD figures, named in summary.json."""
-    meshes = mesh_weights(weights.load_flat(weights.ids(split="test")[:2]), weights.layout, weights.field,
-                          resolution=24)
+    meshes = mesh_weights(
+        weights.load_flat(weights.ids(split="test")[:2]), weights.layout, weights.field, resolution=24
+    )
     folder.mkdir(parents=True, exist_ok=True)
     export_mesh(meshes[0], folder / "child.ply", PARTS)
     render_strip(meshes, folder / "strip.png", part_names=PARTS, dpi=40)
-    summary = {"command": "hybrid", "files": {"meshes": ["child.ply"], "png": "strip.png"},
-               "cd": {"child_to_parent_a": 0.0123, "child_to_parent_b": 0.0456}}
+    summary = {
+        "command": "hybrid",
+        "files": {"meshes": ["child.ply"], "png": "strip.png"},
+        "cd": {"child_to_parent_a": 0.0123, "child_to_parent_b": 0.0456},
+    }
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder
 
@@ -43,10 +47,17 @@ def build_box_report(root: Path, cfg: ReportConfig = DISPLAY) -> Path:
     project = make_project(root)
     weights = WeightSet.open(project.weights)
     generated = nan_rows(weights.load_flat(weights.ids(split="train")), [1])
-    ecfg = EvaluateConfig(resolution=32, n_points=256, render_count=0, device="cpu",
-                          baseline_weights=str(project.baseline))
-    evaluate_stage(project.weights, project.samples, EvalPaths.under(root), ecfg, generated=generated,
-                   generator_name="sampler")
+    ecfg = EvaluateConfig(
+        resolution=32, n_points=256, render_count=0, device="cpu", baseline_weights=str(project.baseline)
+    )
+    evaluate_stage(
+        project.weights,
+        project.samples,
+        EvalPaths.under(root),
+        ecfg,
+        generated=generated,
+        generator_name="sampler",
+    )
     write_app_panel(root / "reports/apps/hybrid", weights)
     build_report(from_project(root), root / REPORT, cfg)
     return root

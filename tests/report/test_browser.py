@@ -60,12 +60,15 @@ def visit(page: Path, shot: str | None = None) -> dict:
         for i in range(n):
             browser.evaluate(f"{VIEWERS}[{i}].scrollIntoView()")
             browser.wait_for(f"['drawn', 'error'].includes({VIEWERS}[{i}].dataset.state)", 60)
-            box = browser.evaluate(f"(() => {{ const r = {VIEWERS}[{i}].getBoundingClientRect(); "
-                                   "return {x: r.x + scrollX, y: r.y + scrollY, width: r.width, "
-                                   "height: r.height}; })()")
+            box = browser.evaluate(
+                f"(() => {{ const r = {VIEWERS}[{i}].getBoundingClientRect(); "
+                "return {x: r.x + scrollX, y: r.y + scrollY, width: r.width, "
+                "height: r.height}; })()"
+            )
             boxes.append(browser.screenshot(box))
-        cells = browser.evaluate("[...document.querySelectorAll('[data-key]')].map(e => [e.dataset.key, "
-                                 "e.textContent])")
+        cells = browser.evaluate(
+            "[...document.querySelectorAll('[data-key]')].map(e => [e.dataset.key, e.textContent])"
+        )
         turned = drag_first_viewer(browser) if n else None
         if shot:
             browser.evaluate("window.scrollTo(0, 0)")
@@ -78,8 +81,10 @@ def visit(page: Path, shot: str | None = None) -> dict:
 def drag_first_viewer(browser: Browser) -> tuple[bytes, bytes]:
     """The first viewer's pixels before and after a mouse drag across it (the Trackball rotation)."""
     browser.evaluate(f"{VIEWERS}[0].scrollIntoView()")
-    rect = browser.evaluate(f"(() => {{ const r = {VIEWERS}[0].getBoundingClientRect(); "
-                            "return {x: r.x, y: r.y, width: r.width, height: r.height}; })()")
+    rect = browser.evaluate(
+        f"(() => {{ const r = {VIEWERS}[0].getBoundingClientRect(); "
+        "return {x: r.x, y: r.y, width: r.width, height: r.height}; })()"
+    )
     scroll = browser.evaluate("[scrollX, scrollY]")
     page_box = {**rect, "x": rect["x"] + scroll[0], "y": rect["y"] + scroll[1]}
     before = browser.screenshot(page_box)
@@ -87,8 +92,10 @@ def drag_first_viewer(browser: Browser) -> tuple[bytes, bytes]:
     mouse = {"button": "left", "clickCount": 1}
     browser.send("Input.dispatchMouseEvent", {"type": "mousePressed", "x": x, "y": y, **mouse})
     for step in range(1, 9):
-        browser.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x + 8 * step, "y": y + 3 * step,
-                                                  "button": "left", "buttons": 1})
+        browser.send(
+            "Input.dispatchMouseEvent",
+            {"type": "mouseMoved", "x": x + 8 * step, "y": y + 3 * step, "button": "left", "buttons": 1},
+        )
         time.sleep(0.05)
     browser.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": x + 64, "y": y + 24, **mouse})
     time.sleep(0.2)

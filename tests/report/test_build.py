@@ -26,9 +26,13 @@ def test_versions_name_upstream_data_model_and_params(tiny_project, tmp_path):
     root = tmp_path / "p"
     shutil.copytree(tiny_project / "models", root / "models")
     shutil.copy(tiny_project / "params.yaml", root / "params.yaml")
-    lock = {"schema": "2.0", "stages": {
-        "overfit": {"outs": [{"path": "data/weights", "md5": "abc123.dir", "size": 1}]},
-        "evaluate": {"outs": [{"path": "data/eval", "md5": "stale.dir", "size": 1}]}}}
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "overfit": {"outs": [{"path": "data/weights", "md5": "abc123.dir", "size": 1}]},
+            "evaluate": {"outs": [{"path": "data/eval", "md5": "stale.dir", "size": 1}]},
+        },
+    }
     (root / "dvc.lock").write_text(yaml.safe_dump(lock))
     found = versions(root)
     assert found["data (dvc.lock)"] == {"data/weights": "md5 abc123 (stage overfit)"}  # not the stale one

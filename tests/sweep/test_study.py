@@ -71,8 +71,9 @@ def test_generation_objective_breaks_1nna_ties_by_mmd() -> None:
     c = generation_objective({"all": {"1-nna": 0.5 + 1 / 1000, "mmd": 100.0}})
     assert a < b < 0.75 + TIE and c < a
     assert generation_objective({"all": {"1-nna": None, "mmd": None}}) == WORST
-    assert generation_objective({"airplane": {"1-nna": 0.5, "mmd": 0.0},
-                                 "chair": {"1-nna": 1.0, "mmd": 0.0}}) == pytest.approx(0.75)
+    assert generation_objective(
+        {"airplane": {"1-nna": 0.5, "mmd": 0.0}, "chair": {"1-nna": 1.0, "mmd": 0.0}}
+    ) == pytest.approx(0.75)
 
 
 def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_replaced(tmp_path: Path) -> None:

@@ -57,8 +57,13 @@ def test_overfit_sweep_runs_applies_and_continues(sweep_project: Path) -> None:
 
     best = yaml.safe_load((sweep_project / "sweeps/best_overfit.yaml").read_text())
     p = study.best_params
-    assert best == {"overfit": {"field": {"hidden": [p["field.width"]] * p["field.depth"]}, "lr": p["lr"],
-                                "schedule": p["schedule"]}}
+    assert best == {
+        "overfit": {
+            "field": {"hidden": [p["field.width"]] * p["field.depth"]},
+            "lr": p["lr"],
+            "schedule": p["schedule"],
+        }
+    }
 
     before = (sweep_project / "params.yaml").read_text()
     out = _cli("sweep", "apply", "overfit")
@@ -111,8 +116,20 @@ def _wait_running(name: str, timeout: float = 120.0) -> None:
 
 @pytest.mark.slow
 def test_sweep_killed_mid_trial_resumes(sweep_project: Path) -> None:
-    write_params(sweep_project, {"overfit": {"fixed": {"max_steps": 2000, "check_every": 10, "init": "seed",
-                                                       "points_per_step": 128, "splits": ["train"]}}})
+    write_params(
+        sweep_project,
+        {
+            "overfit": {
+                "fixed": {
+                    "max_steps": 2000,
+                    "check_every": 10,
+                    "init": "seed",
+                    "points_per_step": 128,
+                    "splits": ["train"],
+                }
+            }
+        },
+    )
     proc = sweep_process(sweep_project, "overfit")
     _wait_running("overfit")
     time.sleep(2.5)  # a heartbeat is on record, the trial is mid-fit
@@ -142,5 +159,6 @@ def test_two_processes_share_one_study(sweep_project: Path) -> None:
     parents, runs = _runs("overfit")
     assert len(parents) == 1
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parents[0].info.run_id}
-    assert sorted(int(r.data.tags["shd.sweep.trial"]) for r in runs) == [t.number for t in trials
-                                                                        if t.user_attrs.get("mlflow_run_id")]
+    assert sorted(int(r.data.tags["shd.sweep.trial"]) for r in runs) == [
+        t.number for t in trials if t.user_attrs.get("mlflow_run_id")
+    ]

@@ -13,13 +13,18 @@ from shd.sweep.space import merge
 from shd.sweep.yaml_edit import update_text
 from tests.tiny_project import REPO
 
-UPDATE = {"overfit": {"field": {"hidden": [64, 64], "n_freqs": 6}, "lr": 0.00345, "schedule": "cosine"},
-          "diffusion": {"net": {"width": 96, "depth": 3, "heads": 4}, "schedule": {"prediction": "eps"},
-                        "train": {"lr": 0.0003, "normalization": "none"}}}
+UPDATE = {
+    "overfit": {"field": {"hidden": [64, 64], "n_freqs": 6}, "lr": 0.00345, "schedule": "cosine"},
+    "diffusion": {
+        "net": {"width": 96, "depth": 3, "heads": 4},
+        "schedule": {"prediction": "eps"},
+        "train": {"lr": 0.0003, "normalization": "none"},
+    },
+}
 
 
 def _comments(text: str) -> list[str]:
-    return [line[line.index("#"):] for line in text.splitlines() if "#" in line]
+    return [line[line.index("#") :] for line in text.splitlines() if "#" in line]
 
 
 def test_repository_params_update_keeps_every_comment() -> None:

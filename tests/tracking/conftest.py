@@ -52,15 +52,34 @@ def export_tiny_model(folder: Path, seed: int = 0) -> Path:
     layout = make_layout(TINY_FIELD, PARTS)
     net = Denoiser(NetConfig(depth=1, width=16, heads=2), TokenLayout(layout))
     normalizer = Normalizer(octahedron_weights(), torch.full((layout.dim,), 1e-4), "scalar")
-    return export_model(folder, net, ScheduleConfig(timesteps=20), normalizer, TINY_FIELD, ["airplane"],
-                        f"data-{seed}")
+    return export_model(
+        folder, net, ScheduleConfig(timesteps=20), normalizer, TINY_FIELD, ["airplane"], f"data-{seed}"
+    )
 
 
-def eval_report(nna: float | None, mmd: float | None = 0.5, cov: float | None = 0.5,
-                resolution: int = 64) -> dict:
+def eval_report(
+    nna: float | None, mmd: float | None = 0.5, cov: float | None = 0.5, resolution: int = 64
+) -> dict:
     """The fields of metrics/eval.json that registration reads."""
-    return {"generator": "diffusion", "category": "airplane", "normalization": "unit_std", "nna": nna,
-            "mmd": mmd, "cov": cov, "n_generated": 5, "n_evaluated": 5, "n_empty": 0, "n_reference": 4,
-            "yardsticks": {"train_as_generator": {"nna": 0.6, "mmd": 0.3, "cov": 0.7}},
-            "protocol": {"resolution": resolution, "level": 1.386, "n_points": 2048, "generate_factor": 1.1,
-                         "seed": 0, "reference_split": "test", "reference_points": 2048}}
+    return {
+        "generator": "diffusion",
+        "category": "airplane",
+        "normalization": "unit_std",
+        "nna": nna,
+        "mmd": mmd,
+        "cov": cov,
+        "n_generated": 5,
+        "n_evaluated": 5,
+        "n_empty": 0,
+        "n_reference": 4,
+        "yardsticks": {"train_as_generator": {"nna": 0.6, "mmd": 0.3, "cov": 0.7}},
+        "protocol": {
+            "resolution": resolution,
+            "level": 1.386,
+            "n_points": 2048,
+            "generate_factor": 1.1,
+            "seed": 0,
+            "reference_split": "test",
+            "reference_points": 2048,
+        },
+    }

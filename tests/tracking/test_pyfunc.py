@@ -23,8 +23,14 @@ NAME = "shd-pyfunc-test"
 @pytest.fixture(scope="module")
 def registered(store, tmp_path_factory):
     folder = export_tiny_model(tmp_path_factory.mktemp("model") / "model", 11)
-    card = build_card(folder, eval_report(0.5), ["airplane_t"], {"airplane": PARTS},
-                      {"evaluate": {"resolution": 16}}, {"dvc": {}, "git_commit": None})
+    card = build_card(
+        folder,
+        eval_report(0.5),
+        ["airplane_t"],
+        {"airplane": PARTS},
+        {"evaluate": {"resolution": 16}},
+        {"dvc": {}, "git_commit": None},
+    )
     record = register(folder, card, NAME)
     mlflow.set_tracking_uri(tracking_uri())
     mlflow.set_registry_uri(tracking_uri())
@@ -38,7 +44,10 @@ def test_logged_model_holds_no_pickle_and_loads_by_alias(registered):
     assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"  # models from code
     assert "python_model" not in flavor and not list(Path(local).rglob("*.pkl"))  # nothing pickled
     assert {p.name for p in (Path(local) / "artifacts" / "model").iterdir()} == {
-        "model.safetensors", "normalization.safetensors", "config.json"}
+        "model.safetensors",
+        "normalization.safetensors",
+        "config.json",
+    }
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     out = model.predict({"n": 2, "seed": 3, "steps": 4})
     expected = load_model(folder, "cpu").sample(2, steps=4, seed=3)
@@ -68,13 +77,16 @@ def test_references_resolve_to_the_same_model(registered):
     assert torch.equal(via_run, load_sampler(str(folder), "cpu").sample(1, steps=2, seed=5))
 
 
-@pytest.mark.parametrize(("ref", "says"), [
-    (f"models:/{NAME}@nobody", "has no alias 'nobody'"),
-    ("models:/shd-unknown@champion", "no registered model 'shd-unknown'"),
-    (f"models:/{NAME}/99", "not found"),
-    ("models:/x/latest", "expected models:/<name>@<alias>"),
-    ("/no/such/folder", "no such model"),
-])
+@pytest.mark.parametrize(
+    ("ref", "says"),
+    [
+        (f"models:/{NAME}@nobody", "has no alias 'nobody'"),
+        ("models:/shd-unknown@champion", "no registered model 'shd-unknown'"),
+        (f"models:/{NAME}/99", "not found"),
+        ("models:/x/latest", "expected models:/<name>@<alias>"),
+        ("/no/such/folder", "no such model"),
+    ],
+)
 def test_bad_references_are_input_errors(registered, ref, says):
     with pytest.raises(InputError, match=says):
         load_sampler(ref, "cpu")

@@ -26,8 +26,14 @@ SPLIT_A = ["airplane_a1", "airplane_a2"]
 
 
 def card(folder, report, test_ids=SPLIT_A):
-    return build_card(folder, report, test_ids, {"airplane": PARTS}, {"evaluate": {"resolution": 16}},
-                      {"dvc": {"data/weights": "abc.dir"}, "git_commit": None})
+    return build_card(
+        folder,
+        report,
+        test_ids,
+        {"airplane": PARTS},
+        {"evaluate": {"resolution": 16}},
+        {"dvc": {"data/weights": "abc.dir"}, "git_commit": None},
+    )
 
 
 def candidate(nna, mmd=0.5, cov=0.5, split="s", version="1"):
@@ -98,8 +104,9 @@ def test_rerun_reuses_the_version_and_mismatched_split_follows_policy(store, tmp
     worse_elsewhere = card(folder, eval_report(0.9), test_ids=["airplane_b1"])
     kept = register(folder, worse_elsewhere, name, on_split_mismatch="keep")
     assert kept["decision"] == "kept" and "another test split" in kept["reason"]
-    moved = register(export_tiny_model(tmp_path / "n", 6), card(tmp_path / "n", eval_report(0.9),
-                                                                ["airplane_b1"]), name)
+    moved = register(
+        export_tiny_model(tmp_path / "n", 6), card(tmp_path / "n", eval_report(0.9), ["airplane_b1"]), name
+    )
     assert moved["decision"] == "promoted" and champion_of(name).version == moved["version"]
 
 
@@ -147,17 +154,28 @@ def test_concurrent_registrations_leave_the_alias_on_the_best(tmp_path):
     script = tmp_path / "register_one.py"
     script.write_text(REGISTER_ONE)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(PYTHONPATH=f"{REPO / 'src'}{os.pathsep}{REPO}", OMP_NUM_THREADS="1",
-               SHD_MODEL_CACHE=str(tmp_path / "cache"), MLFLOW_DISABLE_TELEMETRY="true")
+    env.update(
+        PYTHONPATH=f"{REPO / 'src'}{os.pathsep}{REPO}",
+        OMP_NUM_THREADS="1",
+        SHD_MODEL_CACHE=str(tmp_path / "cache"),
+        MLFLOW_DISABLE_TELEMETRY="true",
+    )
     store_dir = tmp_path / "mlruns"
     store_dir.mkdir()
     client_uri = f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
     # create the store once: MLflow's first connections to a fresh SQLite file race on its tables
     MlflowClient(client_uri).search_experiments()
     scores = (0.9, 0.6, 0.8, 0.7)
-    procs = [subprocess.Popen([sys.executable, str(script), str(store_dir), str(tmp_path / f"m{i}"), str(i),
-                               str(nna)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i, nna in enumerate(scores)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(store_dir), str(tmp_path / f"m{i}"), str(i), str(nna)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, nna in enumerate(scores)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     versions = [out.strip().splitlines()[-1] for out, _ in outs]

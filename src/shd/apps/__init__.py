@@ -19,6 +19,15 @@ from shd.apps.interpolate import interpolate_part, run_interpolate
 from shd.apps.parents import Parent, part_indices, part_names, resolve_parents
 
 __all__ = [
-    "AppsConfig", "Parent", "complete_parts", "interpolate_part", "make_hybrid", "part_indices", "part_names",
-    "resolve_parents", "run_complete", "run_hybrid", "run_interpolate",
+    "AppsConfig",
+    "Parent",
+    "complete_parts",
+    "interpolate_part",
+    "make_hybrid",
+    "part_indices",
+    "part_names",
+    "resolve_parents",
+    "run_complete",
+    "run_hybrid",
+    "run_interpolate",
 ]

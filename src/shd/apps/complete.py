@@ -24,17 +24,28 @@ from shd.errors import InputError
 from shd.fields.weight_set import WeightSet
 
 
-def complete_parts(sampler: WeightSampler, parents: torch.Tensor, keep: Sequence[int], category: str, *,
-                   n: int = 1, steps: int = 50, resample: int = 3, seed: int = 0, guidance: float = 1.0,
-                   harmonize: float = 0.0) -> torch.Tensor:
+def complete_parts(
+    sampler: WeightSampler,
+    parents: torch.Tensor,
+    keep: Sequence[int],
+    category: str,
+    *,
+    n: int = 1,
+    steps: int = 50,
+    resample: int = 3,
+    seed: int = 0,
+    guidance: float = 1.0,
+    harmonize: float = 0.0,
+) -> torch.Tensor:
     """(P*n, D): `n` completions of each parent row (P, D), keeping experts `keep`, the rest inpainted.
 
     Row p*n + i is completion i of parent p. Without harmonization the kept experts equal the parent's
     bit for bit.
     """
     if parents.ndim != 2 or parents.shape[1] != sampler.layout.dim:
-        raise InputError("parents", f"expected (P, {sampler.layout.dim}) weight vectors, got "
-                                    f"{tuple(parents.shape)}")
+        raise InputError(
+            "parents", f"expected (P, {sampler.layout.dim}) weight vectors, got {tuple(parents.shape)}"
+        )
     if not keep:
         raise InputError("--keep", "name at least one part to keep (nothing kept is plain sampling)")
     if len(set(keep)) >= sampler.layout.n_experts:
@@ -43,49 +54,85 @@ def complete_parts(sampler: WeightSampler, parents: torch.Tensor, keep: Sequence
         raise InputError("-n", f"must be >= 1, got {n}")
     mask = expert_mask(sampler, keep)
     rows = parents.repeat_interleave(n, 0)
-    filled = sampler.inpaint(rows, mask, steps=steps, category=category, seed=seed, guidance=guidance,
-                             resample=resample)
+    filled = sampler.inpaint(
+        rows, mask, steps=steps, category=category, seed=seed, guidance=guidance, resample=resample
+    )
     out = torch.where(mask, rows, filled)
     if harmonize > 0:
-        out = harmonize_weights(sampler, out, harmonize, steps=steps, category=category, seed=seed + 1,
-                                guidance=guidance)
+        out = harmonize_weights(
+            sampler, out, harmonize, steps=steps, category=category, seed=seed + 1, guidance=guidance
+        )
     return out
 
 
-def run_complete(sampler: WeightSampler, out: str | Path, *, source: str, keep: str | Sequence[str],
-                 weights: WeightSet | None = None, n: int = 1, resample: int | None = None,
-                 harmonize: float = 0.0, category: str | None = None,
-                 cfg: AppsConfig = DEFAULTS) -> dict[str, Any]:
+def run_complete(
+    sampler: WeightSampler,
+    out: str | Path,
+    *,
+    source: str,
+    keep: str | Sequence[str],
+    weights: WeightSet | None = None,
+    n: int = 1,
+    resample: int | None = None,
+    harmonize: float = 0.0,
+    category: str | None = None,
+    cfg: AppsConfig = DEFAULTS,
+) -> dict[str, Any]:
     """`shd complete`: complete one parent `n` times; write meshes, weights, a strip (parent |
     completions) and `summary.json` (kept / generated parts, CD of the kept parts to the parent's)."""
     from shd.eval.render import render_strip
 
     resample = cfg.resample if resample is None else resample
-    (parent,) = resolve_parents([source], sampler, weights, category=category, steps=cfg.steps,
-                                guidance=cfg.guidance)
+    (parent,) = resolve_parents(
+        [source], sampler, weights, category=category, steps=cfg.steps, guidance=cfg.guidance
+    )
     parts = part_names(parent.category, weights)
     kept = part_indices(keep, parts, parent.category, "--keep")
-    flat = complete_parts(sampler, parent.flat.unsqueeze(0), kept, parent.category, n=n, steps=cfg.steps,
-                          resample=resample, seed=cfg.seed, guidance=cfg.guidance, harmonize=harmonize)
+    flat = complete_parts(
+        sampler,
+        parent.flat.unsqueeze(0),
+        kept,
+        parent.category,
+        n=n,
+        steps=cfg.steps,
+        resample=resample,
+        seed=cfg.seed,
+        guidance=cfg.guidance,
+        harmonize=harmonize,
+    )
     mask = expert_mask(sampler, kept)
     identical = bool(torch.equal(flat[:, mask], parent.flat.unsqueeze(0).expand(n, -1)[:, mask]))
     meshes = mesh_all(torch.cat([parent.flat.unsqueeze(0), flat]), sampler.layout, sampler.field, cfg)
     folder = OutputFolder(out, cfg, parts)
     files = folder.meshes(meshes, ["parent"] + [f"completion_{i:02d}" for i in range(n)])
-    weights_file = folder.weights({"parent": parent.flat, "completions": flat},
-                                  {"keep": [parts[k] for k in kept], "resample": resample})
+    weights_file = folder.weights(
+        {"parent": parent.flat, "completions": flat}, {"keep": [parts[k] for k in kept], "resample": resample}
+    )
     kept_names = [parts[k] for k in kept]
-    render_strip(meshes, folder.root / "strip.png", part_names=parts,
-                 captions=[f"parent {parent.source}"] + [f"completion #{i}" for i in range(n)],
-                 title=f"complete {parent.category}: keep {', '.join(kept_names)}")
+    render_strip(
+        meshes,
+        folder.root / "strip.png",
+        part_names=parts,
+        captions=[f"parent {parent.source}"] + [f"completion #{i}" for i in range(n)],
+        title=f"complete {parent.category}: keep {', '.join(kept_names)}",
+    )
     kept_cd = [{p: part_cd(m, meshes[0], parts, cfg)["chamfer"][p] for p in kept_names} for m in meshes[1:]]
-    return folder.summary({
-        "command": "complete", "category": parent.category, "parents": {"source": parent.describe()},
-        "kept": kept_names, "generated": [p for p in parts if p not in kept_names], "n": n,
-        "steps": cfg.steps, "resample": resample, "harmonize": harmonize, "seed": cfg.seed,
-        "kept_bit_identical": identical, "meshes": files, "png": "strip.png", "weights": weights_file,
-        "kept_part_cd_to_parent": kept_cd,
-    })
-
-
-
+    return folder.summary(
+        {
+            "command": "complete",
+            "category": parent.category,
+            "parents": {"source": parent.describe()},
+            "kept": kept_names,
+            "generated": [p for p in parts if p not in kept_names],
+            "n": n,
+            "steps": cfg.steps,
+            "resample": resample,
+            "harmonize": harmonize,
+            "seed": cfg.seed,
+            "kept_bit_identical": identical,
+            "meshes": files,
+            "png": "strip.png",
+            "weights": weights_file,
+            "kept_part_cd_to_parent": kept_cd,
+        }
+    )

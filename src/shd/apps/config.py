@@ -42,8 +42,11 @@ class AppsConfig:
             (self.n_points >= 1, "n_points", "must be >= 1"),
             (self.mesh_format in FORMATS, "mesh_format", f"one of {FORMATS}"),
             (self.gif_ms >= 1, "gif_ms", "must be >= 1"),
-            (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
-             "auto, cpu, cuda or cuda:<index>"),
+            (
+                self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
+                "device",
+                "auto, cpu, cuda or cuda:<index>",
+            ),
             (self.quality_pairs >= 1, "quality_pairs", "must be >= 1"),
         ]
         for ok, key, problem in checks:

@@ -17,8 +17,14 @@ from shd.eval.evaluate import stage_category
 from shd.fields.weight_set import WeightSet
 
 
-def write_examples(sampler: WeightSampler, weights: WeightSet, root: str | Path, *,
-                   cfg: AppsConfig = DEFAULTS, category: str | None = None) -> dict[str, dict[str, Any]]:
+def write_examples(
+    sampler: WeightSampler,
+    weights: WeightSet,
+    root: str | Path,
+    *,
+    cfg: AppsConfig = DEFAULTS,
+    category: str | None = None,
+) -> dict[str, dict[str, Any]]:
     """Hybrid (first two train shapes: last part from A, the others from B, 2 harmonized variants when
     `cfg.harmonize` > 0),
     interpolation of the second part (train shapes 1 and 3), completion of the first test shape
@@ -31,11 +37,21 @@ def write_examples(sampler: WeightSampler, weights: WeightSet, root: str | Path,
         raise InputError(weights.root, f"needs at least 3 good train-split {category} fits for the examples")
     parts = part_names(category, weights)
     return {
-        "hybrid": run_hybrid(sampler, root / "hybrid", parts_a=parts[-1:], parts_b=parts[:-1],
-                             parent_a=train[0], parent_b=train[1], weights=weights,
-                             n=2 if cfg.harmonize > 0 else 1, cfg=cfg),
-        "interpolate": run_interpolate(sampler, root / "interpolate", a=train[0], b=train[2], part=parts[1],
-                                       weights=weights, cfg=cfg),
-        "complete": run_complete(sampler, root / "complete", source=test[0], keep=cfg.quality_keep,
-                                 weights=weights, n=4, cfg=cfg),
+        "hybrid": run_hybrid(
+            sampler,
+            root / "hybrid",
+            parts_a=parts[-1:],
+            parts_b=parts[:-1],
+            parent_a=train[0],
+            parent_b=train[1],
+            weights=weights,
+            n=2 if cfg.harmonize > 0 else 1,
+            cfg=cfg,
+        ),
+        "interpolate": run_interpolate(
+            sampler, root / "interpolate", a=train[0], b=train[2], part=parts[1], weights=weights, cfg=cfg
+        ),
+        "complete": run_complete(
+            sampler, root / "complete", source=test[0], keep=cfg.quality_keep, weights=weights, n=4, cfg=cfg
+        ),
     }

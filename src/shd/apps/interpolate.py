@@ -33,8 +33,14 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float, eps: float = 1e-7) -> torc
     return (torch.sin((1 - t) * theta) / s * a64 + torch.sin(t * theta) / s * b64).to(a.dtype)
 
 
-def interpolate_part(sampler: WeightSampler, a: torch.Tensor, b: torch.Tensor, expert: int,
-                     frames: int = 8, method: str = "linear") -> torch.Tensor:
+def interpolate_part(
+    sampler: WeightSampler,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    expert: int,
+    frames: int = 8,
+    method: str = "linear",
+) -> torch.Tensor:
     """(frames, D): parent A's weights with expert `expert` blended from A's (t = 0) to B's (t = 1)."""
     if method not in INTERPOLATIONS:
         raise InputError(f"method '{method}'", f"expected one of {', '.join(INTERPOLATIONS)}")
@@ -55,22 +61,33 @@ def interpolate_part(sampler: WeightSampler, a: torch.Tensor, b: torch.Tensor, e
     return out
 
 
-def run_interpolate(sampler: WeightSampler, out: str | Path, *, a: str, b: str, part: str,
-                    weights: WeightSet | None = None, frames: int | None = None,
-                    methods: tuple[str, ...] = INTERPOLATIONS, category: str | None = None,
-                    cfg: AppsConfig = DEFAULTS) -> dict[str, Any]:
+def run_interpolate(
+    sampler: WeightSampler,
+    out: str | Path,
+    *,
+    a: str,
+    b: str,
+    part: str,
+    weights: WeightSet | None = None,
+    frames: int | None = None,
+    methods: tuple[str, ...] = INTERPOLATIONS,
+    category: str | None = None,
+    cfg: AppsConfig = DEFAULTS,
+) -> dict[str, Any]:
     """`shd interpolate`: per method, mesh every frame, write the meshes, a PNG strip and a GIF, and the
     CD between consecutive frames with the jump (largest step CD / mean step CD) in `summary.json`."""
     from shd.eval.render import render_gif, render_strip
 
     frames = cfg.interp_steps if frames is None else frames
-    pa, pb = resolve_parents([a, b], sampler, weights, category=category, steps=cfg.steps,
-                             guidance=cfg.guidance)
+    pa, pb = resolve_parents(
+        [a, b], sampler, weights, category=category, steps=cfg.steps, guidance=cfg.guidance
+    )
     parts = part_names(pa.category, weights)
     chosen = part_indices(part, parts, pa.category, "--part")
     if len(chosen) != 1:
-        raise InputError("--part", f"name exactly one part of {pa.category} ({', '.join(parts)}), "
-                                   f"got {part!r}")
+        raise InputError(
+            "--part", f"name exactly one part of {pa.category} ({', '.join(parts)}), got {part!r}"
+        )
     expert = chosen[0]
     folder = OutputFolder(out, cfg, parts)
     ts = [k / (frames - 1) for k in range(frames)]
@@ -83,15 +100,28 @@ def run_interpolate(sampler: WeightSampler, out: str | Path, *, a: str, b: str, 
         captions = [f"t={t:.2f}" for t in ts]
         title = f"{parts[expert]} {method}: {pa.source} -> {pb.source}"
         render_strip(meshes, folder.root / f"{method}.png", captions=captions, part_names=parts, title=title)
-        render_gif(meshes, folder.root / f"{method}.gif", captions=captions, part_names=parts,
-                   frame_ms=cfg.gif_ms)
+        render_gif(
+            meshes, folder.root / f"{method}.gif", captions=captions, part_names=parts, frame_ms=cfg.gif_ms
+        )
         cds = step_cds(meshes, cfg)
-        results[method] = {"meshes": files, "png": f"{method}.png", "gif": f"{method}.gif",
-                           "step_cd": cds, "jump": jump_ratio(cds)}
+        results[method] = {
+            "meshes": files,
+            "png": f"{method}.png",
+            "gif": f"{method}.gif",
+            "step_cd": cds,
+            "jump": jump_ratio(cds),
+        }
     weights_file = folder.weights(tensors, {"part": parts[expert], "t": ts})
-    return folder.summary({
-        "command": "interpolate", "category": pa.category,
-        "parents": {"a": pa.describe(), "b": pb.describe()},
-        "part": parts[expert], "fixed_parts": [p for p in parts if p != parts[expert]], "frames": frames,
-        "t": ts, "methods": results, "weights": weights_file,
-    })
+    return folder.summary(
+        {
+            "command": "interpolate",
+            "category": pa.category,
+            "parents": {"a": pa.describe(), "b": pb.describe()},
+            "part": parts[expert],
+            "fixed_parts": [p for p in parts if p != parts[expert]],
+            "frames": frames,
+            "t": ts,
+            "methods": results,
+            "weights": weights_file,
+        }
+    )

@@ -33,8 +33,9 @@ SUMMARY = "summary.json"
 
 def mesh_all(flat: torch.Tensor, layout: Layout, field: FieldConfig, cfg: AppsConfig) -> list[MeshResult]:
     """One part-labelled mesh per row of `flat` (N, D) at the configured resolution and level."""
-    return mesh_weights(flat, layout, field, resolution=cfg.resolution, level=cfg.level,
-                        device=resolve_device(cfg.device))
+    return mesh_weights(
+        flat, layout, field, resolution=cfg.resolution, level=cfg.level, device=resolve_device(cfg.device)
+    )
 
 
 def _cloud(mesh: MeshResult, cfg: AppsConfig) -> tuple[np.ndarray, np.ndarray] | None:
@@ -98,7 +99,14 @@ class OutputFolder:
         return "weights.safetensors"
 
     def summary(self, summary: dict[str, Any]) -> dict[str, Any]:
-        doc = json_ready({**summary, "parts": self.parts, "resolution": self.cfg.resolution,
-                          "mesh_format": self.cfg.mesh_format, "cd": "chamfer_l2_squared, common frame"})
+        doc = json_ready(
+            {
+                **summary,
+                "parts": self.parts,
+                "resolution": self.cfg.resolution,
+                "mesh_format": self.cfg.mesh_format,
+                "cd": "chamfer_l2_squared, common frame",
+            }
+        )
         write_json(self.root / SUMMARY, doc)
         return doc

@@ -19,8 +19,10 @@ from shd.errors import InputError
 from shd.fields.weight_set import WeightSet
 
 SAMPLE_PREFIX = "sample:"
-SOURCE_HELP = ("a shape id of the weight set (e.g. proc-airplane-00003) or sample:<seed> "
-               "(one shape sampled from the model, e.g. sample:7)")
+SOURCE_HELP = (
+    "a shape id of the weight set (e.g. proc-airplane-00003) or sample:<seed> "
+    "(one shape sampled from the model, e.g. sample:7)"
+)
 
 
 @dataclass
@@ -34,8 +36,12 @@ class Parent:
     seed: int | None = None
 
     def describe(self) -> dict:
-        return {"source": self.source, "category": self.category, "shape_id": self.shape_id,
-                "seed": self.seed}
+        return {
+            "source": self.source,
+            "category": self.category,
+            "shape_id": self.shape_id,
+            "seed": self.seed,
+        }
 
 
 def parse_source(source: str) -> tuple[str, str | int]:
@@ -44,12 +50,13 @@ def parse_source(source: str) -> tuple[str, str | int]:
     if not source:
         raise InputError("parent ''", f"empty; expected {SOURCE_HELP}")
     if source.startswith(SAMPLE_PREFIX):
-        seed = source[len(SAMPLE_PREFIX):]
+        seed = source[len(SAMPLE_PREFIX) :]
         try:
             return "sample", int(seed)
         except ValueError:
-            raise InputError(f"parent '{source}'",
-                             f"the seed must be an integer; expected {SOURCE_HELP}") from None
+            raise InputError(
+                f"parent '{source}'", f"the seed must be an integer; expected {SOURCE_HELP}"
+            ) from None
     return "shape", source
 
 
@@ -59,8 +66,9 @@ def _shape_category(source: str, weights: WeightSet | None) -> str:
     return weights.record(source)["category"]
 
 
-def common_category(sources: Sequence[str], weights: WeightSet | None, sampler: WeightSampler,
-                    category: str | None = None) -> str:
+def common_category(
+    sources: Sequence[str], weights: WeightSet | None, sampler: WeightSampler, category: str | None = None
+) -> str:
     """The one category of the parents: shape ids bring theirs, `category` (if given) must agree;
     with only sampled parents it is `category` or the model's first. Mixed categories are refused."""
     seen: dict[str, str] = {}
@@ -73,8 +81,11 @@ def common_category(sources: Sequence[str], weights: WeightSet | None, sampler: 
     cats = sorted(set(seen.values()))
     if len(cats) > 1:
         listed = ", ".join(f"{k} is {v}" for k, v in seen.items())
-        raise InputError("parents", f"mix categories ({listed}); parts of different categories are "
-                                    "different experts, so parents must share one category")
+        raise InputError(
+            "parents",
+            f"mix categories ({listed}); parts of different categories are "
+            "different experts, so parents must share one category",
+        )
     if cats:
         return cats[0]
     if not sampler.categories:
@@ -82,13 +93,23 @@ def common_category(sources: Sequence[str], weights: WeightSet | None, sampler: 
     return sampler.categories[0]
 
 
-def resolve_parents(sources: Sequence[str], sampler: WeightSampler, weights: WeightSet | None = None, *,
-                    category: str | None = None, steps: int = 50, guidance: float = 1.0) -> list[Parent]:
+def resolve_parents(
+    sources: Sequence[str],
+    sampler: WeightSampler,
+    weights: WeightSet | None = None,
+    *,
+    category: str | None = None,
+    steps: int = 50,
+    guidance: float = 1.0,
+) -> list[Parent]:
     """Each source as a Parent of the parents' common category (sampled ones with `steps` DDIM steps)."""
     cat = common_category(sources, weights, sampler, category)
     if weights is not None and weights.layout.dim != sampler.layout.dim:
-        raise InputError(weights.root, f"its fields have {weights.layout.dim} weights, the model's "
-                                       f"{sampler.layout.dim}: not the weight set the model was trained on")
+        raise InputError(
+            weights.root,
+            f"its fields have {weights.layout.dim} weights, the model's "
+            f"{sampler.layout.dim}: not the weight set the model was trained on",
+        )
     parents = []
     for src in sources:
         kind, value = parse_source(src)
@@ -120,14 +141,16 @@ def split_names(names: str | Sequence[str] | None) -> list[str]:
     return [n.strip() for n in items if n.strip()]
 
 
-def part_indices(names: str | Sequence[str] | None, parts: Sequence[str], category: str,
-                 where: str = "parts") -> list[int]:
+def part_indices(
+    names: str | Sequence[str] | None, parts: Sequence[str], category: str, where: str = "parts"
+) -> list[int]:
     """Expert indices of the named parts; an unknown name is an InputError listing the valid ones."""
     out = []
     for name in split_names(names):
         if name not in parts:
-            raise InputError(f"{where}: part '{name}'",
-                             f"not a part of {category}; valid parts: {', '.join(parts)}")
+            raise InputError(
+                f"{where}: part '{name}'", f"not a part of {category}; valid parts: {', '.join(parts)}"
+            )
         if parts.index(name) not in out:
             out.append(parts.index(name))
     return out

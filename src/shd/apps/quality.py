@@ -59,8 +59,9 @@ def train_pairs(weights: WeightSet, category: str, n: int) -> list[tuple[str, st
     return [(ids[2 * k], ids[2 * k + 1]) for k in range(min(n, len(ids) // 2))]
 
 
-def hybrid_figures(sampler: WeightSampler, weights: WeightSet, category: str, cfg: AppsConfig,
-                   strengths: Sequence[float]) -> dict[str, Any]:
+def hybrid_figures(
+    sampler: WeightSampler, weights: WeightSet, category: str, cfg: AppsConfig, strengths: Sequence[float]
+) -> dict[str, Any]:
     """Per part p: hybrids 'p from B, rest from A' over the pairs, CD of each part to its source."""
     parts = part_names(category, weights)
     pairs = train_pairs(weights, category, cfg.quality_pairs)
@@ -77,7 +78,8 @@ def hybrid_figures(sampler: WeightSampler, weights: WeightSet, category: str, cf
     variants = {"stitched": stitched}
     for s in strengths:
         variants[f"harmonized_{s:g}"] = harmonize_weights(
-            sampler, stitched, s, steps=cfg.steps, category=category, seed=cfg.seed, guidance=cfg.guidance)
+            sampler, stitched, s, steps=cfg.steps, category=category, seed=cfg.seed, guidance=cfg.guidance
+        )
     out: dict[str, Any] = {"pairs": [list(p) for p in pairs], "strengths": list(strengths), "variants": {}}
     for name, rows in variants.items():
         meshes = mesh_all(rows, sampler.layout, sampler.field, cfg)
@@ -102,8 +104,9 @@ def hybrid_figures(sampler: WeightSampler, weights: WeightSet, category: str, cf
     return out
 
 
-def completion_figures(sampler: WeightSampler, weights: WeightSet, samples: SampleSet, category: str,
-                       cfg: AppsConfig) -> dict[str, Any]:
+def completion_figures(
+    sampler: WeightSampler, weights: WeightSet, samples: SampleSet, category: str, cfg: AppsConfig
+) -> dict[str, Any]:
     """Completions of train shapes (kept: `quality_keep`) scored against the test split like `evaluate`."""
     parts = part_names(category, weights)
     keep = part_indices(cfg.quality_keep, parts, category, "apps.quality_keep")
@@ -115,28 +118,50 @@ def completion_figures(sampler: WeightSampler, weights: WeightSet, samples: Samp
     n = n_to_generate(len(reference))
     parents_ids = [ids[k % len(ids)] for k in range(n)]
     parents = weights.load_flat(parents_ids)
-    completed = complete_parts(sampler, parents, keep, category, steps=cfg.steps, resample=cfg.resample,
-                               seed=cfg.seed, guidance=cfg.guidance)
+    completed = complete_parts(
+        sampler,
+        parents,
+        keep,
+        category,
+        steps=cfg.steps,
+        resample=cfg.resample,
+        seed=cfg.seed,
+        guidance=cfg.guidance,
+    )
     mask = expert_mask(sampler, keep)
     sampled = sampler.sample(n, steps=cfg.steps, category=category, seed=cfg.seed, guidance=cfg.guidance)
-    ecfg = EvaluateConfig(resolution=cfg.resolution, level=cfg.level, n_points=min(cfg.n_points,
-                          reference.points.shape[1]), device=cfg.device, seed=cfg.seed)
+    ecfg = EvaluateConfig(
+        resolution=cfg.resolution,
+        level=cfg.level,
+        n_points=min(cfg.n_points, reference.points.shape[1]),
+        device=cfg.device,
+        seed=cfg.seed,
+    )
     rows = {}
     for name, flat in (("completion", completed), ("plain_samples", sampled), ("parents", parents)):
-        metrics = evaluate_weight_vectors(flat, sampler.layout, sampler.field, reference, train, cfg=ecfg,
-                                          part_names=parts)["metrics"]
+        metrics = evaluate_weight_vectors(
+            flat, sampler.layout, sampler.field, reference, train, cfg=ecfg, part_names=parts
+        )["metrics"]
         keys = ("n_generated", "n_evaluated", "n_empty", "mmd", "cov", "nna", "mesh_status")
         rows[name] = {k: metrics.get(k) for k in keys}
         novelty = metrics.get("novelty") or {}
         rows[name]["novelty_median_nearest_train"] = novelty.get("median_nearest_train")
-    return {"kept": [parts[k] for k in keep], "generated": [p for p in parts if parts.index(p) not in keep],
-            "parents": parents_ids, "resample": cfg.resample, "steps": cfg.steps,
-            "kept_bit_identical": bool(torch.equal(completed[:, mask], parents[:, mask])),
-            "n_reference": len(reference), "normalization": ecfg.normalization, **rows}
+    return {
+        "kept": [parts[k] for k in keep],
+        "generated": [p for p in parts if parts.index(p) not in keep],
+        "parents": parents_ids,
+        "resample": cfg.resample,
+        "steps": cfg.steps,
+        "kept_bit_identical": bool(torch.equal(completed[:, mask], parents[:, mask])),
+        "n_reference": len(reference),
+        "normalization": ecfg.normalization,
+        **rows,
+    }
 
 
-def interpolation_figures(sampler: WeightSampler, weights: WeightSet, category: str,
-                          cfg: AppsConfig) -> dict[str, Any]:
+def interpolation_figures(
+    sampler: WeightSampler, weights: WeightSet, category: str, cfg: AppsConfig
+) -> dict[str, Any]:
     """Jump (largest step CD / mean step CD) per method and part over the train pairs."""
     parts = part_names(category, weights)
     pairs = train_pairs(weights, category, cfg.quality_pairs)
@@ -144,36 +169,59 @@ def interpolation_figures(sampler: WeightSampler, weights: WeightSet, category: 
     for a, b in pairs:
         fa, fb = weights.load_flat([a, b])
         for method in INTERPOLATIONS:
-            frames = torch.cat([interpolate_part(sampler, fa, fb, e, cfg.interp_steps, method)
-                                for e in range(len(parts))])
+            frames = torch.cat(
+                [interpolate_part(sampler, fa, fb, e, cfg.interp_steps, method) for e in range(len(parts))]
+            )
             meshes = mesh_all(frames, sampler.layout, sampler.field, cfg)
             for e, part in enumerate(parts):
-                chunk = meshes[e * cfg.interp_steps:(e + 1) * cfg.interp_steps]
+                chunk = meshes[e * cfg.interp_steps : (e + 1) * cfg.interp_steps]
                 jumps[method][part].append(jump_ratio(step_cds(chunk, cfg)))
     out: dict[str, Any] = {"pairs": [list(p) for p in pairs], "frames": cfg.interp_steps}
     for method, per_part in jumps.items():
         every = [j for v in per_part.values() for j in v]
         finite = [j for j in every if math.isfinite(j)]
-        out[method] = {"mean_jump": _mean(every), "max_jump": max(finite) if finite else math.nan,
-                       "n_failed": len(every) - len(finite), "n": len(every),
-                       "mean_jump_by_part": {p: _mean(v) for p, v in per_part.items()}}
+        out[method] = {
+            "mean_jump": _mean(every),
+            "max_jump": max(finite) if finite else math.nan,
+            "n_failed": len(every) - len(finite),
+            "n": len(every),
+            "mean_jump_by_part": {p: _mean(v) for p, v in per_part.items()},
+        }
     return out
 
 
-def quality_figures(sampler: WeightSampler, weights: WeightSet, samples: SampleSet, *,
-                    cfg: AppsConfig = DEFAULTS, category: str | None = None,
-                    strengths: Sequence[float] | None = None) -> dict[str, Any]:
+def quality_figures(
+    sampler: WeightSampler,
+    weights: WeightSet,
+    samples: SampleSet,
+    *,
+    cfg: AppsConfig = DEFAULTS,
+    category: str | None = None,
+    strengths: Sequence[float] | None = None,
+) -> dict[str, Any]:
     """All three figures (JSON-ready), with their settings and the seconds each took."""
     category = stage_category(weights, category)
     strengths = [cfg.harmonize] if strengths is None else list(strengths)
     seconds: dict[str, float] = {}
-    report: dict[str, Any] = {"category": category, "settings": {
-        "resolution": cfg.resolution, "level": cfg.level, "n_points": cfg.n_points, "steps": cfg.steps,
-        "resample": cfg.resample, "interp_steps": cfg.interp_steps, "pairs": cfg.quality_pairs,
-        "seed": cfg.seed, "cd": "chamfer_l2_squared, common frame (hybrid, interpolation)"}}
-    for key, fn in (("hybrid", lambda: hybrid_figures(sampler, weights, category, cfg, strengths)),
-                    ("completion", lambda: completion_figures(sampler, weights, samples, category, cfg)),
-                    ("interpolation", lambda: interpolation_figures(sampler, weights, category, cfg))):
+    report: dict[str, Any] = {
+        "category": category,
+        "settings": {
+            "resolution": cfg.resolution,
+            "level": cfg.level,
+            "n_points": cfg.n_points,
+            "steps": cfg.steps,
+            "resample": cfg.resample,
+            "interp_steps": cfg.interp_steps,
+            "pairs": cfg.quality_pairs,
+            "seed": cfg.seed,
+            "cd": "chamfer_l2_squared, common frame (hybrid, interpolation)",
+        },
+    }
+    for key, fn in (
+        ("hybrid", lambda: hybrid_figures(sampler, weights, category, cfg, strengths)),
+        ("completion", lambda: completion_figures(sampler, weights, samples, category, cfg)),
+        ("interpolation", lambda: interpolation_figures(sampler, weights, category, cfg)),
+    ):
         start = time.perf_counter()
         report[key] = fn()
         seconds[key] = time.perf_counter() - start

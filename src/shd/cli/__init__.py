@@ -13,8 +13,11 @@ from shd.cli.data import data_app
 from shd.cli.report import report
 from shd.cli.sweep import sweep_app
 
-app = typer.Typer(help="SemanticHyperDiffusion: part-aware diffusion in the weight space of occupancy MLPs.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="SemanticHyperDiffusion: part-aware diffusion in the weight space of occupancy MLPs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(data_app, name="data")
 models.register(app)
 app.add_typer(sweep_app, name="sweep")

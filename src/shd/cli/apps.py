@@ -15,23 +15,41 @@ import typer
 
 from shd.cli.common import clear_errors
 
-PARENT_HELP = ("Parent: a shape id of the weight set (e.g. proc-airplane-00003) or sample:<seed> "
-               "(a shape sampled from the model with that seed, e.g. sample:7).")
-Model = Annotated[str, typer.Option("--model", help="Exported model folder (the train stage's "
-                                                    "models/diffusion/model) or registry URI.")]
+PARENT_HELP = (
+    "Parent: a shape id of the weight set (e.g. proc-airplane-00003) or sample:<seed> "
+    "(a shape sampled from the model with that seed, e.g. sample:7)."
+)
+Model = Annotated[
+    str,
+    typer.Option(
+        "--model", help="Exported model folder (the train stage's models/diffusion/model) or registry URI."
+    ),
+]
 Weights = Annotated[Path, typer.Option("--weights", help="Weight set for shape-id parents.")]
-Params = Annotated[Path, typer.Option("--params", help="params.yaml whose `apps` section gives the "
-                                                       "defaults (built-in defaults when absent).")]
+Params = Annotated[
+    Path,
+    typer.Option(
+        "--params",
+        help="params.yaml whose `apps` section gives the defaults (built-in defaults when absent).",
+    ),
+]
 Device = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (params.yaml apps.device).")]
-Steps = Annotated[int | None, typer.Option("--ddim-steps",
-                                           help="DDIM steps of a full chain (params.yaml apps.steps).")]
-Seed = Annotated[int | None, typer.Option("--seed",
-                                          help="Seed of sampling / harmonizing (params.yaml apps.seed).")]
-Resolution = Annotated[int | None, typer.Option("--resolution",
-                                                help="Mesh grid (params.yaml apps.resolution).")]
-Category = Annotated[str | None, typer.Option("--category", help="Category of sampled parents "
-                                                                 "(default: the shape-id parent's, or "
-                                                                 "the model's first).")]
+Steps = Annotated[
+    int | None, typer.Option("--ddim-steps", help="DDIM steps of a full chain (params.yaml apps.steps).")
+]
+Seed = Annotated[
+    int | None, typer.Option("--seed", help="Seed of sampling / harmonizing (params.yaml apps.seed).")
+]
+Resolution = Annotated[
+    int | None, typer.Option("--resolution", help="Mesh grid (params.yaml apps.resolution).")
+]
+Category = Annotated[
+    str | None,
+    typer.Option(
+        "--category",
+        help="Category of sampled parents (default: the shape-id parent's, or the model's first).",
+    ),
+]
 
 
 def _config(params: Path, **overrides: Any):
@@ -72,16 +90,25 @@ def _cd(x: float | None) -> str:
 
 @clear_errors
 def hybrid(
-    parts_a: Annotated[str | None, typer.Option("--parts-a", help="Parts taken from parent A, comma-"
-                                                                  "separated (unnamed parts: A).")] = None,
-    parts_b: Annotated[str | None, typer.Option("--parts-b", help="Parts taken from parent B, "
-                                                                  "comma-separated.")] = None,
+    parts_a: Annotated[
+        str | None,
+        typer.Option("--parts-a", help="Parts taken from parent A, comma-separated (unnamed parts: A)."),
+    ] = None,
+    parts_b: Annotated[
+        str | None, typer.Option("--parts-b", help="Parts taken from parent B, comma-separated.")
+    ] = None,
     parent_a: Annotated[str, typer.Option("--parent-a", help=PARENT_HELP)] = "sample:0",
     parent_b: Annotated[str, typer.Option("--parent-b", help=PARENT_HELP)] = "sample:1",
-    harmonize: Annotated[float | None, typer.Option("--harmonize", help="SDEdit strength s: noise the "
-                                                                        "stitched weights to t = s*T and "
-                                                                        "denoise; 0 = stitched as is "
-                                                                        "[apps.harmonize].")] = None,
+    harmonize: Annotated[
+        float | None,
+        typer.Option(
+            "--harmonize",
+            help="SDEdit strength s: noise the "
+            "stitched weights to t = s*T and "
+            "denoise; 0 = stitched as is "
+            "[apps.harmonize].",
+        ),
+    ] = None,
     n: Annotated[int, typer.Option("-n", help="Harmonized variants (seeds seed..seed+n-1).")] = 1,
     model: Model = "models/diffusion/model",
     weights: Weights = Path("data/weights"),
@@ -108,14 +135,28 @@ def hybrid(
 
     cfg = _config(params, steps=steps, seed=seed, resolution=resolution, device=device)
     sampler, weight_set = _open(model, weights, cfg, [parent_a, parent_b])
-    summary = run_hybrid(sampler, out, parts_a=parts_a, parts_b=parts_b, parent_a=parent_a, parent_b=parent_b,
-                         weights=weight_set, n=n, harmonize=harmonize, category=category, cfg=cfg)
+    summary = run_hybrid(
+        sampler,
+        out,
+        parts_a=parts_a,
+        parts_b=parts_b,
+        parent_a=parent_a,
+        parent_b=parent_b,
+        weights=weight_set,
+        n=n,
+        harmonize=harmonize,
+        category=category,
+        cfg=cfg,
+    )
     fid = summary["part_cd_to_source"]
-    typer.echo("part CD to its source (stitched): " + ", ".join(
-        f"{p} [{summary['sources'][p].upper()}] {_cd(c)}" for p, c in fid["stitched"].items()))
+    typer.echo(
+        "part CD to its source (stitched): "
+        + ", ".join(f"{p} [{summary['sources'][p].upper()}] {_cd(c)}" for p, c in fid["stitched"].items())
+    )
     for i, row in enumerate(fid["harmonized"]):
-        typer.echo(f"part CD to its source (harmonized #{i}): "
-                   + ", ".join(f"{p} {_cd(c)}" for p, c in row.items()))
+        typer.echo(
+            f"part CD to its source (harmonized #{i}): " + ", ".join(f"{p} {_cd(c)}" for p, c in row.items())
+        )
     _done(summary, out)
 
 
@@ -123,10 +164,12 @@ def hybrid(
 def interpolate(
     a: Annotated[str, typer.Option("--a", help="Start parent. " + PARENT_HELP)],
     b: Annotated[str, typer.Option("--b", help="End parent. " + PARENT_HELP)],
-    part: Annotated[str, typer.Option("--part", help="The part whose expert is blended (others fixed "
-                                                     "to parent A's).")],
-    frames: Annotated[int | None, typer.Option("--steps", help="Frames, both parents included "
-                                                               "[apps.interp_steps].")] = None,
+    part: Annotated[
+        str, typer.Option("--part", help="The part whose expert is blended (others fixed to parent A's).")
+    ],
+    frames: Annotated[
+        int | None, typer.Option("--steps", help="Frames, both parents included [apps.interp_steps].")
+    ] = None,
     model: Model = "models/diffusion/model",
     weights: Weights = Path("data/weights"),
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports/apps/interpolate"),
@@ -150,26 +193,35 @@ def interpolate(
 
     cfg = _config(params, steps=ddim_steps, resolution=resolution, device=device)
     sampler, weight_set = _open(model, weights, cfg, [a, b])
-    summary = run_interpolate(sampler, out, a=a, b=b, part=part, weights=weight_set, frames=frames,
-                              category=category, cfg=cfg)
+    summary = run_interpolate(
+        sampler, out, a=a, b=b, part=part, weights=weight_set, frames=frames, category=category, cfg=cfg
+    )
     for method, r in summary["methods"].items():
         done = [c for c in r["step_cd"] if c is not None]  # None: a frame without a mesh
-        typer.echo(f"{method}: step CD max {_cd(max(done, default=None))} over {len(done)}/"
-                   f"{len(r['step_cd'])} steps, jump {_cd(r['jump'])}")
+        typer.echo(
+            f"{method}: step CD max {_cd(max(done, default=None))} over {len(done)}/"
+            f"{len(r['step_cd'])} steps, jump {_cd(r['jump'])}"
+        )
     _done(summary, out)
 
 
 @clear_errors
 def complete(
     source: Annotated[str, typer.Option("--from", help="The shape to complete. " + PARENT_HELP)],
-    keep: Annotated[str, typer.Option("--keep", help="Parts kept (comma-separated); the others are "
-                                                     "generated.")],
+    keep: Annotated[
+        str, typer.Option("--keep", help="Parts kept (comma-separated); the others are generated.")
+    ],
     n: Annotated[int, typer.Option("-n", help="Completions (one batch, seeded by --seed).")] = 1,
-    resample: Annotated[int | None, typer.Option("--resample", help="RePaint resampling: each "
-                                                                    "denoising step taken R times "
-                                                                    "[apps.resample].")] = None,
-    harmonize: Annotated[float, typer.Option("--harmonize", help="Optional SDEdit pass afterwards "
-                                                                 "(then kept parts change too).")] = 0.0,
+    resample: Annotated[
+        int | None,
+        typer.Option(
+            "--resample", help="RePaint resampling: each denoising step taken R times [apps.resample]."
+        ),
+    ] = None,
+    harmonize: Annotated[
+        float,
+        typer.Option("--harmonize", help="Optional SDEdit pass afterwards (then kept parts change too)."),
+    ] = 0.0,
     model: Model = "models/diffusion/model",
     weights: Weights = Path("data/weights"),
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports/apps/complete"),
@@ -194,10 +246,22 @@ def complete(
 
     cfg = _config(params, steps=steps, seed=seed, resolution=resolution, device=device)
     sampler, weight_set = _open(model, weights, cfg, [source])
-    summary = run_complete(sampler, out, source=source, keep=keep, weights=weight_set, n=n, resample=resample,
-                           harmonize=harmonize, category=category, cfg=cfg)
-    typer.echo(f"kept {', '.join(summary['kept'])} (bit-identical: {summary['kept_bit_identical']}), "
-               f"generated {', '.join(summary['generated'])}")
+    summary = run_complete(
+        sampler,
+        out,
+        source=source,
+        keep=keep,
+        weights=weight_set,
+        n=n,
+        resample=resample,
+        harmonize=harmonize,
+        category=category,
+        cfg=cfg,
+    )
+    typer.echo(
+        f"kept {', '.join(summary['kept'])} (bit-identical: {summary['kept_bit_identical']}), "
+        f"generated {', '.join(summary['generated'])}"
+    )
     _done(summary, out)
 
 

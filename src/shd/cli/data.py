@@ -10,8 +10,9 @@ import typer
 from shd.cli.common import clear_errors
 from shd.errors import InputError
 
-data_app = typer.Typer(help="Data commands: import ShapeNetPart, generate the embedded dataset.",
-                       no_args_is_help=True)
+data_app = typer.Typer(
+    help="Data commands: import ShapeNetPart, generate the embedded dataset.", no_args_is_help=True
+)
 
 
 @data_app.command("import-shapenetpart")
@@ -33,12 +34,19 @@ def import_shapenetpart(
 
     if not root.exists():
         raise InputError(root, "does not exist; expected a ShapeNetPart folder (v0 or v0_normal layout)")
-    cfg = PrepareConfig(source="shapenetpart", counts={category: limit}, shapenetpart_root=str(root),
-                        meshes_root=str(meshes) if meshes else None, grid_resolution=grid_resolution)
+    cfg = PrepareConfig(
+        source="shapenetpart",
+        counts={category: limit},
+        shapenetpart_root=str(root),
+        meshes_root=str(meshes) if meshes else None,
+        grid_resolution=grid_resolution,
+    )
     with progress_bar("import", total=None) as advance:
         summary = prepare(cfg, out, progress=advance)
-    typer.echo(f"imported {summary['n_shapes']} shapes into {out} ({summary['n_errors']} per-shape errors, "
-               f"listed in {out / 'index.json'})")
+    typer.echo(
+        f"imported {summary['n_shapes']} shapes into {out} ({summary['n_errors']} per-shape errors, "
+        f"listed in {out / 'index.json'})"
+    )
 
 
 @data_app.command("generate")
@@ -75,7 +83,12 @@ def show(
     from shd.data.shape_stats import shape_stats
 
     s = PreparedShape.load(shape)
-    info = {"shape_id": s.shape_id, "category": s.category, "split": s.split, "source": s.source,
-            **shape_stats(s), "meta": s.meta}
+    info = {
+        "shape_id": s.shape_id,
+        "category": s.category,
+        "split": s.split,
+        "source": s.source,
+        **shape_stats(s),
+        "meta": s.meta,
+    }
     typer.echo(json.dumps(info, indent=2, default=str))
-

@@ -18,8 +18,10 @@ from shd.errors import InputError
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 
-MODEL_HELP = ("Model: models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/<path>, a run id, "
-              "an exported model folder or a training checkpoint (.ckpt).")
+MODEL_HELP = (
+    "Model: models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/<path>, a run id, "
+    "an exported model folder or a training checkpoint (.ckpt)."
+)
 MAX_ROUNDS = 4  # sampling rounds that redraw empty meshes before giving up
 
 
@@ -82,8 +84,15 @@ def sample(
         discarded = 0
         for round_ in range(MAX_ROUNDS if redraw_empty else 1):
             want = n - len(kept)
-            request = SampleRequest(n=want, seed=seed + round_, steps=steps, category=category,
-                                    guidance=guidance, meshes=True, resolution=resolution)
+            request = SampleRequest(
+                n=want,
+                seed=seed + round_,
+                steps=steps,
+                category=category,
+                guidance=guidance,
+                meshes=True,
+                resolution=resolution,
+            )
             weights, meshes = generate(sampler, request)
             for row, mesh in zip(weights, meshes, strict=True):
                 if mesh.ok or not redraw_empty:
@@ -95,18 +104,27 @@ def sample(
                 break
         usable = [(row, mesh) for row, mesh in kept if mesh.ok]
         if not usable:
-            raise InputError(model, f"no usable shape in {discarded + len(kept)} samples (every field was "
-                                    "empty); try another --seed or more --steps")
+            raise InputError(
+                model,
+                f"no usable shape in {discarded + len(kept)} samples (every field was "
+                "empty); try another --seed or more --steps",
+            )
         names = _part_names(sampler.layout)
-        written = [export_mesh(mesh, out / f"sample_{i:03d}.{fmt}", names)
-                   for i, (_, mesh) in enumerate(usable)]
+        written = [
+            export_mesh(mesh, out / f"sample_{i:03d}.{fmt}", names) for i, (_, mesh) in enumerate(usable)
+        ]
         stacked = torch.stack([row for row, _ in usable]).contiguous()
         write_with(out / "weights.safetensors", lambda tmp: save_file({"weights": stacked}, str(tmp)))
         if render:
             from shd.eval.render import render_grid
 
-            render_grid([mesh for _, mesh in usable], out / "samples.png", part_names=names,
-                        captions=[p.name for p in written], title=f"{model} (seed {seed}, {steps} steps)")
+            render_grid(
+                [mesh for _, mesh in usable],
+                out / "samples.png",
+                part_names=names,
+                captions=[p.name for p in written],
+                title=f"{model} (seed {seed}, {steps} steps)",
+            )
             advance(1)
     extra = f"; {discarded} empty samples redrawn" if discarded else ""
     short = f"; only {len(written)} of {n} had a surface" if len(written) < n else ""
@@ -118,11 +136,13 @@ def sample(
 def evaluate(
     model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)] = "models:/shd-airplane@champion",
     out: Annotated[Path, typer.Option(help="Metrics JSON to write (CSV and PNG beside it).")] = Path(
-        "metrics/eval_cli.json"),
+        "metrics/eval_cli.json"
+    ),
     weights: Annotated[Path, typer.Option(help="Weight set (layout, test split).")] = Path("data/weights"),
     samples: Annotated[Path, typer.Option(help="Sample set (test surface clouds).")] = Path("data/samples"),
     params: Annotated[Path, typer.Option(help="params.yaml; its `evaluate` section is the protocol.")] = Path(
-        "params.yaml"),
+        "params.yaml"
+    ),
     track: Annotated[bool, typer.Option(help="Also log the evaluation as an MLflow run.")] = False,
     device: Annotated[str, Device] = "auto",
 ) -> None:
@@ -164,8 +184,9 @@ def promote(
     name: Annotated[str, typer.Argument(help="Registered model name, e.g. shd-airplane.")],
     version: Annotated[str, typer.Argument(help="Version number to promote.")],
     force: Annotated[bool, typer.Option(help="Move the alias even past a better score (never NaN).")] = False,
-    on_split_mismatch: Annotated[str, typer.Option(help="Champion scored on another test split: "
-                                                        "promote or keep.")] = "promote",
+    on_split_mismatch: Annotated[
+        str, typer.Option(help="Champion scored on another test split: promote or keep.")
+    ] = "promote",
 ) -> None:
     """Give a registered version the `champion` alias if it scores better (1-NNA, MMD, then COV).
 

@@ -16,16 +16,36 @@ DEFAULT_OUT = Path("reports/eval_report.html")
 
 @clear_errors
 def report(
-    run: Annotated[str, typer.Argument(help="A project folder (its metrics/eval.json and data/eval/), or the "
-                                            "run id of an MLflow evaluate run (experiment shd-evaluate).")],
-    project: Annotated[Path, typer.Option(help="Project whose weight set, MLflow store (mlruns/), dvc.lock "
-                                               "and params.yaml a run id is read with.")] = Path("."),
-    out: Annotated[Path | None, typer.Option(help="HTML file to write (default: <project>/reports/"
-                                                  "eval_report.html, or eval_report-<run id>.html).")] = None,
-    apps: Annotated[Path | None, typer.Option(help="Folder of application outputs (*/summary.json); "
-                                                   "default: params.yaml report.apps.")] = None,
-    log: Annotated[bool, typer.Option(help="Also log the page as an artifact of the MLflow run "
-                                           "(run ids only).")] = False,
+    run: Annotated[
+        str,
+        typer.Argument(
+            help="A project folder (its metrics/eval.json and data/eval/), or the "
+            "run id of an MLflow evaluate run (experiment shd-evaluate)."
+        ),
+    ],
+    project: Annotated[
+        Path,
+        typer.Option(
+            help="Project whose weight set, MLflow store (mlruns/), dvc.lock "
+            "and params.yaml a run id is read with."
+        ),
+    ] = Path("."),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="HTML file to write (default: <project>/reports/"
+            "eval_report.html, or eval_report-<run id>.html)."
+        ),
+    ] = None,
+    apps: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of application outputs (*/summary.json); default: params.yaml report.apps."
+        ),
+    ] = None,
+    log: Annotated[
+        bool, typer.Option(help="Also log the page as an artifact of the MLflow run (run ids only).")
+    ] = False,
 ) -> None:
     """Write one self-contained HTML page (no network needed to open it): metrics with yardsticks,
     versions, rotatable part-coloured shapes beside their nearest training shapes, the worst-covered
@@ -40,8 +60,11 @@ def report(
     folder = Path(run)
     root = folder if folder.is_dir() else project
     params = root / "params.yaml"
-    cfg = section_config(load_params(params), "report", ReportConfig, str(params)) if params.exists() \
+    cfg = (
+        section_config(load_params(params), "report", ReportConfig, str(params))
+        if params.exists()
         else ReportConfig()
+    )
     with tempfile.TemporaryDirectory(prefix="shd-report-") as tmp:
         if folder.is_dir():
             outputs = from_project(folder)
@@ -58,5 +81,7 @@ def report(
         import mlflow
 
         mlflow.MlflowClient().log_artifact(outputs.run_id, str(target))
-    typer.echo(f"wrote {target} ({summary.bytes / 1e6:.1f} MB, {summary.n_viewers} viewers, "
-               f"{summary.n_meshes} meshes){' and logged it to run ' + outputs.run_id if log else ''}")
+    typer.echo(
+        f"wrote {target} ({summary.bytes / 1e6:.1f} MB, {summary.n_viewers} viewers, "
+        f"{summary.n_meshes} meshes){' and logged it to run ' + outputs.run_id if log else ''}"
+    )

@@ -8,8 +8,9 @@ HALF_EXTENT = 0.475  # 0.5 * 0.95: shapes fill 95% of the [-0.5, 0.5]^3 sampling
 CENTER_MODES = ("vertex_mean", "bbox")
 
 
-def normalization(vertices: np.ndarray, center: str = "vertex_mean",
-                  half_extent: float = HALF_EXTENT) -> tuple[np.ndarray, float]:
+def normalization(
+    vertices: np.ndarray, center: str = "vertex_mean", half_extent: float = HALF_EXTENT
+) -> tuple[np.ndarray, float]:
     """Return (centre, scale) so that `(v - centre) * scale` fits in [-half_extent, half_extent]^3.
 
     `vertex_mean` is the reference method's centring; `bbox` centres the bounding box, which does

@@ -37,8 +37,9 @@ def inside(vertices: np.ndarray, faces: np.ndarray, queries: np.ndarray) -> np.n
     return winding_number(vertices, faces, queries) > 0.5
 
 
-def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_surface(
+    vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Area-weighted surface samples and the face each came from (seeded by `rng`)."""
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     seed = int(rng.integers(0, 2**31 - 1))
@@ -51,8 +52,9 @@ def _part_surface_tree(part: PartMesh, rng: np.random.Generator, density: int = 
     return cKDTree(points)
 
 
-def label_inside_by_parts(parts: list[PartMesh | None], queries: np.ndarray,
-                          rng: np.random.Generator) -> np.ndarray:
+def label_inside_by_parts(
+    parts: list[PartMesh | None], queries: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Part index of each (inside) query: the part volume that holds it.
 
     A point held by several overlapping parts, or by none (winding-number round-off at a seam), goes
@@ -75,15 +77,17 @@ def label_inside_by_parts(parts: list[PartMesh | None], queries: np.ndarray,
     return labels
 
 
-def label_by_nearest_point(label_points: np.ndarray, label_values: np.ndarray,
-                           queries: np.ndarray) -> np.ndarray:
+def label_by_nearest_point(
+    label_points: np.ndarray, label_values: np.ndarray, queries: np.ndarray
+) -> np.ndarray:
     """Reference labelling for real scans: the label of the nearest annotated point."""
     _, idx = cKDTree(label_points).query(queries)
     return np.asarray(label_values, dtype=np.int64)[idx]
 
 
-def occupancy_and_labels(shape: PreparedShape, queries: np.ndarray,
-                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def occupancy_and_labels(
+    shape: PreparedShape, queries: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Occupancy (bool) of the whole shape and a part label per point (-1 outside)."""
     occ = inside(shape.vertices, shape.faces, queries)
     labels = np.full(len(queries), OUTSIDE, dtype=np.int64)

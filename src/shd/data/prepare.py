@@ -36,8 +36,10 @@ class PrepareConfig:
         if self.source not in SOURCES:
             raise InputError("params.yaml:prepare.source", f"got {self.source!r}, expected one of {SOURCES}")
         if set(self.split_ratios) != set(SPLITS):
-            raise InputError("params.yaml:prepare.split_ratios",
-                             f"keys {sorted(self.split_ratios)}, expected exactly {list(SPLITS)}")
+            raise InputError(
+                "params.yaml:prepare.split_ratios",
+                f"keys {sorted(self.split_ratios)}, expected exactly {list(SPLITS)}",
+            )
         if abs(sum(self.split_ratios.values()) - 1.0) > 1e-6 or min(self.split_ratios.values()) < 0:
             raise InputError("params.yaml:prepare.split_ratios", "must be >= 0 and sum to 1")
         for name, n in self.counts.items():
@@ -47,11 +49,15 @@ class PrepareConfig:
         if self.source == "procedural":
             bad = [c for c, n in self.counts.items() if n and c not in PROCEDURAL_CATEGORIES]
             if bad:
-                raise InputError("params.yaml:prepare.counts",
-                                 f"the procedural source makes only {PROCEDURAL_CATEGORIES}, not {bad}")
+                raise InputError(
+                    "params.yaml:prepare.counts",
+                    f"the procedural source makes only {PROCEDURAL_CATEGORIES}, not {bad}",
+                )
         elif not self.shapenetpart_root:
-            raise InputError("params.yaml:prepare.shapenetpart_root",
-                             "required when source is 'shapenetpart' (path to the ShapeNetPart folder)")
+            raise InputError(
+                "params.yaml:prepare.shapenetpart_root",
+                "required when source is 'shapenetpart' (path to the ShapeNetPart folder)",
+            )
 
 
 def _iter_source(cfg: PrepareConfig) -> Iterator[tuple[str, Any]]:
@@ -67,17 +73,25 @@ def _iter_source(cfg: PrepareConfig) -> Iterator[tuple[str, Any]]:
 
     for category, limit in cfg.counts.items():
         produced = 0
-        for item in iter_shapenetpart(cfg.shapenetpart_root, category, meshes_root=cfg.meshes_root,
-                                      layout=cfg.layout, split_ratios=cfg.split_ratios, seed=cfg.seed,
-                                      grid_resolution=cfg.grid_resolution, center=cfg.center):
+        for item in iter_shapenetpart(
+            cfg.shapenetpart_root,
+            category,
+            meshes_root=cfg.meshes_root,
+            layout=cfg.layout,
+            split_ratios=cfg.split_ratios,
+            seed=cfg.seed,
+            grid_resolution=cfg.grid_resolution,
+            center=cfg.center,
+        ):
             if limit and produced >= limit:  # 0 means "all shapes of the category"
                 break
             produced += 1
             yield category, item
 
 
-def prepare(cfg: PrepareConfig, out_dir: str | Path,
-            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def prepare(
+    cfg: PrepareConfig, out_dir: str | Path, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """Write every shape of the source to `out_dir/shapes/` and an `index.json`; return a summary."""
     out_dir = Path(out_dir)
     shapes_dir = out_dir / "shapes"
@@ -87,11 +101,24 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path,
     for category, item in _iter_source(cfg):
         if isinstance(item, PreparedShape):
             item.save(shapes_dir / f"{item.shape_id}.npz")
-            shapes.append({"shape_id": item.shape_id, "category": item.category, "split": item.split,
-                           "source": item.source, "file": f"shapes/{item.shape_id}.npz"})
+            shapes.append(
+                {
+                    "shape_id": item.shape_id,
+                    "category": item.category,
+                    "split": item.split,
+                    "source": item.source,
+                    "file": f"shapes/{item.shape_id}.npz",
+                }
+            )
         else:
-            errors.append({"shape_id": item.shape_id, "category": category, "path": str(item.path),
-                           "reason": item.reason})
+            errors.append(
+                {
+                    "shape_id": item.shape_id,
+                    "category": category,
+                    "path": str(item.path),
+                    "reason": item.reason,
+                }
+            )
         if progress:
             progress(1)
     keep = {Path(s["file"]).name for s in shapes}
@@ -99,6 +126,8 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path,
         if stale.name not in keep:
             stale.unlink()
     categories = {c: list(get_category(c).parts) for c in sorted({s["category"] for s in shapes})}
-    write_json(out_dir / "index.json", {"config": asdict(cfg), "categories": categories,
-                                        "shapes": shapes, "errors": errors})
+    write_json(
+        out_dir / "index.json",
+        {"config": asdict(cfg), "categories": categories, "shapes": shapes, "errors": errors},
+    )
     return {"n_shapes": len(shapes), "n_errors": len(errors)}

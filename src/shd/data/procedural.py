@@ -81,8 +81,9 @@ def _hull(points: np.ndarray) -> m.Manifold:
     return m.Manifold.hull_points(np.ascontiguousarray(points, dtype=np.float64))
 
 
-def _ring(center: np.ndarray, radius: float, u: np.ndarray, v: np.ndarray, sides: int,
-          phase: float = 0.0) -> np.ndarray:
+def _ring(
+    center: np.ndarray, radius: float, u: np.ndarray, v: np.ndarray, sides: int, phase: float = 0.0
+) -> np.ndarray:
     ang = phase + np.linspace(0.0, 2.0 * np.pi, sides, endpoint=False)
     return center + radius * (np.cos(ang)[:, None] * u + np.sin(ang)[:, None] * v)
 
@@ -95,8 +96,14 @@ def _perpendicular_basis(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return u, np.cross(d, u)
 
 
-def _strut(p0: Sequence[float], p1: Sequence[float], r0: float, r1: float | None = None,
-           sides: int = _SMALL_SEGMENTS, horizontal_ends: bool = False) -> m.Manifold:
+def _strut(
+    p0: Sequence[float],
+    p1: Sequence[float],
+    r0: float,
+    r1: float | None = None,
+    sides: int = _SMALL_SEGMENTS,
+    horizontal_ends: bool = False,
+) -> m.Manifold:
     """Convex rod between two points: hull of two regular polygons.
 
     `horizontal_ends` puts the end polygons in the xz plane (legs standing flat on the floor);
@@ -255,8 +262,14 @@ def _sample_wing(s: _Sampler) -> dict[str, Any]:
     mount = s.pick(("low", "mid", "high"))
     dihedral = s.u(-3, 2) if mount == "high" else s.u(-1, 7)
     return {
-        "wing_type": wing_type, "wing_sweep_deg": sweep, "wing_taper": taper, "wing_semispan": semispan,
-        "wing_root_chord": chord, "wing_thickness": thickness, "wing_le_x": le_x, "wing_mount": mount,
+        "wing_type": wing_type,
+        "wing_sweep_deg": sweep,
+        "wing_taper": taper,
+        "wing_semispan": semispan,
+        "wing_root_chord": chord,
+        "wing_thickness": thickness,
+        "wing_le_x": le_x,
+        "wing_mount": mount,
         "wing_dihedral_deg": dihedral,
     }
 
@@ -277,7 +290,7 @@ def _sample_airplane(s: _Sampler) -> dict[str, Any]:
     d["engine_placement"] = "none" if d["n_engines"] == 0 else ("rear_fuselage" if rear else "under_wing")
     d["nacelle_radius"] = s.u(0.022, 0.034)
     d["nacelle_length"] = s.u(0.1, 0.16)
-    d["engine_spans"] = ([s.u(0.3, 0.4)] if d["n_engines"] == 2 else [s.u(0.25, 0.33), s.u(0.55, 0.65)])
+    d["engine_spans"] = [s.u(0.3, 0.4)] if d["n_engines"] == 2 else [s.u(0.25, 0.33), s.u(0.55, 0.65)]
     d["engine_forward"] = s.u(0.25, 0.45)  # fraction of the nacelle ahead of the wing leading edge
     if rear:
         tail = "t_tail"
@@ -300,17 +313,28 @@ def _sample_airplane(s: _Sampler) -> dict[str, Any]:
 
 
 def _fuselage_of(d: dict[str, Any]) -> _Fuselage:
-    return _Fuselage(d["fuselage_radius"], d["nose_length"], d["nose_shape"], d["tail_cone_length"],
-                     d["tail_taper"], d["tail_upsweep"])
+    return _Fuselage(
+        d["fuselage_radius"],
+        d["nose_length"],
+        d["nose_shape"],
+        d["tail_cone_length"],
+        d["tail_taper"],
+        d["tail_upsweep"],
+    )
 
 
 def _wing_of(d: dict[str, Any], body: _Fuselage) -> _Planform:
     mount_y = {"low": -0.45, "mid": 0.0, "high": 0.45}[d["wing_mount"]] * body.radius
     return _Planform(
-        le_root=np.array([d["wing_le_x"], mount_y, 0.0]), span_dir=_EZ, thick_dir=_EY,
-        semispan=d["wing_semispan"], c_root=d["wing_root_chord"],
-        c_tip=d["wing_root_chord"] * d["wing_taper"], sweep_deg=d["wing_sweep_deg"],
-        rise_deg=d["wing_dihedral_deg"], t_ratio=d["wing_thickness"],
+        le_root=np.array([d["wing_le_x"], mount_y, 0.0]),
+        span_dir=_EZ,
+        thick_dir=_EY,
+        semispan=d["wing_semispan"],
+        c_root=d["wing_root_chord"],
+        c_tip=d["wing_root_chord"] * d["wing_taper"],
+        sweep_deg=d["wing_sweep_deg"],
+        rise_deg=d["wing_dihedral_deg"],
+        t_ratio=d["wing_thickness"],
     )
 
 
@@ -319,9 +343,15 @@ def _fin_of(d: dict[str, Any], body: _Fuselage) -> _Planform:
     le_x = body.x_tail + 0.03 + chord
     root_y = float(body.center_y(le_x - chord))  # the highest centreline point under the fin root
     return _Planform(
-        le_root=np.array([le_x, root_y, 0.0]), span_dir=_EY, thick_dir=_EZ,
-        semispan=d["fin_height"], c_root=chord, c_tip=chord * d["fin_taper"],
-        sweep_deg=d["fin_sweep_deg"], rise_deg=0.0, t_ratio=0.1,
+        le_root=np.array([le_x, root_y, 0.0]),
+        span_dir=_EY,
+        thick_dir=_EZ,
+        semispan=d["fin_height"],
+        c_root=chord,
+        c_tip=chord * d["fin_taper"],
+        sweep_deg=d["fin_sweep_deg"],
+        rise_deg=0.0,
+        t_ratio=0.1,
     )
 
 
@@ -340,8 +370,14 @@ def _tail_pieces(d: dict[str, Any], body: _Fuselage) -> list[m.Manifold]:
         le = np.array([le_x, float(body.center_y(le_x - 0.5 * chord)), 0.0])
         overlap = 0.5 * float(body.radius_at(le_x - 0.5 * chord))
     stab = _Planform(
-        le_root=le, span_dir=_EZ, thick_dir=_EY, semispan=d["stab_semispan"], c_root=chord,
-        c_tip=chord * d["stab_taper"], sweep_deg=d["stab_sweep_deg"], rise_deg=d["stab_dihedral_deg"],
+        le_root=le,
+        span_dir=_EZ,
+        thick_dir=_EY,
+        semispan=d["stab_semispan"],
+        c_root=chord,
+        c_tip=chord * d["stab_taper"],
+        sweep_deg=d["stab_sweep_deg"],
+        rise_deg=d["stab_dihedral_deg"],
         t_ratio=0.1,
     )
     if d["tail_type"] == "t_tail":  # sink the stabilizer so its lower half wraps the fin tip
@@ -466,8 +502,15 @@ def _chair_frame(d: dict[str, Any]) -> _ChairFrame:
     half_w, half_d, p = d["seat_width"] / 2, d["seat_depth"] / 2, d["seat_roundness"]
     back_half_w = half_w * d["back_width_ratio"]
     edge = _superellipse_y(half_w, half_d, p, 0.5 * back_half_w)
-    return _ChairFrame(half_w, half_d, d["seat_height"], d["seat_height"] - d["seat_thickness"], p,
-                       -edge + 0.5 * d["back_thickness"], math.radians(d["back_tilt_deg"]))
+    return _ChairFrame(
+        half_w,
+        half_d,
+        d["seat_height"],
+        d["seat_height"] - d["seat_thickness"],
+        p,
+        -edge + 0.5 * d["back_thickness"],
+        math.radians(d["back_tilt_deg"]),
+    )
 
 
 def _extrude_xz(outline: np.ndarray, y0: float, thickness: float) -> m.Manifold:
@@ -497,14 +540,20 @@ def _back(d: dict[str, Any], f: _ChairFrame) -> list[m.Manifold]:
         outline = _back_outline(width, total, d["back_top_round"])
     else:
         post, rail = 0.12 * width, 0.18 * height
-        frame = [m.CrossSection.square([post, total]).translate([side, 0.0])
-                 for side in (-width / 2, width / 2 - post)]
+        frame = [
+            m.CrossSection.square([post, total]).translate([side, 0.0])
+            for side in (-width / 2, width / 2 - post)
+        ]
         frame.append(m.CrossSection.square([width, rail]).translate([-width / 2, total - rail]))
         n = d["n_slats"]
         gap = (width - 2 * post) / (n + 1)
         slat_w = 0.45 * gap
-        frame += [m.CrossSection.square([slat_w, total]).translate([-width / 2 + post + gap * (i + 1)
-                                                                    - slat_w / 2, 0.0]) for i in range(n)]
+        frame += [
+            m.CrossSection.square([slat_w, total]).translate(
+                [-width / 2 + post + gap * (i + 1) - slat_w / 2, 0.0]
+            )
+            for i in range(n)
+        ]
         outline = m.CrossSection.batch_boolean(frame, m.OpType.Add)
     panel = outline.extrude(t).translate([0.0, -sink, -t / 2])
     c, s = math.cos(f.tilt), math.sin(f.tilt)  # lean back about the x axis, then move to the seat rear
@@ -560,8 +609,10 @@ def _sled(d: dict[str, Any], f: _ChairFrame) -> list[m.Manifold]:
     tubes: list[m.Manifold] = []
     for sx in (-1, 1):
         x, z = f.corner(sx, 1, d["leg_inset"])
-        path = [np.array(p) for p in ([x, top_y, z], [x, r, z + 0.06], [x, r, -f.half_d - 0.04],
-                                      [x, top_y, -0.6 * f.half_d])]
+        path = [
+            np.array(p)
+            for p in ([x, top_y, z], [x, r, z + 0.06], [x, r, -f.half_d - 0.04], [x, top_y, -0.6 * f.half_d])
+        ]
         tubes += [_strut(a, b, r) for a, b in zip(path[:-1], path[1:], strict=True)]
         tubes += [_ball(p, r) for p in path[1:-1]]
     return tubes
@@ -587,7 +638,9 @@ def _arms(d: dict[str, Any], f: _ChairFrame) -> list[m.Manifold]:
 
 
 _BASES: dict[str, Callable[[dict[str, Any], _ChairFrame], list[m.Manifold]]] = {
-    "four_legs": _four_legs, "pedestal": _pedestal, "sled": _sled,
+    "four_legs": _four_legs,
+    "pedestal": _pedestal,
+    "sled": _sled,
 }
 
 
@@ -616,8 +669,7 @@ def _checked(solid: m.Manifold, what: str) -> m.Manifold:
 
 
 def _mesh_arrays(mesh: m.Mesh64) -> tuple[np.ndarray, np.ndarray]:
-    return (np.array(mesh.vert_properties[:, :3], dtype=np.float64),
-            np.array(mesh.tri_verts, dtype=np.int64))
+    return (np.array(mesh.vert_properties[:, :3], dtype=np.float64), np.array(mesh.tri_verts, dtype=np.int64))
 
 
 def _union_with_labels(pieces: Pieces) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[m.Manifold | None]]:
@@ -637,7 +689,7 @@ def _union_with_labels(pieces: Pieces) -> tuple[np.ndarray, np.ndarray, np.ndarr
     labels = np.full(len(faces), -1, dtype=np.int64)
     bounds = np.asarray(mesh.run_index, dtype=np.int64) // 3
     for k, original in enumerate(np.asarray(mesh.run_original_id).tolist()):
-        labels[bounds[k]:bounds[k + 1]] = label_of_id.get(original, -1)
+        labels[bounds[k] : bounds[k + 1]] = label_of_id.get(original, -1)
     if (labels < 0).any():
         raise RuntimeError("procedural union: faces without part provenance")
     return vertices, faces, labels, parts
@@ -646,8 +698,10 @@ def _union_with_labels(pieces: Pieces) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def _validate_generation_args(category: str, index: int, seed: int) -> str:
     name = get_category(category).name
     if name not in PROCEDURAL_CATEGORIES:
-        raise InputError(f"category '{category}'",
-                         f"no procedural generator; expected one of {', '.join(PROCEDURAL_CATEGORIES)}")
+        raise InputError(
+            f"category '{category}'",
+            f"no procedural generator; expected one of {', '.join(PROCEDURAL_CATEGORIES)}",
+        )
     for label, value in (("index", index), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
             raise InputError(label, f"expected a non-negative integer, got {value!r}")
@@ -675,12 +729,24 @@ def generate_shape(category: str, index: int, seed: int, split: str = "train") -
             continue
         pv, pf = _mesh_arrays(part.to_mesh64())
         part_meshes.append(PartMesh(apply_normalization(pv, centre, scale), pf))
-    meta = {"generator_version": GENERATOR_VERSION, "seed": int(seed), "index": int(index), **design,
-            "normalization_center": [float(c) for c in centre], "normalization_scale": float(scale)}
+    meta = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "index": int(index),
+        **design,
+        "normalization_center": [float(c) for c in centre],
+        "normalization_scale": float(scale),
+    }
     return PreparedShape(
-        shape_id=f"proc-{name}-{int(index):05d}", category=name, split=split, source="procedural",
-        vertices=apply_normalization(vertices, centre, scale), faces=faces, face_labels=labels,
-        parts=part_meshes, meta=meta,
+        shape_id=f"proc-{name}-{int(index):05d}",
+        category=name,
+        split=split,
+        source="procedural",
+        vertices=apply_normalization(vertices, centre, scale),
+        faces=faces,
+        face_labels=labels,
+        parts=part_meshes,
+        meta=meta,
     )
 
 
@@ -725,14 +791,15 @@ def assign_splits(category: str, n: int, seed: int, split_ratios: dict[str, floa
     out = [""] * n
     start = 0
     for k in SPLITS:
-        for idx in order[start:start + sizes[k]]:
+        for idx in order[start : start + sizes[k]]:
             out[int(idx)] = k
         start += sizes[k]
     return out
 
 
-def generate_dataset(counts: dict[str, int], seed: int,
-                     split_ratios: dict[str, float]) -> Iterator[PreparedShape]:
+def generate_dataset(
+    counts: dict[str, int], seed: int, split_ratios: dict[str, float]
+) -> Iterator[PreparedShape]:
     """Yield `counts[category]` shapes per category with deterministic split assignment.
 
     Arguments are all validated before the first shape is generated, so a bad call fails fast.

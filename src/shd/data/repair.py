@@ -38,7 +38,11 @@ Field = Callable[[np.ndarray], np.ndarray]
 
 
 def grid_field_to_mesh(
-    field: Field, lo: np.ndarray, hi: np.ndarray, resolution: int, where: str = "surface",
+    field: Field,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    resolution: int,
+    where: str = "surface",
     min_component_fraction: float = MIN_COMPONENT_FRACTION,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sample `field` (about 1 inside, 0 outside) on a grid over [lo, hi] and extract its 0.5 surface.
@@ -70,8 +74,9 @@ def _box_mask(axes: list[np.ndarray], lo: np.ndarray, hi: np.ndarray, slack: flo
     return inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]
 
 
-def _grid_geometry(lo: np.ndarray, hi: np.ndarray,
-                   resolution: int) -> tuple[np.ndarray, float, tuple[int, ...]]:
+def _grid_geometry(
+    lo: np.ndarray, hi: np.ndarray, resolution: int
+) -> tuple[np.ndarray, float, tuple[int, ...]]:
     """Origin, cell size and point counts of a grid of `resolution` cells over the box plus a margin."""
     lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
     if resolution < 8:
@@ -84,8 +89,9 @@ def _grid_geometry(lo: np.ndarray, hi: np.ndarray,
     return origin, h, shape
 
 
-def _keep_main_components(verts: np.ndarray, faces: np.ndarray,
-                          min_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def _keep_main_components(
+    verts: np.ndarray, faces: np.ndarray, min_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Drop tiny disconnected specks (field noise) but keep real separate pieces such as engines."""
     mesh = trimesh.Trimesh(verts, faces, process=False)
     labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(faces))
@@ -137,8 +143,13 @@ def _shells_overlap(vertices: np.ndarray, faces: np.ndarray) -> bool:
     return bool((np.abs(w) > 1.0).any())
 
 
-def make_watertight(vertices: np.ndarray, faces: np.ndarray, resolution: int = 128,
-                    shell_voxels: float = 0.75, where: str = "mesh") -> tuple[np.ndarray, np.ndarray, str]:
+def make_watertight(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    resolution: int = 128,
+    shell_voxels: float = 0.75,
+    where: str = "mesh",
+) -> tuple[np.ndarray, np.ndarray, str]:
     """Return (V, F, method): the mesh itself when already closed ("as_is") and no shell lies inside
     another, else a grid repair (the union of overlapping shells).
 
@@ -166,8 +177,9 @@ def _clean_soup(vertices: np.ndarray, faces: np.ndarray, where: str) -> tuple[np
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
     if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3 or len(f) == 0:
-        raise InputError(where, f"expected (V, 3) vertices and (F>0, 3) triangles, "
-                                f"got {v.shape} and {f.shape}")
+        raise InputError(
+            where, f"expected (V, 3) vertices and (F>0, 3) triangles, got {v.shape} and {f.shape}"
+        )
     if not np.isfinite(v).all():
         raise InputError(where, "vertices contain NaN or Inf")
     if f.min() < 0 or f.max() >= len(v):
@@ -198,8 +210,9 @@ def _soup_field(verts: np.ndarray, faces: np.ndarray, shell: float) -> Field:
     return field
 
 
-def _shell_ramp(mesh: trimesh.Trimesh, v: np.ndarray, f: np.ndarray, queries: np.ndarray,
-                shell: float) -> np.ndarray:
+def _shell_ramp(
+    mesh: trimesh.Trimesh, v: np.ndarray, f: np.ndarray, queries: np.ndarray, shell: float
+) -> np.ndarray:
     """Shell ramp around a soup (exact distances, computed only for grid points near the surface)."""
     spacing = shell / 2.0
     n_samples = int(np.clip(mesh.area / spacing**2, 10_000, 2_000_000))
@@ -229,8 +242,13 @@ def point_areas(points: np.ndarray, k: int = 8) -> np.ndarray:
     return np.pi * r**2
 
 
-def points_to_mesh(points: np.ndarray, normals: np.ndarray, resolution: int = 96, shell_spacing: float = 0.5,
-                   where: str = "points") -> tuple[np.ndarray, np.ndarray]:
+def points_to_mesh(
+    points: np.ndarray,
+    normals: np.ndarray,
+    resolution: int = 96,
+    shell_spacing: float = 0.5,
+    where: str = "points",
+) -> tuple[np.ndarray, np.ndarray]:
     """Watertight surface of an oriented point cloud: point-cloud winding number -> grid -> 0.5 surface.
 
     The field is max'd with a shell of `shell_spacing` times the median point spacing around the

@@ -21,9 +21,14 @@ from shd.shards import read_shard
 
 FORMAT = "shd-samples/1"
 ARRAY_KEYS = (
-    "points", "occupancy", "labels",
-    "eval_points", "eval_occupancy", "eval_labels",
-    "surface", "surface_labels",
+    "points",
+    "occupancy",
+    "labels",
+    "eval_points",
+    "eval_occupancy",
+    "eval_labels",
+    "surface",
+    "surface_labels",
 )
 
 
@@ -49,13 +54,16 @@ class SampleSet:
     @classmethod
     def open(cls, root: str | Path) -> SampleSet:
         root = Path(root)
-        manifest = read_json_document(root / "manifest.json",
-                                      "run the `sample` stage first (dvc repro sample)", FORMAT)
+        manifest = read_json_document(
+            root / "manifest.json", "run the `sample` stage first (dvc repro sample)", FORMAT
+        )
         try:
             return cls(root, manifest)
         except (KeyError, TypeError) as exc:
-            raise InputError(root / "manifest.json", f"malformed sample-set manifest ({type(exc).__name__}: "
-                             f"{exc}); rerun the `sample` stage") from None
+            raise InputError(
+                root / "manifest.json",
+                f"malformed sample-set manifest ({type(exc).__name__}: {exc}); rerun the `sample` stage",
+            ) from None
 
     @property
     def categories(self) -> dict[str, list[str]]:
@@ -64,7 +72,8 @@ class SampleSet:
 
     def ids(self, split: str | None = None, category: str | None = None) -> list[str]:
         return [
-            e.shape_id for e in self.entries
+            e.shape_id
+            for e in self.entries
             if (split is None or e.split == split) and (category is None or e.category == category)
         ]
 
@@ -86,8 +95,10 @@ class SampleSet:
             rows = max(wanted[p].row for p in positions)
             short = [k for k in keys if tensors[k].ndim == 0 or len(tensors[k]) <= rows]
             if short:
-                raise InputError(self.root / shard, f"{short[0]} has fewer rows than the manifest's row "
-                                 f"{rows}; rerun the `sample` stage")
+                raise InputError(
+                    self.root / shard,
+                    f"{short[0]} has fewer rows than the manifest's row {rows}; rerun the `sample` stage",
+                )
             for k in keys:
                 if k not in out:
                     out[k] = np.empty((len(wanted),) + tensors[k].shape[1:], dtype=tensors[k].dtype)
@@ -95,14 +106,22 @@ class SampleSet:
         return out
 
 
-def write_manifest(root: str | Path, config: dict[str, Any], categories: dict[str, list[str]],
-                   entries: list[SampleEntry], extra: dict[str, Any] | None = None) -> None:
+def write_manifest(
+    root: str | Path,
+    config: dict[str, Any],
+    categories: dict[str, list[str]],
+    entries: list[SampleEntry],
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Write the manifest last and atomically: its presence means the set is complete."""
-    write_json(Path(root) / "manifest.json", {
-        "format": FORMAT,
-        "config": config,
-        "categories": categories,
-        "n_shapes": len(entries),
-        "shapes": [asdict(e) for e in entries],
-        **(extra or {}),
-    })
+    write_json(
+        Path(root) / "manifest.json",
+        {
+            "format": FORMAT,
+            "config": config,
+            "categories": categories,
+            "n_shapes": len(entries),
+            "shapes": [asdict(e) for e in entries],
+            **(extra or {}),
+        },
+    )

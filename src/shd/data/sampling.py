@@ -38,16 +38,18 @@ def shape_rng(seed: int, shape_id: str, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(shape_id.encode("utf-8")), stream])
 
 
-def _query_mix(shape: PreparedShape, n_near: int, n_uniform: int, sigma: float,
-               rng: np.random.Generator) -> np.ndarray:
+def _query_mix(
+    shape: PreparedShape, n_near: int, n_uniform: int, sigma: float, rng: np.random.Generator
+) -> np.ndarray:
     surface, _ = sample_surface(shape.vertices, shape.faces, n_near, rng)
     near = surface + rng.normal(scale=sigma, size=surface.shape)
     uniform = rng.uniform(-0.5, 0.5, size=(n_uniform, 3))
     return np.concatenate([near, uniform], axis=0)
 
 
-def _labelled_queries(shape: PreparedShape, n_near: int, n_uniform: int, sigma: float,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _labelled_queries(
+    shape: PreparedShape, n_near: int, n_uniform: int, sigma: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     queries = _query_mix(shape, n_near, n_uniform, sigma, rng)
     occ, labels = occupancy_and_labels(shape, queries, rng)
     return queries.astype(np.float32), occ.astype(np.uint8), labels.astype(np.int8)
@@ -55,23 +57,34 @@ def _labelled_queries(shape: PreparedShape, n_near: int, n_uniform: int, sigma: 
 
 def sample_shape(shape: PreparedShape, cfg: SamplingConfig) -> dict[str, np.ndarray]:
     """All sample arrays of one shape (see `shd.data.sample_store` for their meaning)."""
-    pts, occ, lab = _labelled_queries(shape, cfg.n_near, cfg.n_uniform, cfg.sigma,
-                                      shape_rng(cfg.seed, shape.shape_id, 0))
-    e_pts, e_occ, e_lab = _labelled_queries(shape, cfg.n_eval_near, cfg.n_eval_uniform, cfg.sigma,
-                                            shape_rng(cfg.seed, shape.shape_id, 1))
-    surf, face_idx = sample_surface(shape.vertices, shape.faces, cfg.n_surface,
-                                    shape_rng(cfg.seed, shape.shape_id, 2))
+    pts, occ, lab = _labelled_queries(
+        shape, cfg.n_near, cfg.n_uniform, cfg.sigma, shape_rng(cfg.seed, shape.shape_id, 0)
+    )
+    e_pts, e_occ, e_lab = _labelled_queries(
+        shape, cfg.n_eval_near, cfg.n_eval_uniform, cfg.sigma, shape_rng(cfg.seed, shape.shape_id, 1)
+    )
+    surf, face_idx = sample_surface(
+        shape.vertices, shape.faces, cfg.n_surface, shape_rng(cfg.seed, shape.shape_id, 2)
+    )
     return {
-        "points": pts, "occupancy": occ, "labels": lab,
-        "eval_points": e_pts, "eval_occupancy": e_occ, "eval_labels": e_lab,
+        "points": pts,
+        "occupancy": occ,
+        "labels": lab,
+        "eval_points": e_pts,
+        "eval_occupancy": e_occ,
+        "eval_labels": e_lab,
         "surface": surf.astype(np.float32),
         "surface_labels": np.asarray(shape.face_labels)[face_idx].astype(np.int8),
     }
 
 
-def sample_shapes(shape_paths: list[Path], out_dir: str | Path, cfg: SamplingConfig,
-                  categories: dict[str, list[str]],
-                  progress: Callable[[int], None] | None = None) -> dict:
+def sample_shapes(
+    shape_paths: list[Path],
+    out_dir: str | Path,
+    cfg: SamplingConfig,
+    categories: dict[str, list[str]],
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """Sample every shape into shards under `out_dir`; finished shards are kept (resume).
 
     The manifest is written last, so a set without one is incomplete. Returns a summary dict.
@@ -83,8 +96,8 @@ def sample_shapes(shape_paths: list[Path], out_dir: str | Path, cfg: SamplingCon
     entries: list[SampleEntry] = []
     reused = 0
     for start in range(0, len(shape_paths), cfg.shard_size):
-        chunk = shape_paths[start:start + cfg.shard_size]
-        chunk_ids = ids[start:start + cfg.shard_size]
+        chunk = shape_paths[start : start + cfg.shard_size]
+        chunk_ids = ids[start : start + cfg.shard_size]
         name = shard_name(start // cfg.shard_size)
         fp = fingerprint(config, chunk_ids, [p.stat().st_mtime_ns for p in chunk])
         shapes_meta: list[dict]
@@ -98,19 +111,23 @@ def sample_shapes(shape_paths: list[Path], out_dir: str | Path, cfg: SamplingCon
             for path in chunk:
                 shape = PreparedShape.load(path)
                 rows.append(sample_shape(shape, cfg))
-                shapes_meta.append({
-                    "shape_id": shape.shape_id, "category": shape.category, "split": shape.split,
-                    "occupancy_ratio": float(rows[-1]["occupancy"][cfg.n_near:].mean()),
-                })
+                shapes_meta.append(
+                    {
+                        "shape_id": shape.shape_id,
+                        "category": shape.category,
+                        "split": shape.split,
+                        "occupancy_ratio": float(rows[-1]["occupancy"][cfg.n_near :].mean()),
+                    }
+                )
                 if progress:
                     progress(1)
             tensors = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
-            write_shard(out_dir / name, tensors,
-                        {"fingerprint": fp, "shape_ids": chunk_ids, "shapes": shapes_meta})
+            write_shard(
+                out_dir / name, tensors, {"fingerprint": fp, "shape_ids": chunk_ids, "shapes": shapes_meta}
+            )
         entries += [SampleEntry(shard=name, row=i, **m) for i, m in enumerate(shapes_meta)]
     stale = {p.name for p in out_dir.glob("shard-*.safetensors")} - {e.shard for e in entries}
     for name in stale:
         (out_dir / name).unlink()
     write_manifest(out_dir, config, categories, entries)
-    return {"n_shapes": len(entries), "n_shards": -(-len(entries) // cfg.shard_size),
-            "reused_shards": reused}
+    return {"n_shapes": len(entries), "n_shards": -(-len(entries) // cfg.shard_size), "reused_shards": reused}

@@ -42,8 +42,10 @@ from shd.data.shape import SPLITS, PreparedShape
 from shd.errors import InputError
 
 LAYOUTS = ("v0", "v0_normal")
-LAYOUT_HINT = ("expected either <synset>/points/*.pts + points_label/*.seg (v0) "
-               "or <synset>/*.txt with 7 columns (v0_normal)")
+LAYOUT_HINT = (
+    "expected either <synset>/points/*.pts + points_label/*.seg (v0) "
+    "or <synset>/*.txt with 7 columns (v0_normal)"
+)
 # ShapeNetPart points -> ShapeNetCore v2 axes (measured, data/shapenetpart/README.md): a +90 deg turn about y.
 R_PART_TO_CORE = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
 MAX_ABS_COORD = 10.0  # ShapeNetPart points fill a unit-diagonal box; beyond this the file is corrupt
@@ -145,8 +147,9 @@ def read_split_lists(root: str | Path, synset: str) -> dict[str, str]:
             parts = entry.strip("/").split("/")
             if len(parts) >= 2 and parts[-2] == synset:
                 if out.get(parts[-1], split) != split:
-                    raise InputError(path, f"shape {parts[-1]} is listed in both "
-                                     f"{out[parts[-1]]} and {split}")
+                    raise InputError(
+                        path, f"shape {parts[-1]} is listed in both {out[parts[-1]]} and {split}"
+                    )
                 out[parts[-1]] = split
     return out
 
@@ -173,8 +176,9 @@ def _split_weights(ratios: Mapping[str, float] | Sequence[float]) -> list[float]
     else:
         values = [float(r) for r in ratios]
         if len(values) != len(SPLITS):
-            raise InputError("split_ratios",
-                             f"expected {len(SPLITS)} ratios (train, val, test), got {values}")
+            raise InputError(
+                "split_ratios", f"expected {len(SPLITS)} ratios (train, val, test), got {values}"
+            )
     total = sum(values)
     if any(v < 0 or not math.isfinite(v) for v in values) or total <= 0:
         raise InputError("split_ratios", f"expected non-negative ratios with a positive sum, got {values}")
@@ -194,8 +198,11 @@ def _text_lines(path: Path) -> list[tuple[int, str]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ShapeFileError(f"{path}:{line}", f"not UTF-8 text (byte 0x{data[exc.start]:02x}); "
-                             "expected plain ASCII numbers", "encoding") from None
+        raise ShapeFileError(
+            f"{path}:{line}",
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x}); expected plain ASCII numbers",
+            "encoding",
+        ) from None
     rows = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not rows:
         raise ShapeFileError(str(path), "empty file; expected one point per line", "empty")
@@ -211,16 +218,19 @@ def _parse_rows(path: Path, width: int, what: str) -> np.ndarray:
         if len(tokens) != width:
             last = r == len(rows) - 1 and len(tokens) < width
             kind, why = ("truncated", "file ends mid-row") if last else ("columns", "wrong column count")
-            raise ShapeFileError(f"{path}:{lineno}", f"{why}: expected {width} numbers ({what}), "
-                                 f"got {len(tokens)}", kind)
+            raise ShapeFileError(
+                f"{path}:{lineno}", f"{why}: expected {width} numbers ({what}), got {len(tokens)}", kind
+            )
         try:
             out[r] = [float(t) for t in tokens]
         except ValueError:
-            raise ShapeFileError(f"{path}:{lineno}", f"expected {width} numbers ({what}), "
-                                 f"got {line.strip()[:60]!r}", "columns") from None
+            raise ShapeFileError(
+                f"{path}:{lineno}", f"expected {width} numbers ({what}), got {line.strip()[:60]!r}", "columns"
+            ) from None
         if not np.isfinite(out[r]).all():
-            raise ShapeFileError(f"{path}:{lineno}", f"NaN or Inf value; expected finite numbers ({what})",
-                                 "non_finite")
+            raise ShapeFileError(
+                f"{path}:{lineno}", f"NaN or Inf value; expected finite numbers ({what})", "non_finite"
+            )
     return out
 
 
@@ -229,11 +239,15 @@ def _check_points(path: Path, xyz: np.ndarray) -> None:
     big = np.flatnonzero(np.abs(xyz).max(axis=1) > MAX_ABS_COORD)
     if len(big):
         value = np.abs(xyz[big[0]]).max()
-        raise ShapeFileError(f"{path}:{_line_of(path, big[0])}", f"coordinate {value:.3g} out of range; "
-                             f"expected |x|,|y|,|z| <= {MAX_ABS_COORD}", "out_of_range")
+        raise ShapeFileError(
+            f"{path}:{_line_of(path, big[0])}",
+            f"coordinate {value:.3g} out of range; expected |x|,|y|,|z| <= {MAX_ABS_COORD}",
+            "out_of_range",
+        )
     if len(xyz) < MIN_POINTS:
-        raise ShapeFileError(str(path), f"only {len(xyz)} points; expected at least {MIN_POINTS}",
-                             "too_few_points")
+        raise ShapeFileError(
+            str(path), f"only {len(xyz)} points; expected at least {MIN_POINTS}", "too_few_points"
+        )
 
 
 def _line_of(path: Path, row: int) -> int:
@@ -248,8 +262,11 @@ def _labels(path: Path, raw: np.ndarray, offset: int, category: Category, base: 
     if not ok.all():
         bad = int(np.flatnonzero(~ok)[0])
         valid = f"{offset}..{offset + category.n_parts - 1}"
-        raise ShapeFileError(f"{path}:{_line_of(path, bad)}", f"unknown label {raw[bad]:g}; expected {base} "
-                             f"{category.name} part ids {valid}", "unknown_label")
+        raise ShapeFileError(
+            f"{path}:{_line_of(path, bad)}",
+            f"unknown label {raw[bad]:g}; expected {base} {category.name} part ids {valid}",
+            "unknown_label",
+        )
     return local.astype(np.int64)
 
 
@@ -263,8 +280,11 @@ def parse_v0(pts_path: str | Path, seg_path: str | Path, category: Category | st
         raise ShapeFileError(str(seg_path), "label file missing; expected one .seg per .pts", "missing_file")
     seg = _parse_rows(seg_path, 1, "1-based part label")[:, 0]
     if len(seg) != len(xyz):
-        raise ShapeFileError(str(seg_path), f"{len(seg)} labels for {len(xyz)} points in {pts_path.name}; "
-                             "expected one label per point", "count_mismatch")
+        raise ShapeFileError(
+            str(seg_path),
+            f"{len(seg)} labels for {len(xyz)} points in {pts_path.name}; expected one label per point",
+            "count_mismatch",
+        )
     labels = _labels(seg_path, seg, 1, cat, "1-based")
     return LabelledPoints(pts_path.stem, xyz, labels, None, pts_path)
 
@@ -314,16 +334,18 @@ def _file_normals(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------- import
 
 
-def _label_faces(vertices: np.ndarray, faces: np.ndarray, label_points: np.ndarray,
-                 label_values: np.ndarray) -> np.ndarray:
+def _label_faces(
+    vertices: np.ndarray, faces: np.ndarray, label_points: np.ndarray, label_values: np.ndarray
+) -> np.ndarray:
     """Part of each face = label of the labelled point nearest to its centroid (as the reference does)."""
     centroids = vertices[faces].mean(axis=1)
     _, nearest = cKDTree(label_points).query(centroids)
     return label_values[nearest].astype(np.int64)
 
 
-def import_points_only(lp: LabelledPoints, category: Category, split: str, grid_resolution: int = 96,
-                       center: str = "vertex_mean") -> PreparedShape:
+def import_points_only(
+    lp: LabelledPoints, category: Category, split: str, grid_resolution: int = 96, center: str = "vertex_mean"
+) -> PreparedShape:
     """Surface from the labelled points alone (coarser than the mesh path, see the module docstring)."""
     pts = lp.points @ R_PART_TO_CORE.T
     grid_centre = 0.5 * (pts.min(axis=0) + pts.max(axis=0))
@@ -348,17 +370,30 @@ def import_points_only(lp: LabelledPoints, category: Category, split: str, grid_
         "grid_resolution": grid_resolution,
         "center_mode": center,
     }
-    return PreparedShape(lp.shape_id, category.name, split, SOURCE_POINTS, verts, faces,
-                         _label_faces(verts, faces, label_points, lp.labels), parts=None,
-                         label_points=label_points, label_values=lp.labels.copy(), meta=meta)
+    return PreparedShape(
+        lp.shape_id,
+        category.name,
+        split,
+        SOURCE_POINTS,
+        verts,
+        faces,
+        _label_faces(verts, faces, label_points, lp.labels),
+        parts=None,
+        label_points=label_points,
+        label_values=lp.labels.copy(),
+        meta=meta,
+    )
 
 
 def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Vertices and triangles of a mesh file (all groups concatenated, materials ignored)."""
     path = Path(path)
     if not path.is_file():
-        raise ShapeFileError(str(path), "mesh file not found; expected <synset>/<id>/models/"
-                             "model_normalized.obj under meshes_root", "missing_mesh")
+        raise ShapeFileError(
+            str(path),
+            "mesh file not found; expected <synset>/<id>/models/model_normalized.obj under meshes_root",
+            "missing_mesh",
+        )
     try:
         mesh = trimesh.load(path, force="mesh", process=False, skip_materials=True)
     except Exception as exc:  # trimesh raises many types for unreadable files
@@ -370,8 +405,9 @@ def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return verts, faces
 
 
-def align_points_to_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
-                         iterations: int = 30, trim: float = 0.9) -> tuple[np.ndarray, dict[str, float]]:
+def align_points_to_mesh(
+    points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, iterations: int = 30, trim: float = 0.9
+) -> tuple[np.ndarray, dict[str, float]]:
     """Translation t with `mesh = R_PART_TO_CORE @ pts + t`: bbox centres, then trimmed ICP (R fixed).
 
     Returns t and residuals (RMS, mean, p95 of point-to-surface distance) relative to the mesh bbox
@@ -390,21 +426,34 @@ def align_points_to_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.nda
             break
     d = np.sqrt(igl.point_mesh_squared_distance(q + t, v, f)[0])
     diag = float(np.linalg.norm(v.max(axis=0) - v.min(axis=0)))
-    residual = {"rms": float(np.sqrt((d**2).mean()) / diag), "mean": float(d.mean() / diag),
-                "p95": float(np.percentile(d, 95) / diag)}
+    residual = {
+        "rms": float(np.sqrt((d**2).mean()) / diag),
+        "mean": float(d.mean() / diag),
+        "p95": float(np.percentile(d, 95) / diag),
+    }
     return t, residual
 
 
-def import_with_mesh(lp: LabelledPoints, mesh_path: str | Path, category: Category, split: str,
-                     grid_resolution: int = 96, center: str = "vertex_mean",
-                     max_residual: float = ALIGN_MAX_RESIDUAL) -> PreparedShape:
+def import_with_mesh(
+    lp: LabelledPoints,
+    mesh_path: str | Path,
+    category: Category,
+    split: str,
+    grid_resolution: int = 96,
+    center: str = "vertex_mean",
+    max_residual: float = ALIGN_MAX_RESIDUAL,
+) -> PreparedShape:
     """Watertight normalized ShapeNetCore mesh with part labels carried over from the aligned points."""
     raw_v, raw_f = load_mesh(mesh_path)
     t, residual = align_points_to_mesh(lp.points, raw_v, raw_f)
     if residual["rms"] > max_residual:
-        raise ShapeFileError(str(mesh_path), f"labelled points do not fit this mesh (RMS residual "
-                             f"{residual['rms']:.4f} > {max_residual} of the bbox diagonal); "
-                             "expected the ShapeNetCore v2 mesh of the same shape", "alignment")
+        raise ShapeFileError(
+            str(mesh_path),
+            f"labelled points do not fit this mesh (RMS residual "
+            f"{residual['rms']:.4f} > {max_residual} of the bbox diagonal); "
+            "expected the ShapeNetCore v2 mesh of the same shape",
+            "alignment",
+        )
     verts, faces, method = make_watertight(raw_v, raw_f, grid_resolution, where=str(mesh_path))
     c, s = normalization(verts, center)
     verts = apply_normalization(verts, c, s)
@@ -423,9 +472,19 @@ def import_with_mesh(lp: LabelledPoints, mesh_path: str | Path, category: Catego
         "grid_resolution": grid_resolution,
         "center_mode": center,
     }
-    return PreparedShape(lp.shape_id, category.name, split, SOURCE_MESH, verts, faces,
-                         _label_faces(verts, faces, label_points, lp.labels), parts=None,
-                         label_points=label_points, label_values=lp.labels.copy(), meta=meta)
+    return PreparedShape(
+        lp.shape_id,
+        category.name,
+        split,
+        SOURCE_MESH,
+        verts,
+        faces,
+        _label_faces(verts, faces, label_points, lp.labels),
+        parts=None,
+        label_points=label_points,
+        label_values=lp.labels.copy(),
+        meta=meta,
+    )
 
 
 def _shape_files(root: Path, synset: str, layout: str) -> list[tuple[str, Path]]:
@@ -455,19 +514,26 @@ def _resolve(root: str | Path, category: str | Category, layout: str | None) -> 
     names = read_category_file(root)
     listed = names.get(cat.name) if names else None
     if listed is not None and listed != cat.synset:
-        raise InputError(root / "synsetoffset2category.txt",
-                         f"lists {cat.name} as synset {listed}; expected {cat.synset}")
+        raise InputError(
+            root / "synsetoffset2category.txt", f"lists {cat.name} as synset {listed}; expected {cat.synset}"
+        )
     if not (root / cat.synset).is_dir():
-        raise InputError(root / cat.synset, f"no folder for category {cat.name} (synset {cat.synset}); "
-                         f"{LAYOUT_HINT}")
+        raise InputError(
+            root / cat.synset, f"no folder for category {cat.name} (synset {cat.synset}); {LAYOUT_HINT}"
+        )
     return root, cat, layout
 
 
-def iter_shapenetpart(root: str | Path, category: str | Category, meshes_root: str | Path | None = None,
-                      layout: str | None = None,
-                      split_ratios: Mapping[str, float] | Sequence[float] = DEFAULT_SPLIT_RATIOS,
-                      seed: int = 0, grid_resolution: int = 96,
-                      center: str = "vertex_mean") -> Iterator[PreparedShape | ShapeError]:
+def iter_shapenetpart(
+    root: str | Path,
+    category: str | Category,
+    meshes_root: str | Path | None = None,
+    layout: str | None = None,
+    split_ratios: Mapping[str, float] | Sequence[float] = DEFAULT_SPLIT_RATIOS,
+    seed: int = 0,
+    grid_resolution: int = 96,
+    center: str = "vertex_mean",
+) -> Iterator[PreparedShape | ShapeError]:
     """Yield one `PreparedShape` or `ShapeError` per shape file of `category`, in id order.
 
     Root-level problems (missing folder, unknown layout, bad split lists) raise `InputError` before
@@ -478,8 +544,11 @@ def iter_shapenetpart(root: str | Path, category: str | Category, meshes_root: s
     split_of = read_split_lists(root, cat.synset)
     for shape_id, path in _shape_files(root, cat.synset, layout):
         start = time.perf_counter()
-        mesh_path = None if meshes_root is None else (
-            Path(meshes_root) / cat.synset / shape_id / "models" / "model_normalized.obj")
+        mesh_path = (
+            None
+            if meshes_root is None
+            else (Path(meshes_root) / cat.synset / shape_id / "models" / "model_normalized.obj")
+        )
         split = split_of.get(shape_id) or hash_split(shape_id, split_ratios, seed)
         try:
             lp = _parse(layout, path, cat)
@@ -497,8 +566,9 @@ def iter_shapenetpart(root: str | Path, category: str | Category, meshes_root: s
         yield shape
 
 
-def _check_options(split_ratios: Mapping[str, float] | Sequence[float], grid_resolution: int,
-                   center: str) -> None:
+def _check_options(
+    split_ratios: Mapping[str, float] | Sequence[float], grid_resolution: int, center: str
+) -> None:
     """Fail once, before any shape, on options that would otherwise fail every shape."""
     _split_weights(split_ratios)
     if center not in CENTER_MODES:

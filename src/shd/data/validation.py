@@ -30,7 +30,8 @@ class ValidationConfig:
     occupancy_ratio: tuple[float, float] = (0.002, 0.6)
     min_part_share: float = 0.002
     required_parts: dict[str, list[str]] = field(
-        default_factory=lambda: {"airplane": ["body", "wing"], "chair": ["back", "seat"]})
+        default_factory=lambda: {"airplane": ["body", "wing"], "chair": ["back", "seat"]}
+    )
     min_pass_rate: float = 0.8
     docs: bool = True
 
@@ -55,8 +56,16 @@ def manifest_table(prepared_dir: Path, index: dict[str, Any], cfg: ValidationCon
             row.update(prepare_ok=False, prepare_error=str(exc))
         rows.append(row)
     for err in index.get("errors", []):
-        rows.append({"shape_id": err["shape_id"], "category": err["category"], "split": "",
-                     "source": "", "prepare_ok": False, "prepare_error": f"{err['path']}: {err['reason']}"})
+        rows.append(
+            {
+                "shape_id": err["shape_id"],
+                "category": err["category"],
+                "split": "",
+                "source": "",
+                "prepare_ok": False,
+                "prepare_error": f"{err['path']}: {err['reason']}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -79,8 +88,9 @@ def _suite_expectations(cfg: ValidationConfig) -> list[Any]:
         gxe.ExpectColumnValuesToBeInSet(column="labels_valid", value_set=[True]),
         gxe.ExpectColumnValuesToBeInSet(column="missing_required_parts", value_set=[""]),
         gxe.ExpectColumnValuesToBeBetween(column="min_part_share", min_value=cfg.min_part_share),
-        gxe.ExpectColumnValuesToBeBetween(column="occupancy_ratio", min_value=cfg.occupancy_ratio[0],
-                                          max_value=cfg.occupancy_ratio[1]),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="occupancy_ratio", min_value=cfg.occupancy_ratio[0], max_value=cfg.occupancy_ratio[1]
+        ),
     ]
 
 
@@ -100,15 +110,23 @@ def _run_suite(table: pd.DataFrame, cfg: ValidationConfig, docs_dir: Path | None
     result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": ["shape_id"]}
     actions = []
     if docs_dir is not None:
-        ctx.add_data_docs_site(site_name="validation", site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(docs_dir.resolve())},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
+        ctx.add_data_docs_site(
+            site_name="validation",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir.resolve()),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
         actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs"))
-    checkpoint = ctx.checkpoints.add(gx.Checkpoint(name="validate_shapes", validation_definitions=[vd],
-                                                   actions=actions, result_format=result_format))
+    checkpoint = ctx.checkpoints.add(
+        gx.Checkpoint(
+            name="validate_shapes", validation_definitions=[vd], actions=actions, result_format=result_format
+        )
+    )
     run = checkpoint.run(batch_parameters={"dataframe": table})
     return next(iter(run.run_results.values()))
 
@@ -118,8 +136,13 @@ def _json_value(x: Any) -> Any:
     return None if isinstance(x, float) and math.isnan(x) else x
 
 
-def validate(prepared_dir: str | Path, out_dir: str | Path, report_path: str | Path,
-             cfg: ValidationConfig, docs_dir: str | Path | None = None) -> dict[str, Any]:
+def validate(
+    prepared_dir: str | Path,
+    out_dir: str | Path,
+    report_path: str | Path,
+    cfg: ValidationConfig,
+    docs_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """Validate, write the kept list and the drop report; raise ValidationFailed under the pass rate."""
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
     index = _read_index(prepared_dir)
@@ -132,15 +155,26 @@ def validate(prepared_dir: str | Path, out_dir: str | Path, report_path: str | P
     for r in result.results:
         column = r.expectation_config.kwargs.get("column")
         failed = r.result.get("unexpected_index_list") or []
-        summary.append({"expectation": r.expectation_config.type, "column": column,
-                        "kwargs": {k: _json_value(v) for k, v in r.expectation_config.kwargs.items()
-                                   if k not in ("column", "batch_id")},
-                        "n_failed": len(failed)})
+        summary.append(
+            {
+                "expectation": r.expectation_config.type,
+                "column": column,
+                "kwargs": {
+                    k: _json_value(v)
+                    for k, v in r.expectation_config.kwargs.items()
+                    if k not in ("column", "batch_id")
+                },
+                "n_failed": len(failed),
+            }
+        )
         for item in failed:
-            reasons.setdefault(item["shape_id"], []).append({
-                "expectation": r.expectation_config.type, "column": column,
-                "observed": _json_value(item.get(column)),
-            })
+            reasons.setdefault(item["shape_id"], []).append(
+                {
+                    "expectation": r.expectation_config.type,
+                    "column": column,
+                    "observed": _json_value(item.get(column)),
+                }
+            )
     by_id = table.set_index("shape_id")
     dropped = []
     for sid, why in reasons.items():
@@ -153,15 +187,20 @@ def validate(prepared_dir: str | Path, out_dir: str | Path, report_path: str | P
     n_total = len(table)
     pass_rate = len(kept) / n_total
     report = {
-        "n_total": n_total, "n_kept": len(kept), "n_dropped": len(dropped),
-        "pass_rate": pass_rate, "min_pass_rate": cfg.min_pass_rate,
+        "n_total": n_total,
+        "n_kept": len(kept),
+        "n_dropped": len(dropped),
+        "pass_rate": pass_rate,
+        "min_pass_rate": cfg.min_pass_rate,
         "kept_per_split": {s: sum(1 for k in kept if k["split"] == s) for s in ("train", "val", "test")},
-        "expectations": summary, "dropped": dropped,
+        "expectations": summary,
+        "dropped": dropped,
     }
     write_json(report_path, report)
     write_json(out_dir / "shapes.json", {"categories": index["categories"], "shapes": kept})
     if pass_rate < cfg.min_pass_rate:
         raise ValidationFailed(
             f"only {len(kept)}/{n_total} shapes passed validation ({pass_rate:.1%} < min_pass_rate "
-            f"{cfg.min_pass_rate:.0%}); see {report_path}")
+            f"{cfg.min_pass_rate:.0%}); see {report_path}"
+        )
     return report

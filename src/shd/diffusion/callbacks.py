@@ -38,8 +38,10 @@ class RunIdFile(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         logger = trainer.logger
         if trainer.is_global_zero and logger is not None and getattr(logger, "run_id", None):
-            write_json(self.checkpoint_dir / RUN_FILE, {"run_id": logger.run_id,
-                                                         "experiment_id": logger.experiment_id, **self.extra})
+            write_json(
+                self.checkpoint_dir / RUN_FILE,
+                {"run_id": logger.run_id, "experiment_id": logger.experiment_id, **self.extra},
+            )
 
 
 class TrainingDiverged(InputError):
@@ -61,8 +63,9 @@ class FiniteLoss(pl.Callback):
         self._first_bad: torch.Tensor | None = None  # step of the first non-finite loss; -1: none yet
         self._value: torch.Tensor | None = None  # that loss
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:
             loss = loss.detach().float()
@@ -89,9 +92,12 @@ class FiniteLoss(pl.Callback):
         last = self.checkpoint_dir / "last.ckpt"
         kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint written yet"
         value = f"{float(self._value)} at step {step}" if step >= 0 else "on another rank"
-        raise TrainingDiverged(self.checkpoint_dir.parent, f"training diverged: non-finite loss {value} "
-                               f"(epoch {trainer.current_epoch}); {kept}. Lower diffusion.train.lr or "
-                               "check the weight set, then rerun to resume")
+        raise TrainingDiverged(
+            self.checkpoint_dir.parent,
+            f"training diverged: non-finite loss {value} "
+            f"(epoch {trainer.current_epoch}); {kept}. Lower diffusion.train.lr or "
+            "check the weight set, then rerun to resume",
+        )
 
 
 class Throughput(pl.Callback):
@@ -111,14 +117,16 @@ class Throughput(pl.Callback):
         if trainer.strategy.root_device.type == "cuda":
             torch.cuda.synchronize(trainer.strategy.root_device)
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._start is None:
             self._sync(trainer)
             self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._running += len(batch[0]) * trainer.world_size
 
     def _stop(self, trainer: pl.Trainer) -> None:
@@ -147,9 +155,19 @@ class GenerationCheck(pl.Callback):
     """Every `every` epochs (and after the last), on rank zero: sample with the EMA net, mesh at low
     resolution, log MMD/COV/1-NNA per category against the validation clouds and a render grid."""
 
-    def __init__(self, references: Callable[[], dict[str | None, np.ndarray]], every: int, n: int, steps: int,
-                 resolution: int, guidance: float, normalization: str, out_dir: Path,
-                 part_names: dict[str | None, list[str] | None] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        references: Callable[[], dict[str | None, np.ndarray]],
+        every: int,
+        n: int,
+        steps: int,
+        resolution: int,
+        guidance: float,
+        normalization: str,
+        out_dir: Path,
+        part_names: dict[str | None, list[str] | None] | None = None,
+        seed: int = 0,
+    ):
         self._load_references = references  # computed on first use, on rank zero only
         self._references: dict[str | None, np.ndarray] | None = None
         self.every, self.n, self.steps, self.resolution = every, n, steps, resolution
@@ -160,8 +178,9 @@ class GenerationCheck(pl.Callback):
         self._last_step = -1
 
     def _due(self, trainer: pl.Trainer) -> bool:
-        return (self.every > 0 and not trainer.sanity_checking
-                and (trainer.current_epoch + 1) % self.every == 0)
+        return (
+            self.every > 0 and not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every == 0
+        )
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._due(trainer):
@@ -182,10 +201,19 @@ class GenerationCheck(pl.Callback):
         for category, reference in self._references.items():
             name = category or "all"
             png = self.out_dir / f"epoch{trainer.current_epoch:04d}_{name}.png"
-            rep = generation_report(sampler, reference, self.n, steps=self.steps, resolution=self.resolution,
-                                    category=category, guidance=self.guidance, seed=self.seed,
-                                    normalization=self.normalization, render_path=png,
-                                    part_names=self.part_names.get(category))
+            rep = generation_report(
+                sampler,
+                reference,
+                self.n,
+                steps=self.steps,
+                resolution=self.resolution,
+                category=category,
+                guidance=self.guidance,
+                seed=self.seed,
+                normalization=self.normalization,
+                render_path=png,
+                part_names=self.part_names.get(category),
+            )
             reports[name] = rep
             for key in ("mmd", "cov", "1-nna", "n_usable"):
                 if rep.get(key) is not None:

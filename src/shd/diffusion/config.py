@@ -34,8 +34,11 @@ def _build(cls, values: dict[str, Any] | None, where: str):
     _check(not unknown, f"{where}.{','.join(unknown)}", f"unknown option(s); valid: {sorted(known)}")
     hints = typing.get_type_hints(cls)
     for key, value in values.items():
-        _check(hints[key] is not bool or isinstance(value, bool), f"{where}.{key}",
-               f"expected true or false, got {value!r}")
+        _check(
+            hints[key] is not bool or isinstance(value, bool),
+            f"{where}.{key}",
+            f"expected true or false, got {value!r}",
+        )
     return cls(**values)
 
 
@@ -74,16 +77,26 @@ class NetConfig:
     def __post_init__(self) -> None:
         for name in ("depth", "width", "heads"):
             _check(getattr(self, name) >= 1, f"net.{name}", f"must be >= 1, got {getattr(self, name)}")
-        _check(self.width % self.heads == 0, "net.width",
-               f"{self.width} is not divisible by heads {self.heads}")
+        _check(
+            self.width % self.heads == 0, "net.width", f"{self.width} is not divisible by heads {self.heads}"
+        )
         _check(0 <= self.dropout < 1, "net.dropout", f"must be in [0, 1), got {self.dropout}")
         _check(self.n_categories >= 0, "net.n_categories", f"must be >= 0, got {self.n_categories}")
-        _check(self.attention in ATTENTION_KERNELS, "net.attention",
-               f"{self.attention!r} is not one of {ATTENTION_KERNELS}")
-        _check(self.residual_dtype in RESIDUAL_DTYPES, "net.residual_dtype",
-               f"{self.residual_dtype!r} is not one of {RESIDUAL_DTYPES}")
-        _check(self.mlp_kernel in MLP_KERNELS, "net.mlp_kernel",
-               f"{self.mlp_kernel!r} is not one of {MLP_KERNELS}")
+        _check(
+            self.attention in ATTENTION_KERNELS,
+            "net.attention",
+            f"{self.attention!r} is not one of {ATTENTION_KERNELS}",
+        )
+        _check(
+            self.residual_dtype in RESIDUAL_DTYPES,
+            "net.residual_dtype",
+            f"{self.residual_dtype!r} is not one of {RESIDUAL_DTYPES}",
+        )
+        _check(
+            self.mlp_kernel in MLP_KERNELS,
+            "net.mlp_kernel",
+            f"{self.mlp_kernel!r} is not one of {MLP_KERNELS}",
+        )
 
 
 NET_PRESETS: dict[str, NetConfig] = {
@@ -106,10 +119,16 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         _check(self.timesteps >= 2, "schedule.timesteps", f"must be >= 2, got {self.timesteps}")
-        _check(self.prediction in PREDICTIONS, "schedule.prediction",
-               f"one of {PREDICTIONS}, got {self.prediction!r}")
-        _check(0 < self.beta_start < self.beta_end < 1, "schedule.beta_start",
-               f"need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}")
+        _check(
+            self.prediction in PREDICTIONS,
+            "schedule.prediction",
+            f"one of {PREDICTIONS}, got {self.prediction!r}",
+        )
+        _check(
+            0 < self.beta_start < self.beta_end < 1,
+            "schedule.beta_start",
+            f"need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}",
+        )
 
 
 @dataclass(frozen=True)
@@ -162,24 +181,45 @@ class TrainConfig:
     log_model: bool = True  # log the exported model folder as MLflow artifacts
 
     def __post_init__(self) -> None:
-        for name in ("lr", "batch_size", "accumulate", "max_epochs", "val_samples", "val_steps",
-                     "log_every", "checkpoint_every", "val_check_every", "epoch_repeat"):
+        for name in (
+            "lr",
+            "batch_size",
+            "accumulate",
+            "max_epochs",
+            "val_samples",
+            "val_steps",
+            "log_every",
+            "checkpoint_every",
+            "val_check_every",
+            "epoch_repeat",
+        ):
             _check(getattr(self, name) > 0, f"train.{name}", f"must be > 0, got {getattr(self, name)}")
-        _check(self.normalization in NORMALIZATIONS, "train.normalization",
-               f"one of {NORMALIZATIONS}, got {self.normalization!r}")
-        _check(self.conditioning in CONDITIONING, "train.conditioning",
-               f"one of {CONDITIONING}, got {self.conditioning!r}")
-        _check(self.precision in PRECISIONS, "train.precision",
-               f"one of {PRECISIONS}, got {self.precision!r}")
+        _check(
+            self.normalization in NORMALIZATIONS,
+            "train.normalization",
+            f"one of {NORMALIZATIONS}, got {self.normalization!r}",
+        )
+        _check(
+            self.conditioning in CONDITIONING,
+            "train.conditioning",
+            f"one of {CONDITIONING}, got {self.conditioning!r}",
+        )
+        _check(
+            self.precision in PRECISIONS, "train.precision", f"one of {PRECISIONS}, got {self.precision!r}"
+        )
         if isinstance(self.compile, bool):
             object.__setattr__(self, "compile", "default" if self.compile else "off")
-        _check(self.compile in COMPILE_MODES, "train.compile",
-               f"one of {COMPILE_MODES}, got {self.compile!r}")
+        _check(
+            self.compile in COMPILE_MODES, "train.compile", f"one of {COMPILE_MODES}, got {self.compile!r}"
+        )
         _check(0 <= self.cond_drop < 1, "train.cond_drop", f"must be in [0, 1), got {self.cond_drop}")
         _check(self.norm_floor >= 0, "train.norm_floor", f"must be >= 0, got {self.norm_floor}")
         _check(0 < self.ema_decay < 1, "train.ema_decay", f"must be in (0, 1), got {self.ema_decay}")
-        _check(self.val_every % self.val_check_every == 0, "train.val_every",
-               f"must be a multiple of val_check_every ({self.val_check_every}), got {self.val_every}")
+        _check(
+            self.val_every % self.val_check_every == 0,
+            "train.val_every",
+            f"must be a multiple of val_check_every ({self.val_check_every}), got {self.val_every}",
+        )
         _check(self.val_resolution >= 8, "train.val_resolution", f"must be >= 8, got {self.val_resolution}")
 
 
@@ -194,8 +234,9 @@ class DiffusionConfig:
         """From a params.yaml section `{net: preset name | {preset?, ...}, schedule: {...}, train: {...}}`."""
         values = dict(values or {})
         unknown = sorted(set(values) - {"net", "schedule", "train"})
-        _check(not unknown, f"diffusion.{','.join(unknown)}",
-               "unknown section(s); valid: net, schedule, train")
+        _check(
+            not unknown, f"diffusion.{','.join(unknown)}", "unknown section(s); valid: net, schedule, train"
+        )
         net = values.get("net", "tiny")
         if isinstance(net, str):
             _check(net in NET_PRESETS, "diffusion.net", f"preset one of {sorted(NET_PRESETS)}, got {net!r}")
@@ -205,8 +246,11 @@ class DiffusionConfig:
             preset = net.pop("preset", "tiny")
             _check(preset in NET_PRESETS, "diffusion.net.preset", f"one of {sorted(NET_PRESETS)}")
             net_cfg = _build(NetConfig, {**asdict(NET_PRESETS[preset]), **net}, "diffusion.net")
-        return cls(net_cfg, _build(ScheduleConfig, values.get("schedule"), "diffusion.schedule"),
-                   _build(TrainConfig, values.get("train"), "diffusion.train"))
+        return cls(
+            net_cfg,
+            _build(ScheduleConfig, values.get("schedule"), "diffusion.schedule"),
+            _build(TrainConfig, values.get("train"), "diffusion.train"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -62,8 +62,18 @@ class DeviceBatches:
     passes so far). Under DDP each of `world` ranks takes every world-th item of the same order
     (padded by wrapping, as DistributedSampler does)."""
 
-    def __init__(self, split: Split, batch_size: int, *, shuffle: bool, repeat: int = 1, seed: int = 0,
-                 rank: int = 0, world: int = 1, epoch: Callable[[], int] | None = None):
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        repeat: int = 1,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        epoch: Callable[[], int] | None = None,
+    ):
         if not len(split):
             raise ValueError("DeviceBatches needs a non-empty split")
         self.flat, self.category = split.flat, split.category
@@ -89,13 +99,13 @@ class DeviceBatches:
         total = self._per_rank() * self.world
         if total > n:
             order = order.repeat(math.ceil(total / n))[:total]
-        return order[self.rank::self.world].remainder_(len(self.flat))
+        return order[self.rank :: self.world].remainder_(len(self.flat))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order(self._epoch() if self._epoch is not None else self._passes)
         self._passes += 1
         for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
+            rows = order[start : start + self.batch_size]
             yield self.flat.index_select(0, rows), self.category.index_select(0, rows)
 
 
@@ -105,8 +115,15 @@ class WeightSetDataModule(pl.LightningDataModule):
     stacks each batch (for weight sets too large for the device's memory). The splits are read from
     `weight_set_dir` in `setup`, or given by `of_splits`."""
 
-    def __init__(self, weight_set_dir: str | Path | None, batch_size: int, num_workers: int = 0,
-                 repeat: int = 1, on_device: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        weight_set_dir: str | Path | None,
+        batch_size: int,
+        num_workers: int = 0,
+        repeat: int = 1,
+        on_device: bool = True,
+        seed: int = 0,
+    ):
         super().__init__()
         self.repeat = repeat
         self.weight_set_dir = Path(weight_set_dir) if weight_set_dir is not None else None
@@ -117,8 +134,9 @@ class WeightSetDataModule(pl.LightningDataModule):
         self.val: Split | None = None
 
     @classmethod
-    def of_splits(cls, train: Split, val: Split | None, batch_size: int,
-                  **options: Any) -> WeightSetDataModule:
+    def of_splits(
+        cls, train: Split, val: Split | None, batch_size: int, **options: Any
+    ) -> WeightSetDataModule:
         """Over splits already in memory (loaded by the caller, or synthetic; no `val`: an empty one), so
         `setup` reads nothing; `options` as the constructor's."""
         data = cls(None, batch_size, **options)
@@ -139,12 +157,24 @@ class WeightSetDataModule(pl.LightningDataModule):
             rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
             resident = Split(split.ids, split.flat.to(device), split.category.to(device))
             epoch = (lambda: trainer.current_epoch) if trainer is not None else None
-            return DeviceBatches(resident, self.batch_size, shuffle=shuffle, repeat=repeat, seed=self.seed,
-                                 rank=rank, world=world, epoch=epoch)
+            return DeviceBatches(
+                resident,
+                self.batch_size,
+                shuffle=shuffle,
+                repeat=repeat,
+                seed=self.seed,
+                rank=rank,
+                world=world,
+                epoch=epoch,
+            )
         data = TensorDataset(split.flat.repeat(repeat, 1), split.category.repeat(repeat))
-        return DataLoader(data, batch_size=self.batch_size,
-                          shuffle=shuffle, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            data,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DeviceBatches | DataLoader:
         assert self.train is not None

@@ -21,8 +21,11 @@ from shd.diffusion.fused_gelu import gelu_linear
 from shd.diffusion.short_attention import short_attention, supports
 from shd.diffusion.tokens import BlockDecoder, BlockEncoder, TokenLayout
 
-SDPA_BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-                 "cudnn": SDPBackend.CUDNN_ATTENTION}
+SDPA_BACKENDS = {
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+}
 
 
 class SelfAttention(nn.Module):

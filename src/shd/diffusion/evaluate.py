@@ -26,24 +26,37 @@ from shd.fields.layout import Layout, unflatten
 from shd.fields.moe import expert_logits
 
 
-def field_fn(flat: torch.Tensor, layout: Layout, field: FieldConfig,
-             device: torch.device | str = "cpu") -> FieldFn:
+def field_fn(
+    flat: torch.Tensor, layout: Layout, field: FieldConfig, device: torch.device | str = "cpu"
+) -> FieldFn:
     """Flat weight vectors (B, D) as a batched field for meshing: points (B, P, 3) -> logits (B, P, E)."""
     params = unflatten(flat.float().to(device), layout)
     return lambda points: expert_logits(params, points.to(device), field)
 
 
-def clouds_of_weights(flat: torch.Tensor, layout: Layout, field: FieldConfig, resolution: int,
-                      device: torch.device | str = "cpu",
-                      seed: int = 0) -> tuple[list[MeshResult], CloudSet]:
+def clouds_of_weights(
+    flat: torch.Tensor,
+    layout: Layout,
+    field: FieldConfig,
+    resolution: int,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> tuple[list[MeshResult], CloudSet]:
     """Mesh each field at `resolution` and sample its surface cloud; returns (meshes, CloudSet)."""
     fn = field_fn(flat, layout, field, device)
     meshes = mesh_fields(fn, len(flat), resolution=resolution, device=device)
     return meshes, sample_clouds(meshes, seed=seed)
 
 
-def reference_clouds(ids: list[str], flat: torch.Tensor, layout: Layout, field: FieldConfig, resolution: int,
-                     sample_dir: str | Path | None = None, device: torch.device | str = "cpu") -> np.ndarray:
+def reference_clouds(
+    ids: list[str],
+    flat: torch.Tensor,
+    layout: Layout,
+    field: FieldConfig,
+    resolution: int,
+    sample_dir: str | Path | None = None,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
     """(N, 2048, 3) clouds of the validation shapes `ids` (their fitted weights `flat`)."""
     if sample_dir is not None:
         return SampleSet.open(sample_dir).load(ids, ("surface",))["surface"].astype(np.float32)
@@ -61,10 +74,21 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def generation_report(sampler: WeightSampler, reference: np.ndarray, n: int, *, steps: int = 50,
-                      resolution: int = 48, category: str | None = None, guidance: float = 1.0,
-                      seed: int = 0, method: str = "ddim", normalization: str = "unit_std",
-                      render_path: str | Path | None = None, part_names: list[str] | None = None) -> dict:
+def generation_report(
+    sampler: WeightSampler,
+    reference: np.ndarray,
+    n: int,
+    *,
+    steps: int = 50,
+    resolution: int = 48,
+    category: str | None = None,
+    guidance: float = 1.0,
+    seed: int = 0,
+    method: str = "ddim",
+    normalization: str = "unit_std",
+    render_path: str | Path | None = None,
+    part_names: list[str] | None = None,
+) -> dict:
     """Sample `n` shapes, mesh them and report MMD/COV/1-NNA against `reference` clouds.
 
     Meshes that fail (empty or NaN fields) are counted, not fatal; a render grid is written when asked.
@@ -73,19 +97,31 @@ def generation_report(sampler: WeightSampler, reference: np.ndarray, n: int, *, 
     flat = sampler.sample(n, steps=steps, category=category, seed=seed, guidance=guidance, method=method)
     sample_s = time.perf_counter() - t0
     meshes, clouds = clouds_of_weights(flat, sampler.layout, sampler.field, resolution, sampler.device, seed)
-    report: dict[str, Any] = {"n_samples": n, "steps": steps, "method": method, "resolution": resolution,
-                              "guidance": guidance, "sample_seconds": sample_s,
-                              "mesh_status": status_counts(meshes), "n_usable": len(clouds.points)}
+    report: dict[str, Any] = {
+        "n_samples": n,
+        "steps": steps,
+        "method": method,
+        "resolution": resolution,
+        "guidance": guidance,
+        "sample_seconds": sample_s,
+        "mesh_status": status_counts(meshes),
+        "n_usable": len(clouds.points),
+    }
     if len(clouds.points) and len(reference):
-        report.update(generation_metrics(clouds.points, reference, normalization=normalization,
-                                         device=sampler.device))
+        report.update(
+            generation_metrics(clouds.points, reference, normalization=normalization, device=sampler.device)
+        )
     else:
         report.update({"mmd": float("nan"), "cov": float("nan"), "1-nna": float("nan")})
     if render_path is not None:
         from shd.eval.render import render_grid  # matplotlib only when a render is asked for
 
-        render_grid(meshes, render_path, part_names=part_names,
-                    title=f"{category or 'samples'}: {method.upper()}-{steps}, res {resolution}")
+        render_grid(
+            meshes,
+            render_path,
+            part_names=part_names,
+            title=f"{category or 'samples'}: {method.upper()}-{steps}, res {resolution}",
+        )
         report["render"] = str(render_path)
     report["seconds"] = time.perf_counter() - t0
     return _clean(report)

@@ -38,32 +38,43 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     write_with(path, lambda tmp: save_file(cpu, str(tmp), metadata={"format": FORMAT}))
 
 
-def export_model(folder: str | Path, net: Denoiser, schedule: ScheduleConfig, normalizer: Normalizer,
-                 field: FieldConfig, categories: list[str], data_fingerprint: str,
-                 extra: dict[str, Any] | None = None) -> Path:
+def export_model(
+    folder: str | Path,
+    net: Denoiser,
+    schedule: ScheduleConfig,
+    normalizer: Normalizer,
+    field: FieldConfig,
+    categories: list[str],
+    data_fingerprint: str,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write the model folder (atomically per file, config last); returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _save_tensors(folder / WEIGHTS_FILE, net.state_dict())
     _save_tensors(folder / NORM_FILE, normalizer.tensors())
     layout = net.tokens.layout
-    write_json(folder / CONFIG_FILE, {
-        "format": FORMAT,
-        "net": asdict(net.cfg),
-        "schedule": asdict(schedule),
-        "layout": {"dim": layout.dim, "n_experts": layout.n_experts, "blocks": layout.to_json()},
-        "field": asdict(field),
-        "categories": list(categories),
-        "normalization": normalizer.mode,
-        "data_fingerprint": data_fingerprint,
-        **(extra or {}),
-    })
+    write_json(
+        folder / CONFIG_FILE,
+        {
+            "format": FORMAT,
+            "net": asdict(net.cfg),
+            "schedule": asdict(schedule),
+            "layout": {"dim": layout.dim, "n_experts": layout.n_experts, "blocks": layout.to_json()},
+            "field": asdict(field),
+            "categories": list(categories),
+            "normalization": normalizer.mode,
+            "data_fingerprint": data_fingerprint,
+            **(extra or {}),
+        },
+    )
     return folder
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
-    return read_json_document(Path(folder) / CONFIG_FILE,
-                              "not an exported diffusion model folder (or an unfinished export)", FORMAT)
+    return read_json_document(
+        Path(folder) / CONFIG_FILE, "not an exported diffusion model folder (or an unfinished export)", FORMAT
+    )
 
 
 def load_model(folder: str | Path, device: torch.device | str | None = None) -> WeightSampler:
@@ -80,8 +91,9 @@ def load_model(folder: str | Path, device: torch.device | str | None = None) -> 
         raise InputError(folder, f"cannot load the model weights ({exc})") from None
     normalizer = Normalizer(stats["mean"], stats["std"], config["normalization"])
     device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-    return WeightSampler(net, Schedule(ScheduleConfig(**config["schedule"])), normalizer, field,
-                         config["categories"], device)
+    return WeightSampler(
+        net, Schedule(ScheduleConfig(**config["schedule"])), normalizer, field, config["categories"], device
+    )
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str | None = None) -> WeightSampler:
@@ -96,11 +108,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
         hp, state = ckpt["hyper_parameters"], ckpt["state_dict"]
         net = Denoiser(NetConfig(**hp["net"]), TokenLayout(Layout.from_json(hp["layout_blocks"])))
         prefix = "ema.module."
-        net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        net.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
         normalizer = Normalizer(state["normalizer.mean"], state["normalizer.std"], hp["normalization"])
         schedule, field = Schedule(ScheduleConfig(**hp["schedule"])), FieldConfig(**hp["field"])
     except (OSError, RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as exc:
-        raise InputError(path, f"not a loadable shd training checkpoint ({type(exc).__name__}: {exc})") \
-            from None
+        raise InputError(
+            path, f"not a loadable shd training checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     return WeightSampler(net, schedule, normalizer, field, hp["categories"], device)

@@ -53,6 +53,7 @@ if triton is not None:
                 return kernel
             tried = [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w) for m, n, w in configs]
             return triton.autotune(configs=tried, key=["N"])(kernel)
+
         return wrap
 
     @triton.jit
@@ -75,8 +76,18 @@ if triton is not None:
 
     @_tuned([(32, 128, 4), (16, 256, 4), (64, 128, 8), (32, 256, 8), (16, 128, 4)])
     @triton.jit
-    def _bias_gelu_backward(pre_ptr, bias_ptr, grad_ptr, dpre_ptr, partial_ptr, M, N,
-                            ROWS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    def _bias_gelu_backward(
+        pre_ptr,
+        bias_ptr,
+        grad_ptr,
+        dpre_ptr,
+        partial_ptr,
+        M,
+        N,
+        ROWS: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
         """One (ROWS x BLOCK_N) strip a program: the gradient, and the strip's column sums as one
         row of `partial` (summed in a 2-D accumulator, reduced once: no cross-warp sum per tile)."""
         cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -109,8 +120,9 @@ if triton is not None:
         return torch.empty_like(pre)
 
     @torch.library.custom_op("shd::bias_gelu_backward", mutates_args=())
-    def _backward(pre: torch.Tensor, bias: torch.Tensor,
-                  grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _backward(
+        pre: torch.Tensor, bias: torch.Tensor, grad: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n = pre.shape[-1]
         m = pre.numel() // n
         rows = INTERPRETER_ROWS if INTERPRETED else ROWS_PER_PROGRAM

@@ -27,9 +27,16 @@ from shd.fields.layout import Layout
 
 
 class DiffusionModule(pl.LightningModule):
-    def __init__(self, net: dict[str, Any], schedule: dict[str, Any], train: dict[str, Any],
-                 layout_blocks: list[dict], field: dict[str, Any], categories: list[str],
-                 normalization: str = "none"):
+    def __init__(
+        self,
+        net: dict[str, Any],
+        schedule: dict[str, Any],
+        train: dict[str, Any],
+        layout_blocks: list[dict],
+        field: dict[str, Any],
+        categories: list[str],
+        normalization: str = "none",
+    ):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.train_cfg = TrainConfig(**train)
@@ -50,18 +57,39 @@ class DiffusionModule(pl.LightningModule):
         self.normalizer.mean.copy_(normalizer.mean)
         self.normalizer.std.copy_(normalizer.std)
 
-    def _loss(self, net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], drop: float,
-              generator: torch.Generator | None = None,
-              loss_fn: Callable[..., torch.Tensor] = noised_loss) -> torch.Tensor:
+    def _loss(
+        self,
+        net: torch.nn.Module,
+        batch: tuple[torch.Tensor, torch.Tensor],
+        drop: float,
+        generator: torch.Generator | None = None,
+        loss_fn: Callable[..., torch.Tensor] = noised_loss,
+    ) -> torch.Tensor:
         flat, category = batch
         conditional = self.net.category is not None
-        return diffusion_loss(net, self.schedule, self.normalizer, flat, category if conditional else None,
-                              drop, self.net.null_category, generator, loss_fn)
+        return diffusion_loss(
+            net,
+            self.schedule,
+            self.normalizer,
+            flat,
+            category if conditional else None,
+            drop,
+            self.net.null_category,
+            generator,
+            loss_fn,
+        )
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(self.net, batch, self.train_cfg.cond_drop, loss_fn=self._train_loss)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch[0]),
-                 sync_dist=True)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch[0]),
+            sync_dist=True,
+        )
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -93,12 +121,16 @@ class DiffusionModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         fp16 = self._trainer is not None and str(self.trainer.precision).startswith("16")
-        return make_optimizer(self.net, self.train_cfg.lr, self.train_cfg.weight_decay, self.device,
-                              fused=not fp16)
+        return make_optimizer(
+            self.net, self.train_cfg.lr, self.train_cfg.weight_decay, self.device, fused=not fp16
+        )
 
-    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer,
-                                    gradient_clip_val: float | None = None,
-                                    gradient_clip_algorithm: str | None = None) -> None:
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
         """Global-norm clipping of the net's gradients, done here: Lightning's mixed-precision plugin
         refuses to clip for a fused optimizer, though under bf16 (and fp32) there is no scaler and the
         gradients are already true; under fp16 the optimizer is not fused and the plugin clips."""
@@ -111,5 +143,6 @@ class DiffusionModule(pl.LightningModule):
 
     def sampler(self) -> WeightSampler:
         """The EMA denoiser as a sampler (shares its weights; for validation and export)."""
-        return WeightSampler(self.ema.module, self.schedule, self.normalizer, self.field, self.categories,
-                             self.device)
+        return WeightSampler(
+            self.ema.module, self.schedule, self.normalizer, self.field, self.categories, self.device
+        )

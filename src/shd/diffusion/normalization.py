@@ -18,8 +18,9 @@ from shd.fields.layout import Layout
 _TINY = 1e-6  # a block that never moved (constant over the training split) is only shifted
 
 
-def fit_stats(flat: torch.Tensor, layout: Layout, mode: str,
-              floor: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+def fit_stats(
+    flat: torch.Tensor, layout: Layout, mode: str, floor: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, std) vectors (D,) of the training vectors `flat` (S, D) for `mode` in NORMALIZATIONS.
 
     "scalar": a scalar's std is floored at `floor` x its block's std. Many weights barely move from the
@@ -36,9 +37,9 @@ def fit_stats(flat: torch.Tensor, layout: Layout, mode: str,
         raise InputError("train split", f"{mode!r} normalization needs at least 2 training shapes")
     mean, std = torch.empty(d, dtype=torch.float64), torch.empty(d, dtype=torch.float64)
     for b in layout.blocks:
-        part = flat[:, b.offset:b.offset + b.size]
-        mean[b.offset:b.offset + b.size] = part.mean()
-        std[b.offset:b.offset + b.size] = part.std()
+        part = flat[:, b.offset : b.offset + b.size]
+        mean[b.offset : b.offset + b.size] = part.mean()
+        std[b.offset : b.offset + b.size] = part.std()
     if mode == "scalar":
         mean, std = flat.mean(0), torch.maximum(flat.std(0), floor * std)
     return mean.float(), std.clamp(min=_TINY).float()

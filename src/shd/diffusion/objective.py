@@ -15,8 +15,15 @@ from shd.diffusion.normalization import Normalizer
 from shd.diffusion.schedule import Schedule
 
 
-def noised_loss(net: nn.Module, schedule: Schedule, normalizer: Normalizer, flat: torch.Tensor,
-                noise: torch.Tensor, t: torch.Tensor, category: torch.Tensor | None) -> torch.Tensor:
+def noised_loss(
+    net: nn.Module,
+    schedule: Schedule,
+    normalizer: Normalizer,
+    flat: torch.Tensor,
+    noise: torch.Tensor,
+    t: torch.Tensor,
+    category: torch.Tensor | None,
+) -> torch.Tensor:
     """MSE of the net's prediction for given draws: the deterministic part of a training step, which
     `train.compile` compiles whole (normalization, noising, net, target, loss fused; the draws stay
     eager, so a compiled run draws the same numbers as an eager one)."""
@@ -25,10 +32,17 @@ def noised_loss(net: nn.Module, schedule: Schedule, normalizer: Normalizer, flat
     return F.mse_loss(pred.float(), schedule.target(x0, noise, t))
 
 
-def diffusion_loss(net: nn.Module, schedule: Schedule, normalizer: Normalizer, flat: torch.Tensor,
-                   category: torch.Tensor | None, drop: float = 0.0, null_category: int = 0,
-                   generator: torch.Generator | None = None,
-                   loss_fn: Callable[..., torch.Tensor] = noised_loss) -> torch.Tensor:
+def diffusion_loss(
+    net: nn.Module,
+    schedule: Schedule,
+    normalizer: Normalizer,
+    flat: torch.Tensor,
+    category: torch.Tensor | None,
+    drop: float = 0.0,
+    null_category: int = 0,
+    generator: torch.Generator | None = None,
+    loss_fn: Callable[..., torch.Tensor] = noised_loss,
+) -> torch.Tensor:
     """MSE of the prediction at uniform timesteps; categories replaced by the null class with prob `drop`.
 
     Without a generator, noise and timesteps are drawn on the batch's device (training); with a CPU
@@ -40,8 +54,11 @@ def diffusion_loss(net: nn.Module, schedule: Schedule, normalizer: Normalizer, f
         noise = torch.randn(flat.shape, generator=generator).to(flat.device)
     t = schedule.sample_t(len(flat), flat.device, generator)
     if category is not None and drop > 0:
-        u = torch.rand(len(flat), generator=generator).to(flat.device) if generator is not None else \
-            torch.rand(len(flat), device=flat.device)
+        u = (
+            torch.rand(len(flat), generator=generator).to(flat.device)
+            if generator is not None
+            else torch.rand(len(flat), device=flat.device)
+        )
         category = torch.where(u < drop, torch.full_like(category, null_category), category)
     return loss_fn(net, schedule, normalizer, flat, noise, t, category)
 
@@ -76,9 +93,11 @@ def ema_of(net: nn.Module, decay: float) -> WarmupEMA:
     return WarmupEMA(net, decay)
 
 
-def make_optimizer(net: nn.Module, lr: float, weight_decay: float, device: torch.device,
-                   fused: bool = True) -> torch.optim.AdamW:
+def make_optimizer(
+    net: nn.Module, lr: float, weight_decay: float, device: torch.device, fused: bool = True
+) -> torch.optim.AdamW:
     """AdamW (reference); the fused CUDA kernel on GPU (one launch for all parameters) unless `fused`
     is off (fp16 with a grad scaler: the fused step unscales internally, after any clipping)."""
-    return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay,
-                             fused=fused and device.type == "cuda")
+    return torch.optim.AdamW(
+        net.parameters(), lr=lr, weight_decay=weight_decay, fused=fused and device.type == "cuda"
+    )

@@ -24,8 +24,15 @@ from shd.fields.layout import Layout
 class WeightSampler:
     """A denoiser (usually the EMA weights), its schedule, normalization and category names."""
 
-    def __init__(self, net: Denoiser, schedule: Schedule, normalizer: Normalizer, field: FieldConfig,
-                 categories: Sequence[str] = (), device: torch.device | str | None = None):
+    def __init__(
+        self,
+        net: Denoiser,
+        schedule: Schedule,
+        normalizer: Normalizer,
+        field: FieldConfig,
+        categories: Sequence[str] = (),
+        device: torch.device | str | None = None,
+    ):
         self.net = net.eval()
         self.schedule = schedule
         self.normalizer = normalizer
@@ -50,8 +57,10 @@ class WeightSampler:
             # a model of one category samples that category when asked for it (by name or index 0)
             if not asked or (len(self.categories) <= 1 and all(c in (*self.categories, 0) for c in asked)):
                 return None
-            raise InputError(f"category {category!r}",
-                             f"this model was trained without category conditioning on {self.categories}")
+            raise InputError(
+                f"category {category!r}",
+                f"this model was trained without category conditioning on {self.categories}",
+            )
         if category is None:
             return torch.full((n,), self.net.null_category, dtype=torch.int64, device=self.device)
         items = [category] * n if isinstance(category, (str, int)) else list(category)
@@ -69,6 +78,7 @@ class WeightSampler:
     def model_fn(self, category: torch.Tensor | None, guidance: float = 1.0) -> ModelFn:
         """The net as the schedule calls it; with guidance != 1, classifier-free guidance
         (uncond + g * (cond - uncond)) with both halves in one batched forward."""
+
         def net(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 return self.net(x, t, c).float()
@@ -88,8 +98,16 @@ class WeightSampler:
         return torch.Generator(device=self.device).manual_seed(int(seed))
 
     @torch.no_grad()
-    def sample(self, n: int, steps: int = 50, category: str | int | Sequence | None = None, seed: int = 0,
-               guidance: float = 1.0, method: str = "ddim", eta: float = 0.0) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        steps: int = 50,
+        category: str | int | Sequence | None = None,
+        seed: int = 0,
+        guidance: float = 1.0,
+        method: str = "ddim",
+        eta: float = 0.0,
+    ) -> torch.Tensor:
         """`n` new weight vectors (n, D) float32 on the CPU, from pure noise (DDIM by default)."""
         gen = self._generator(seed)
         x = torch.randn(n, self.layout.dim, generator=gen, device=self.device)
@@ -98,9 +116,18 @@ class WeightSampler:
         return self.normalizer.denormalize(out).float().cpu()
 
     @torch.no_grad()
-    def sdedit(self, flat: torch.Tensor, strength: float = 0.2, steps: int = 50,
-               category: str | int | Sequence | None = None, seed: int = 0, guidance: float = 1.0,
-               keep: torch.Tensor | None = None, method: str = "ddim", resample: int = 1) -> torch.Tensor:
+    def sdedit(
+        self,
+        flat: torch.Tensor,
+        strength: float = 0.2,
+        steps: int = 50,
+        category: str | int | Sequence | None = None,
+        seed: int = 0,
+        guidance: float = 1.0,
+        keep: torch.Tensor | None = None,
+        method: str = "ddim",
+        resample: int = 1,
+    ) -> torch.Tensor:
         """Noise given weight vectors (n, D) to t = strength*T and denoise back (hybrids: harmonize).
 
         `keep` (D,) bool marks scalars held to the inputs at every step (RePaint-style inpainting);
@@ -114,9 +141,17 @@ class WeightSampler:
         return self.normalizer.denormalize(out).float().cpu()
 
     @torch.no_grad()
-    def inpaint(self, flat: torch.Tensor, keep: torch.Tensor, steps: int = 50,
-                category: str | int | Sequence | None = None, seed: int = 0, guidance: float = 1.0,
-                method: str = "ddim", resample: int = 1) -> torch.Tensor:
+    def inpaint(
+        self,
+        flat: torch.Tensor,
+        keep: torch.Tensor,
+        steps: int = 50,
+        category: str | int | Sequence | None = None,
+        seed: int = 0,
+        guidance: float = 1.0,
+        method: str = "ddim",
+        resample: int = 1,
+    ) -> torch.Tensor:
         """Generate the scalars outside `keep` (D,) bool from pure noise, holding the rest to `flat`.
 
         `resample` R > 1 is RePaint's resampling: each step is taken R times (noised back in between),
@@ -131,9 +166,17 @@ class WeightSampler:
         return self.normalizer.denormalize(out).float().cpu()
 
 
-def sample_generated(folder: str | Path, n: int, *, category: str | None = None, seed: int = 0,
-                     device: torch.device | str | None = None, steps: int = 50,
-                     guidance: float = 1.0, layout: Layout | None = None) -> torch.Tensor:
+def sample_generated(
+    folder: str | Path,
+    n: int,
+    *,
+    category: str | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    steps: int = 50,
+    guidance: float = 1.0,
+    layout: Layout | None = None,
+) -> torch.Tensor:
     """`n` weight vectors (n, D) from the model that the train stage exported under `folder`.
 
     `folder` is the train stage's output (`models/diffusion`, holding `model/`) or the model folder
@@ -147,8 +190,11 @@ def sample_generated(folder: str | Path, n: int, *, category: str | None = None,
     model_dir = folder / "model" if (folder / "model").is_dir() else folder
     sampler = load_model(model_dir, device=device)
     if layout is not None and sampler.layout.to_json() != layout.to_json():
-        raise InputError(model_dir, f"trained on another weight layout (dim {sampler.layout.dim}, "
-                         f"{len(sampler.layout.blocks)} blocks) than the weight set's (dim {layout.dim}, "
-                         f"{len(layout.blocks)} blocks); retrain it on this weight set (dvc repro train)")
+        raise InputError(
+            model_dir,
+            f"trained on another weight layout (dim {sampler.layout.dim}, "
+            f"{len(sampler.layout.blocks)} blocks) than the weight set's (dim {layout.dim}, "
+            f"{len(layout.blocks)} blocks); retrain it on this weight set (dvc repro train)",
+        )
     cat = category if sampler.conditional else None
     return sampler.sample(n, steps=steps, category=cat, seed=seed, guidance=guidance)

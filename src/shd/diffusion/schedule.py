@@ -45,18 +45,24 @@ class Schedule:
         return self.cfg.timesteps
 
     def _scheduler(self, method: str) -> DDPMScheduler | DDIMScheduler:
-        common = dict(num_train_timesteps=self.cfg.timesteps, beta_start=self.cfg.beta_start,
-                      beta_end=self.cfg.beta_end, beta_schedule=self.cfg.beta_schedule,
-                      prediction_type=_PREDICTION_TYPE[self.cfg.prediction], clip_sample=False,
-                      timestep_spacing="trailing")
+        common = dict(
+            num_train_timesteps=self.cfg.timesteps,
+            beta_start=self.cfg.beta_start,
+            beta_end=self.cfg.beta_end,
+            beta_schedule=self.cfg.beta_schedule,
+            prediction_type=_PREDICTION_TYPE[self.cfg.prediction],
+            clip_sample=False,
+            timestep_spacing="trailing",
+        )
         if method == "ddpm":
             return DDPMScheduler(variance_type="fixed_small", **common)
         if method == "ddim":
             return DDIMScheduler(set_alpha_to_one=True, **common)
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
-    def sample_t(self, n: int, device: torch.device | str = "cpu",
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_t(
+        self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Training timesteps, uniform over [0, T) (drawn on the device unless a CPU generator is given)."""
         if generator is None:
             return torch.randint(0, self.T, (n,), device=device)
@@ -81,9 +87,18 @@ class Schedule:
         return [int(t) for t in sched.timesteps if t < strength * self.T]
 
     @torch.no_grad()
-    def denoise(self, model_fn: ModelFn, x: torch.Tensor, steps: int = 50, method: str = "ddim",
-                strength: float = 1.0, eta: float = 0.0, generator: torch.Generator | None = None,
-                callback: StepCallback | None = None, resample: int = 1) -> torch.Tensor:
+    def denoise(
+        self,
+        model_fn: ModelFn,
+        x: torch.Tensor,
+        steps: int = 50,
+        method: str = "ddim",
+        strength: float = 1.0,
+        eta: float = 0.0,
+        generator: torch.Generator | None = None,
+        callback: StepCallback | None = None,
+        resample: int = 1,
+    ) -> torch.Tensor:
         """Run the reverse chain on x (at the chain's first timestep) down to a clean sample.
 
         `steps` counts the steps of a full chain (T-1 -> 0); `strength` < 1 runs only its tail below
@@ -97,8 +112,9 @@ class Schedule:
         sched.set_timesteps(steps)
         ts = [t for t in sched.timesteps.tolist() if t < strength * self.T]
         if not ts:
-            raise ValueError(f"strength {strength} with {steps} steps leaves no timestep below "
-                             f"{strength * self.T}")
+            raise ValueError(
+                f"strength {strength} with {steps} steps leaves no timestep below {strength * self.T}"
+            )
         extra = {"eta": eta} if method == "ddim" else {}
         for i, t in enumerate(ts):
             t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.int64)
@@ -112,31 +128,42 @@ class Schedule:
                     x = callback(i, prev, x)
         return x
 
-    def renoise(self, x: torch.Tensor, t_from: int, t_to: int,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def renoise(
+        self, x: torch.Tensor, t_from: int, t_to: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """A draw of q(x_{t_to} | x_{t_from}) for t_from < t_to: the forward chain over those steps."""
         ratio = float(self.alphas_cumprod[t_to] / self.alphas_cumprod[t_from])
-        return ratio ** 0.5 * x + (1.0 - ratio) ** 0.5 * self.noise_like(x, generator)
+        return ratio**0.5 * x + (1.0 - ratio) ** 0.5 * self.noise_like(x, generator)
 
     def noise_like(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Gaussian noise from the generator, drawn on the generator's device (x's without one)."""
         device = generator.device if generator is not None else x.device
         return torch.randn(x.shape, generator=generator, device=device).to(x.device, x.dtype)
 
-    def sdedit(self, model_fn: ModelFn, x0: torch.Tensor, strength: float, steps: int = 50,
-               method: str = "ddim", generator: torch.Generator | None = None,
-               callback: StepCallback | None = None, resample: int = 1) -> torch.Tensor:
+    def sdedit(
+        self,
+        model_fn: ModelFn,
+        x0: torch.Tensor,
+        strength: float,
+        steps: int = 50,
+        method: str = "ddim",
+        generator: torch.Generator | None = None,
+        callback: StepCallback | None = None,
+        resample: int = 1,
+    ) -> torch.Tensor:
         """Noise clean x0 to t ~ strength*T, then denoise back (harmonizes edited weights)."""
         start = self.timesteps(steps, method, strength)
         if not start:
             raise ValueError(f"strength {strength} with {steps} steps leaves no timestep")
         t0 = torch.full((x0.shape[0],), start[0], device=x0.device, dtype=torch.int64)
         x = self.add_noise(x0, self.noise_like(x0, generator), t0)
-        return self.denoise(model_fn, x, steps, method, strength, generator=generator, callback=callback,
-                            resample=resample)
+        return self.denoise(
+            model_fn, x, steps, method, strength, generator=generator, callback=callback, resample=resample
+        )
 
-    def keep_known(self, known: torch.Tensor, mask: torch.Tensor,
-                   generator: torch.Generator | None = None) -> StepCallback:
+    def keep_known(
+        self, known: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None
+    ) -> StepCallback:
         """Inpainting callback: scalars under `mask` become `known` forward-noised to the current step
         (exactly `known` once the chain is clean), the others stay as the model made them."""
         mask = mask.to(known.device)

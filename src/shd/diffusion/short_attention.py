@@ -46,8 +46,12 @@ def supports(qkv: torch.Tensor, heads: int, dropout: float) -> bool:
     if triton is None or dropout > 0 or qkv.dim() != 3 or qkv.size(-1) % (3 * heads):
         return False
     on_device = qkv.is_cuda or (qkv.device.type == "cpu" and INTERPRETED)
-    return (on_device and qkv.dtype in DTYPES and qkv.size(1) <= MAX_TOKENS
-            and qkv.size(-1) // (3 * heads) in HEAD_DIMS)
+    return (
+        on_device
+        and qkv.dtype in DTYPES
+        and qkv.size(1) <= MAX_TOKENS
+        and qkv.size(-1) // (3 * heads) in HEAD_DIMS
+    )
 
 
 def _block(tokens: int) -> int:
@@ -69,8 +73,9 @@ if triton is not None:
         # the fastest of 16 settings on an H100 (BENCHMARKS.md, short_attention_cuda), and 1 head for
         # odd head counts
         configs = [triton.Config({"HEADS_PER_PROGRAM": n}, num_warps=4, num_stages=2) for n in (1, 2, 4, 8)]
-        return triton.autotune(configs=configs, key=["T", "H", "D"],
-                               prune_configs_by={"early_config_prune": _divides_heads})(kernel)
+        return triton.autotune(
+            configs=configs, key=["T", "H", "D"], prune_configs_by={"early_config_prune": _divides_heads}
+        )(kernel)
 
     @triton.jit
     def _softmax_tile(q, k, rows, T, scale):
@@ -82,8 +87,16 @@ if triton is not None:
 
     @_tuned
     @triton.jit
-    def _short_attention_forward(qkv_ptr, out_ptr, T, scale, H: tl.constexpr, D: tl.constexpr,
-                                 BLOCK_T: tl.constexpr, HEADS_PER_PROGRAM: tl.constexpr):
+    def _short_attention_forward(
+        qkv_ptr,
+        out_ptr,
+        T,
+        scale,
+        H: tl.constexpr,
+        D: tl.constexpr,
+        BLOCK_T: tl.constexpr,
+        HEADS_PER_PROGRAM: tl.constexpr,
+    ):
         b = tl.program_id(0).to(tl.int64)
         rows = tl.arange(0, BLOCK_T)
         cols = tl.arange(0, D)
@@ -101,8 +114,17 @@ if triton is not None:
 
     @_tuned
     @triton.jit
-    def _short_attention_backward(qkv_ptr, dout_ptr, dqkv_ptr, T, scale, H: tl.constexpr, D: tl.constexpr,
-                                  BLOCK_T: tl.constexpr, HEADS_PER_PROGRAM: tl.constexpr):
+    def _short_attention_backward(
+        qkv_ptr,
+        dout_ptr,
+        dqkv_ptr,
+        T,
+        scale,
+        H: tl.constexpr,
+        D: tl.constexpr,
+        BLOCK_T: tl.constexpr,
+        HEADS_PER_PROGRAM: tl.constexpr,
+    ):
         b = tl.program_id(0).to(tl.int64)
         rows = tl.arange(0, BLOCK_T)
         cols = tl.arange(0, D)

@@ -38,8 +38,9 @@ class TokenLayout:
             sizes.setdefault(b.size, []).append(i)
         self.groups = tuple(TokenGroup(s, tuple(t)) for s, t in sizes.items())
         # the permutation that puts the flat vector in group order (each group: (G, size) row-major)
-        self.perm = torch.cat([torch.arange(blocks[t].offset, blocks[t].offset + g.size)
-                               for g in self.groups for t in g.tokens])
+        self.perm = torch.cat(
+            [torch.arange(blocks[t].offset, blocks[t].offset + g.size) for g in self.groups for t in g.tokens]
+        )
         self.inverse = torch.empty_like(self.perm)
         self.inverse[self.perm] = torch.arange(len(self.perm))
         # token ids in group order, and the inverse (token i sits at `token_slot[i]` in group order)
@@ -60,11 +61,14 @@ class TokenLayout:
         """(B, D) -> one (B, G, size) tensor per group (`perm`: this layout's `perm` on flat's device)."""
         grouped = flat.index_select(1, perm if perm is not None else self.perm.to(flat.device))
         sections = [len(g.tokens) * g.size for g in self.groups]
-        return [p.unflatten(1, (len(g.tokens), g.size))
-                for p, g in zip(grouped.split(sections, 1), self.groups, strict=True)]
+        return [
+            p.unflatten(1, (len(g.tokens), g.size))
+            for p, g in zip(grouped.split(sections, 1), self.groups, strict=True)
+        ]
 
-    def merge(self, parts: list[torch.Tensor], inverse: torch.Tensor | None = None,
-              perm: torch.Tensor | None = None) -> torch.Tensor:
+    def merge(
+        self, parts: list[torch.Tensor], inverse: torch.Tensor | None = None, perm: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Inverse of `split`: one (B, G, size) tensor per group -> (B, D) (`inverse`, `perm`: this
         layout's on the parts' device)."""
         grouped = torch.cat([p.flatten(1) for p in parts], 1)
@@ -77,7 +81,7 @@ class TokenLayout:
         mask = torch.zeros(self.dim, dtype=torch.bool)
         for t in tokens:
             b = self.layout.blocks[t]
-            mask[b.offset:b.offset + b.size] = True
+            mask[b.offset : b.offset + b.size] = True
         return mask
 
     def expert_tokens(self, experts: list[int]) -> list[int]:

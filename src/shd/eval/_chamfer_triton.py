@@ -71,7 +71,16 @@ def directed_chamfer(
     out = torch.empty(n * m, dtype=torch.float32, device=x.device)
     if n * m:
         _directed_kernel[(n * m,)](
-            xs, ys, x_lengths.to(torch.int32).contiguous(), y_lengths.to(torch.int32).contiguous(), out,
-            m, x.shape[1], y.shape[1], BLOCK_X=block_x, BLOCK_Y=block_y, num_warps=num_warps,
+            xs,
+            ys,
+            x_lengths.to(torch.int32).contiguous(),
+            y_lengths.to(torch.int32).contiguous(),
+            out,
+            m,
+            x.shape[1],
+            y.shape[1],
+            BLOCK_X=block_x,
+            BLOCK_Y=block_y,
+            num_warps=num_warps,
         )
     return out.view(n, m)

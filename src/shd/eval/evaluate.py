@@ -39,8 +39,12 @@ GENERATED_FORMAT = "shd-eval-generated/1"
 GENERATED_KEY = "params"  # the (N, D) tensor of data/eval/generated.safetensors
 RECONSTRUCTION = "test_reconstruction"
 # generation_metrics' names -> the names of record in metrics/eval.json
-_RENAMES = {"n_generated": "n_evaluated", "1-nna": "nna", "1-nna_generated": "nna_generated",
-            "1-nna_reference": "nna_reference"}
+_RENAMES = {
+    "n_generated": "n_evaluated",
+    "1-nna": "nna",
+    "1-nna_generated": "nna_generated",
+    "1-nna_reference": "nna_reference",
+}
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,11 @@ class EvaluateConfig:
             (self.batch_size >= 1 and self.chunk_points >= 1, "batch_size", "sizes must be >= 1"),
             (self.render_count >= 0, "render_count", "must be >= 0"),
             (self.backend in BACKENDS, "backend", f"one of {BACKENDS}"),
-            (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
-             "auto, cpu, cuda or cuda:<index>"),
+            (
+                self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
+                "device",
+                "auto, cpu, cuda or cuda:<index>",
+            ),
         ]
         for ok, key, problem in checks:
             if not ok:
@@ -157,8 +164,14 @@ def surface_clouds(samples: SampleSet, ids: list[str]) -> Clouds:
     return Clouds(arrays["surface"].astype(np.float32), arrays["surface_labels"].astype(np.int64))
 
 
-def cloud_metrics(generated: Clouds, reference: Clouds, train: Clouds | None, cfg: EvaluateConfig,
-                  part_names: Sequence[str] | None, device: torch.device) -> tuple[dict, dict[str, list]]:
+def cloud_metrics(
+    generated: Clouds,
+    reference: Clouds,
+    train: Clouds | None,
+    cfg: EvaluateConfig,
+    part_names: Sequence[str] | None,
+    device: torch.device,
+) -> tuple[dict, dict[str, list]]:
     """One generator's row: MMD/COV/1-NNA, per-part MMD/COV (labelled clouds), novelty (with `train`).
 
     Every generator goes through this one function, so rows compare. Returns (row, per-sample lists:
@@ -168,15 +181,24 @@ def cloud_metrics(generated: Clouds, reference: Clouds, train: Clouds | None, cf
     opts = {"normalization": cfg.normalization, "device": device, "backend": cfg.backend}
     report = generation_metrics(generated.points, reference.points, per_sample=True, **opts)
     used = report.pop("generated_index")
-    per_sample = {key: report.pop(key) for key in ("nearest_reference_cd", "nearest_reference_index",
-                                                   "reference_nearest_cd")}
+    per_sample = {
+        key: report.pop(key)
+        for key in ("nearest_reference_cd", "nearest_reference_index", "reference_nearest_cd")
+    }
     per_sample["index"] = used
     row = {_RENAMES.get(k, k): v for k, v in report.items()}
     evaluated = generated.take(used)
     row["parts"] = None
     if part_names and evaluated.labels is not None and reference.labels is not None:
-        row["parts"] = part_metrics(evaluated.points, evaluated.labels, reference.points, reference.labels,
-                                    n_parts=len(part_names), part_names=part_names, **opts)["parts"]
+        row["parts"] = part_metrics(
+            evaluated.points,
+            evaluated.labels,
+            reference.points,
+            reference.labels,
+            n_parts=len(part_names),
+            part_names=part_names,
+            **opts,
+        )["parts"]
     if train is not None:
         found = novelty(evaluated.points, train.points, **opts)
         per_sample["nearest_train_cd"] = found.pop("nearest_train_cd", [math.nan] * len(used))
@@ -185,17 +207,32 @@ def cloud_metrics(generated: Clouds, reference: Clouds, train: Clouds | None, cf
     return row, per_sample
 
 
-def evaluate_weight_vectors(flat: torch.Tensor, layout: Layout, field: FieldConfig, reference: Clouds,
-                            train: Clouds | None = None, *, cfg: EvaluateConfig = EvaluateConfig(),
-                            part_names: Sequence[str] | None = None) -> WeightEvaluation:
+def evaluate_weight_vectors(
+    flat: torch.Tensor,
+    layout: Layout,
+    field: FieldConfig,
+    reference: Clouds,
+    train: Clouds | None = None,
+    *,
+    cfg: EvaluateConfig = EvaluateConfig(),
+    part_names: Sequence[str] | None = None,
+) -> WeightEvaluation:
     """Decode weight vectors (N, D) to meshes and clouds and score them against `reference`.
 
     Failed meshes (NaN weights, empty or NaN fields, no area) are counted in `n_empty` and skipped.
     Part metrics need a semantic field with one expert per name in `part_names`.
     """
     device = resolve_device(cfg.device)
-    meshes = mesh_weights(flat, layout, field, resolution=cfg.resolution, level=cfg.level,
-                          batch_size=cfg.batch_size, chunk_points=cfg.chunk_points, device=device)
+    meshes = mesh_weights(
+        flat,
+        layout,
+        field,
+        resolution=cfg.resolution,
+        level=cfg.level,
+        batch_size=cfg.batch_size,
+        chunk_points=cfg.chunk_points,
+        device=device,
+    )
     sampled = sample_clouds(meshes, cfg.n_points, seed=cfg.seed)
     labelled = field.semantic and part_names is not None and field.n_experts == len(part_names)
     clouds = Clouds(sampled.points, sampled.labels if labelled else None)
@@ -203,18 +240,23 @@ def evaluate_weight_vectors(flat: torch.Tensor, layout: Layout, field: FieldConf
     per_sample["index"] = sampled.index[per_sample["index"]].tolist()
     rows = {"nearest_train_cd": [math.nan] * len(flat), "nearest_train_index": [-1] * len(flat)}
     if train is not None:  # every meshed vector, scored or clipped: the report shows each by its neighbour
-        cd, index = nearest_in(clouds.points, train.points, normalization=cfg.normalization, device=device,
-                               backend=cfg.backend)
+        cd, index = nearest_in(
+            clouds.points, train.points, normalization=cfg.normalization, device=device, backend=cfg.backend
+        )
         for r, c, i in zip(sampled.index.tolist(), cd.tolist(), index.tolist(), strict=True):
             rows["nearest_train_cd"][r], rows["nearest_train_index"][r] = c, i
-    metrics = {"n_generated": len(flat), "n_empty": len(flat) - len(sampled.points),
-               "mesh_status": {**status_counts(meshes), "zero_area": sampled.skipped.get("zero_area", 0)},
-               **row}
+    metrics = {
+        "n_generated": len(flat),
+        "n_empty": len(flat) - len(sampled.points),
+        "mesh_status": {**status_counts(meshes), "zero_area": sampled.skipped.get("zero_area", 0)},
+        **row,
+    }
     return WeightEvaluation(metrics=metrics, meshes=meshes, per_sample=per_sample, rows=rows)
 
 
-def train_as_generator(train: Clouds, reference: Clouds, cfg: EvaluateConfig,
-                       part_names: Sequence[str] | None) -> dict[str, Any]:
+def train_as_generator(
+    train: Clouds, reference: Clouds, cfg: EvaluateConfig, part_names: Sequence[str] | None
+) -> dict[str, Any]:
     """Yardstick: ground-truth training clouds used as the generated set (1.1x the references, seeded).
 
     A generator that only memorized its training set scores this; novelty is left out (it is 0).
@@ -252,15 +294,22 @@ def n_to_sample(weight_dir: str | Path, sample_dir: str | Path, cfg: EvaluateCon
     return category, n_to_generate(n_ref, cfg.generate_factor)
 
 
-def baseline_row(path: str | Path | None, category: str, reference: Clouds, train: Clouds,
-                 cfg: EvaluateConfig, part_names: Sequence[str]) -> dict[str, Any] | None:
+def baseline_row(
+    path: str | Path | None,
+    category: str,
+    reference: Clouds,
+    train: Clouds,
+    cfg: EvaluateConfig,
+    part_names: Sequence[str],
+) -> dict[str, Any] | None:
     """Yardstick: the single-MLP baseline's test reconstructions (None when no baseline is configured)."""
     if path is None:
         return None
     base = WeightSet.open(path)
     flat = base.load_flat(reconstruction_ids(base, category))
-    result = evaluate_weight_vectors(flat, base.layout, base.field, reference, train, cfg=cfg,
-                                     part_names=part_names)
+    result = evaluate_weight_vectors(
+        flat, base.layout, base.field, reference, train, cfg=cfg, part_names=part_names
+    )
     return {"weights": str(path), **result["metrics"]}
 
 
@@ -269,8 +318,9 @@ def nn_csv(per_sample: dict[str, list], shape_ids: Sequence[str] | None) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["sample", "generated_index", "shape_id", "nearest_reference_cd", "nearest_train_cd"])
-    rows = zip(per_sample["index"], per_sample["nearest_reference_cd"], per_sample["nearest_train_cd"],
-               strict=True)
+    rows = zip(
+        per_sample["index"], per_sample["nearest_reference_cd"], per_sample["nearest_train_cd"], strict=True
+    )
     for k, (i, ref_cd, train_cd) in enumerate(rows):
         writer.writerow([k, i, shape_ids[i] if shape_ids else "", _num(ref_cd), _num(train_cd)])
     return out.getvalue()
@@ -280,8 +330,12 @@ def _num(x: float) -> str:
     return f"{x:.6g}" if math.isfinite(x) else ""
 
 
-def sample_records(result: WeightEvaluation, ref_ids: Sequence[str], train_ids: Sequence[str],
-                   shape_ids: Sequence[str] | None) -> dict[str, Any]:
+def sample_records(
+    result: WeightEvaluation,
+    ref_ids: Sequence[str],
+    train_ids: Sequence[str],
+    shape_ids: Sequence[str] | None,
+) -> dict[str, Any]:
     """`data/eval/samples.json`: per generated vector its mesh status, whether it was scored, its nearest
     reference (scored ones) and nearest training shape (meshed ones) by id and CD; per reference its CD
     to the nearest scored sample and how many samples have it as their nearest reference."""
@@ -290,23 +344,38 @@ def sample_records(result: WeightEvaluation, ref_ids: Sequence[str], train_ids: 
     generated = []
     for i, mesh in enumerate(result["meshes"]):
         k, t = scored.get(i), rows["nearest_train_index"][i]
-        generated.append({
-            "index": i, "shape_id": shape_ids[i] if shape_ids else None, "mesh_status": mesh.status,
-            "scored": k is not None,
-            "nearest_reference": None if k is None else {"id": ref_ids[per["nearest_reference_index"][k]],
-                                                         "cd": per["nearest_reference_cd"][k]},
-            "nearest_train": None if t < 0 else {"id": train_ids[t], "cd": rows["nearest_train_cd"][i]},
-        })
+        generated.append(
+            {
+                "index": i,
+                "shape_id": shape_ids[i] if shape_ids else None,
+                "mesh_status": mesh.status,
+                "scored": k is not None,
+                "nearest_reference": None
+                if k is None
+                else {"id": ref_ids[per["nearest_reference_index"][k]], "cd": per["nearest_reference_cd"][k]},
+                "nearest_train": None if t < 0 else {"id": train_ids[t], "cd": rows["nearest_train_cd"][i]},
+            }
+        )
     nearest = np.asarray(per["nearest_reference_index"], np.int64)
     hits = np.bincount(nearest[nearest >= 0], minlength=len(ref_ids))  # -1: no usable reference
-    references = [{"id": rid, "nearest_generated_cd": cd, "n_nearest_of": int(n)}
-                  for rid, cd, n in zip(ref_ids, per["reference_nearest_cd"], hits, strict=True)]
+    references = [
+        {"id": rid, "nearest_generated_cd": cd, "n_nearest_of": int(n)}
+        for rid, cd, n in zip(ref_ids, per["reference_nearest_cd"], hits, strict=True)
+    ]
     return json_ready({"format": SAMPLES_FORMAT, "generated": generated, "references": references})
 
 
-def render_generated(path: Path, flat: torch.Tensor, layout: Layout, field: FieldConfig,
-                     result: WeightEvaluation, cfg: EvaluateConfig, part_names: Sequence[str] | None,
-                     title: str, shape_ids: Sequence[str] | None = None) -> None:
+def render_generated(
+    path: Path,
+    flat: torch.Tensor,
+    layout: Layout,
+    field: FieldConfig,
+    result: WeightEvaluation,
+    cfg: EvaluateConfig,
+    part_names: Sequence[str] | None,
+    title: str,
+    shape_ids: Sequence[str] | None = None,
+) -> None:
     """Part-coloured grid of the first `render_count` generated shapes, captioned with the CD to their
     nearest reference; re-meshed at `render_resolution` when that differs from the metrics' meshes."""
     from shd.eval.render import render_grid  # matplotlib only when rendering
@@ -314,11 +383,19 @@ def render_generated(path: Path, flat: torch.Tensor, layout: Layout, field: Fiel
     n = min(cfg.render_count, len(flat))
     meshes = result["meshes"][:n]
     if cfg.render_resolution != cfg.resolution:
-        meshes = mesh_weights(flat[:n], layout, field, resolution=cfg.render_resolution, level=cfg.level,
-                              batch_size=cfg.batch_size, chunk_points=cfg.chunk_points,
-                              device=resolve_device(cfg.device))
-    nearest = dict(zip(result["per_sample"]["index"], result["per_sample"]["nearest_reference_cd"],
-                       strict=True))
+        meshes = mesh_weights(
+            flat[:n],
+            layout,
+            field,
+            resolution=cfg.render_resolution,
+            level=cfg.level,
+            batch_size=cfg.batch_size,
+            chunk_points=cfg.chunk_points,
+            device=resolve_device(cfg.device),
+        )
+    nearest = dict(
+        zip(result["per_sample"]["index"], result["per_sample"]["nearest_reference_cd"], strict=True)
+    )
     captions = []
     for i, scored in enumerate(result["meshes"][:n]):
         name = shape_ids[i] if shape_ids else f"#{i}"
@@ -327,9 +404,14 @@ def render_generated(path: Path, flat: torch.Tensor, layout: Layout, field: Fiel
     render_grid(meshes, path, captions=captions, part_names=part_names, title=title)
 
 
-def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPaths = EvalPaths(),
-                   cfg: EvaluateConfig = EvaluateConfig(), generated: torch.Tensor | None = None,
-                   generator_name: str | None = None) -> dict[str, Any]:
+def evaluate_stage(
+    weight_dir: str | Path,
+    sample_dir: str | Path,
+    paths: EvalPaths = EvalPaths(),
+    cfg: EvaluateConfig = EvaluateConfig(),
+    generated: torch.Tensor | None = None,
+    generator_name: str | None = None,
+) -> dict[str, Any]:
     """Score a generated set (default: the test-split reconstructions) with its yardsticks; write the
     plot CSV, the render grid and, last, the metrics JSON (`shd.tracking.evaluation` logs them to MLflow).
 
@@ -351,8 +433,10 @@ def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPa
         generated = weights.load_flat(shape_ids)
         generator_name = generator_name or RECONSTRUCTION
     elif generated.ndim != 2 or generated.shape[1] != weights.layout.dim:
-        raise InputError("generated weights", f"expected (N, {weights.layout.dim}) in the layout of "
-                                              f"{weight_dir}, got {tuple(generated.shape)}")
+        raise InputError(
+            "generated weights",
+            f"expected (N, {weights.layout.dim}) in the layout of {weight_dir}, got {tuple(generated.shape)}",
+        )
     generator_name = generator_name or "generated"
     seconds: dict[str, float] = {}
 
@@ -362,55 +446,115 @@ def evaluate_stage(weight_dir: str | Path, sample_dir: str | Path, paths: EvalPa
         seconds[key] = time.perf_counter() - start
         return out
 
-    result = timed("generated", evaluate_weight_vectors, generated, weights.layout, weights.field,
-                   reference, train, cfg=cfg, part_names=part_names)
+    result = timed(
+        "generated",
+        evaluate_weight_vectors,
+        generated,
+        weights.layout,
+        weights.field,
+        reference,
+        train,
+        cfg=cfg,
+        part_names=part_names,
+    )
     yardsticks = {
-        "train_as_generator": timed("train_as_generator", train_as_generator, train, reference, cfg,
-                                    part_names),
-        "single_baseline": timed("single_baseline", baseline_row, cfg.baseline_weights, category,
-                                 reference, train, cfg, part_names),
+        "train_as_generator": timed(
+            "train_as_generator", train_as_generator, train, reference, cfg, part_names
+        ),
+        "single_baseline": timed(
+            "single_baseline", baseline_row, cfg.baseline_weights, category, reference, train, cfg, part_names
+        ),
     }
     device = resolve_device(cfg.device)
-    report = json_ready({
-        "generator": generator_name, "category": category, **result["metrics"], "yardsticks": yardsticks,
-        "protocol": {"resolution": cfg.resolution, "level": cfg.level, "n_points": cfg.n_points,
-                     "generate_factor": cfg.generate_factor, "seed": cfg.seed, "reference_split": "test",
-                     "reference_points": reference.points.shape[1], "n_train": len(train),
-                     "device": str(device), "backend": resolve_backend(cfg.backend, device)},
-    })
+    report = json_ready(
+        {
+            "generator": generator_name,
+            "category": category,
+            **result["metrics"],
+            "yardsticks": yardsticks,
+            "protocol": {
+                "resolution": cfg.resolution,
+                "level": cfg.level,
+                "n_points": cfg.n_points,
+                "generate_factor": cfg.generate_factor,
+                "seed": cfg.seed,
+                "reference_split": "test",
+                "reference_points": reference.points.shape[1],
+                "n_train": len(train),
+                "device": str(device),
+                "backend": resolve_backend(cfg.backend, device),
+            },
+        }
+    )
     write_text(paths.nn_cd, nn_csv(result["per_sample"], shape_ids))
-    write_shard(paths.generated, {GENERATED_KEY: generated.detach().cpu().float().numpy()},
-                {"format": GENERATED_FORMAT, "generator": generator_name, "category": category,
-                 "weights": str(weight_dir)})
-    write_json(paths.samples, {"generator": generator_name, "category": category, "weights": str(weight_dir),
-                               **sample_records(result, ref_ids, train_ids, shape_ids)})
+    write_shard(
+        paths.generated,
+        {GENERATED_KEY: generated.detach().cpu().float().numpy()},
+        {
+            "format": GENERATED_FORMAT,
+            "generator": generator_name,
+            "category": category,
+            "weights": str(weight_dir),
+        },
+    )
+    write_json(
+        paths.samples,
+        {
+            "generator": generator_name,
+            "category": category,
+            "weights": str(weight_dir),
+            **sample_records(result, ref_ids, train_ids, shape_ids),
+        },
+    )
     if cfg.render_count:
-        timed("render", render_generated, paths.grid, generated, weights.layout, weights.field, result, cfg,
-              part_names, f"{generator_name} ({category}): CD to the nearest reference, {cfg.normalization}",
-              shape_ids)
+        timed(
+            "render",
+            render_generated,
+            paths.grid,
+            generated,
+            weights.layout,
+            weights.field,
+            result,
+            cfg,
+            part_names,
+            f"{generator_name} ({category}): CD to the nearest reference, {cfg.normalization}",
+            shape_ids,
+        )
     report["seconds"] = {**seconds, "total": time.perf_counter() - t0}
     write_json(paths.metrics, report)  # last: its presence means the evaluation finished
     return report
 
 
-def evaluate_generator(sample: Callable[[int, str, int], torch.Tensor], weight_dir: str | Path,
-                       sample_dir: str | Path, paths: EvalPaths = EvalPaths(),
-                       cfg: EvaluateConfig = EvaluateConfig(), generator_name: str = "diffusion",
-                       ) -> dict[str, Any]:
+def evaluate_generator(
+    sample: Callable[[int, str, int], torch.Tensor],
+    weight_dir: str | Path,
+    sample_dir: str | Path,
+    paths: EvalPaths = EvalPaths(),
+    cfg: EvaluateConfig = EvaluateConfig(),
+    generator_name: str = "diffusion",
+) -> dict[str, Any]:
     """Score a generator given as `sample(n, category, seed) -> (n, D) weights`: it is asked for 1.1x
     the test references of the evaluated category (the stage of record and `shd evaluate` share this)."""
     category, n = n_to_sample(weight_dir, sample_dir, cfg)
-    return evaluate_stage(weight_dir, sample_dir, paths, cfg, generated=sample(n, category, cfg.seed),
-                          generator_name=generator_name)
+    return evaluate_stage(
+        weight_dir,
+        sample_dir,
+        paths,
+        cfg,
+        generated=sample(n, category, cfg.seed),
+        generator_name=generator_name,
+    )
 
 
 def summary_line(report: dict[str, Any]) -> str:
     """One line of an evaluation report: the generator's MMD/COV/1-NNA beside the train-set yardstick."""
     base = report["yardsticks"]["train_as_generator"]
-    return (f"evaluate [{report['generator']}, {report['category']}, {report['normalization']}]: "
-            f"MMD {_fmt(report['mmd'])}, COV {_fmt(report['cov'])}, 1-NNA {_fmt(report['nna'])} "
-            f"on {report['n_evaluated']}/{report['n_generated']} shapes ({report['n_empty']} empty); "
-            f"train as generator: MMD {_fmt(base['mmd'])}, 1-NNA {_fmt(base['nna'])}")
+    return (
+        f"evaluate [{report['generator']}, {report['category']}, {report['normalization']}]: "
+        f"MMD {_fmt(report['mmd'])}, COV {_fmt(report['cov'])}, 1-NNA {_fmt(report['nna'])} "
+        f"on {report['n_evaluated']}/{report['n_generated']} shapes ({report['n_empty']} empty); "
+        f"train as generator: MMD {_fmt(base['mmd'])}, 1-NNA {_fmt(base['nna'])}"
+    )
 
 
 def _fmt(x: float | None) -> str:

@@ -296,5 +296,12 @@ def mesh_fields(
     device: torch.device | str = "cpu",
 ) -> list[MeshResult]:
     """Mesh the `n_shapes` fields of one batched field; one `MeshResult` per shape, in batch order."""
-    return next(iter_meshes([(field_fn, n_shapes)], resolution=resolution, level=level,
-                            chunk_points=chunk_points, device=device))
+    return next(
+        iter_meshes(
+            [(field_fn, n_shapes)],
+            resolution=resolution,
+            level=level,
+            chunk_points=chunk_points,
+            device=device,
+        )
+    )

@@ -111,13 +111,16 @@ def generation_metrics(
         reference_cd = np.full(len(ref_keep), math.nan)
         if len(gen):
             reference_cd[ref_keep] = d_gr.min(axis=0)
-        report.update({
-            "generated_index": np.flatnonzero(gen_keep)[: len(gen)].tolist(),
-            "nearest_reference_cd": d_gr.min(axis=1).tolist() if has_ref else [math.nan] * len(gen),
-            "nearest_reference_index": (np.flatnonzero(ref_keep)[d_gr.argmin(axis=1)].tolist() if has_ref
-                                        else [-1] * len(gen)),
-            "reference_nearest_cd": reference_cd.tolist(),
-        })
+        report.update(
+            {
+                "generated_index": np.flatnonzero(gen_keep)[: len(gen)].tolist(),
+                "nearest_reference_cd": d_gr.min(axis=1).tolist() if has_ref else [math.nan] * len(gen),
+                "nearest_reference_index": (
+                    np.flatnonzero(ref_keep)[d_gr.argmin(axis=1)].tolist() if has_ref else [-1] * len(gen)
+                ),
+                "reference_nearest_cd": reference_cd.tolist(),
+            }
+        )
     return report
 
 
@@ -244,8 +247,9 @@ def novelty(
     }
 
 
-def nearest_in(clouds, pool, *, normalization: str, device: torch.device | str = "cpu",
-               backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def nearest_in(
+    clouds, pool, *, normalization: str, device: torch.device | str = "cpu", backend: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
     """For each cloud, the CD to its nearest cloud of `pool` and that cloud's position in `pool`.
 
     Aligned with `clouds` as given: a skipped cloud (or an unusable pool) gets NaN and -1, so callers

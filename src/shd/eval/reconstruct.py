@@ -16,8 +16,9 @@ from shd.fields.layout import Layout, unflatten
 from shd.fields.moe import expert_logits
 
 
-def weights_field(flat: torch.Tensor, layout: Layout, field: FieldConfig,
-                  device: torch.device | str = "cpu") -> FieldFn:
+def weights_field(
+    flat: torch.Tensor, layout: Layout, field: FieldConfig, device: torch.device | str = "cpu"
+) -> FieldFn:
     """(B, D) flat vectors as one batched field: points (B, P, 3) -> expert logits (B, P, E)."""
     params = unflatten(flat.detach().float().to(device), layout)
     return lambda points: expert_logits(params, points.to(device), field)
@@ -47,12 +48,13 @@ def mesh_weights(
 
     def batches() -> Iterator[tuple[FieldFn, int]]:
         for start in range(0, len(rows), batch_size):
-            chunk = rows[start:start + batch_size]
+            chunk = rows[start : start + batch_size]
             yield weights_field(flat[chunk], layout, field, device), len(chunk)
 
-    done = iter_meshes(batches(), resolution=resolution, level=level, chunk_points=chunk_points,
-                       device=device)
+    done = iter_meshes(
+        batches(), resolution=resolution, level=level, chunk_points=chunk_points, device=device
+    )
     for start, batch in zip(range(0, len(rows), batch_size), done, strict=True):
-        for row, mesh in zip(rows[start:start + batch_size], batch, strict=True):
+        for row, mesh in zip(rows[start : start + batch_size], batch, strict=True):
             meshes[row] = mesh
     return meshes

@@ -89,12 +89,21 @@ def draw_mesh(ax, mesh: MeshResult, caption: str | None = None) -> None:
     if mesh.ok and len(mesh.faces):
         tri, colors = _visible_shaded(mesh)
         # edges in the face colour cover the anti-aliasing seams between neighbouring triangles
-        ax.add_collection3d(Poly3DCollection(_to_plot_frame(tri), facecolors=colors, edgecolors=colors,
-                                             linewidths=0.15))
+        ax.add_collection3d(
+            Poly3DCollection(_to_plot_frame(tri), facecolors=colors, edgecolors=colors, linewidths=0.15)
+        )
     else:
         reason = textwrap.fill(mesh.reason, 36, max_lines=3, placeholder="...")
-        ax.text2D(0.5, 0.5, f"{mesh.status}\n{reason}", transform=ax.transAxes,
-                  ha="center", va="center", fontsize=8, color="0.4")
+        ax.text2D(
+            0.5,
+            0.5,
+            f"{mesh.status}\n{reason}",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="0.4",
+        )
     if caption:
         ax.text2D(0.5, 0.02, caption, transform=ax.transAxes, ha="center", va="bottom", fontsize=9)
 
@@ -109,8 +118,13 @@ def _legend(fig, meshes: Sequence[MeshResult], part_names: Sequence[str] | None)
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
 
 
-def _grid_figure(meshes: Sequence[MeshResult], captions: Sequence[str] | None, ncols: int | None,
-                 part_names: Sequence[str] | None, title: str | None):
+def _grid_figure(
+    meshes: Sequence[MeshResult],
+    captions: Sequence[str] | None,
+    ncols: int | None,
+    part_names: Sequence[str] | None,
+    title: str | None,
+):
     """The figure of a grid of meshes (the caller saves and closes it)."""
     if not meshes:
         raise ValueError("nothing to render: no meshes given")
@@ -126,8 +140,14 @@ def _grid_figure(meshes: Sequence[MeshResult], captions: Sequence[str] | None, n
         _legend(fig, meshes, part_names)
         if title:
             fig.suptitle(title, fontsize=11)
-        fig.subplots_adjust(left=0, right=1, bottom=legend_h / fig.get_figheight(), top=0.95 if title else 1,
-                            wspace=0, hspace=0.05)
+        fig.subplots_adjust(
+            left=0,
+            right=1,
+            bottom=legend_h / fig.get_figheight(),
+            top=0.95 if title else 1,
+            wspace=0,
+            hspace=0.05,
+        )
     except BaseException:
         plt.close(fig)
         raise
@@ -178,8 +198,12 @@ def render_gif(
             plt.close(fig)
         buf.seek(0)
         frames.append(Image.open(buf).convert("RGB"))
-    write_with(path, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
-                                                duration=frame_ms, loop=0))
+    write_with(
+        path,
+        lambda tmp: frames[0].save(
+            tmp, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0
+        ),
+    )
     return Path(path)
 
 
@@ -205,5 +229,6 @@ def render_strip(
     dpi: int = 100,
 ) -> Path:
     """Render meshes side by side in one row (interpolations, hybrids: parents -> child)."""
-    return render_grid(meshes, path, captions=captions, ncols=len(meshes), part_names=part_names,
-                       title=title, dpi=dpi)
+    return render_grid(
+        meshes, path, captions=captions, ncols=len(meshes), part_names=part_names, title=title, dpi=dpi
+    )

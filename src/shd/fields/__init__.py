@@ -18,7 +18,25 @@ from shd.fields.quality import aggregate, heldout_iou
 from shd.fields.weight_set import WeightSet, load_field, load_params
 
 __all__ = [
-    "FIELD_PRESETS", "Block", "FieldConfig", "FieldModule", "Layout", "OverfitConfig", "WeightSet",
-    "aggregate", "combine", "expert_logits", "fit_sample_set", "fit_with_fabric", "flatten", "heldout_iou",
-    "init_params", "load_field", "load_params", "make_layout", "param_count", "shape_losses", "unflatten",
+    "FIELD_PRESETS",
+    "Block",
+    "FieldConfig",
+    "FieldModule",
+    "Layout",
+    "OverfitConfig",
+    "WeightSet",
+    "aggregate",
+    "combine",
+    "expert_logits",
+    "fit_sample_set",
+    "fit_with_fabric",
+    "flatten",
+    "heldout_iou",
+    "init_params",
+    "load_field",
+    "load_params",
+    "make_layout",
+    "param_count",
+    "shape_losses",
+    "unflatten",
 ]

@@ -37,13 +37,19 @@ class FieldConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         _check(self.n_experts >= 1, "field.n_experts", f"must be >= 1, got {self.n_experts}")
-        _check(len(self.hidden) >= 1 and min(self.hidden) >= 1, "field.hidden",
-               f"needs at least one positive width, got {self.hidden}")
+        _check(
+            len(self.hidden) >= 1 and min(self.hidden) >= 1,
+            "field.hidden",
+            f"needs at least one positive width, got {self.hidden}",
+        )
         _check(self.n_freqs >= 0, "field.n_freqs", f"must be >= 0, got {self.n_freqs}")
         _check(self.combine in COMBINES, "field.combine", f"one of {COMBINES}, got {self.combine!r}")
         _check(self.temperature > 0, "field.temperature", f"must be > 0, got {self.temperature}")
-        _check(self.semantic or self.n_experts == 1, "field.n_experts",
-               "a non-semantic (single) field has exactly one expert")
+        _check(
+            self.semantic or self.n_experts == 1,
+            "field.n_experts",
+            "a non-semantic (single) field has exactly one expert",
+        )
 
 
 FIELD_PRESETS: dict[str, FieldConfig] = {

@@ -69,8 +69,11 @@ class Active:
         return Active(ids=[self.ids[i] for i in index.tolist()], **out)
 
     def cat(self, other: Active) -> Active:
-        out = {f.name: torch.cat([getattr(self, f.name), getattr(other, f.name)])
-               for f in fields(self) if f.name != "ids"}
+        out = {
+            f.name: torch.cat([getattr(self, f.name), getattr(other, f.name)])
+            for f in fields(self)
+            if f.name != "ids"
+        }
         return Active(ids=self.ids + other.ids, **out)
 
 
@@ -79,18 +82,30 @@ def shape_seed(shape_id: str, seed: int) -> int:
     return zlib.crc32(f"{seed}:{shape_id}".encode())
 
 
-def new_active(ids: list[str], data: dict[str, torch.Tensor], init: torch.Tensor, cfg: OverfitConfig,
-               device: torch.device) -> Active:
+def new_active(
+    ids: list[str],
+    data: dict[str, torch.Tensor],
+    init: torch.Tensor,
+    cfg: OverfitConfig,
+    device: torch.device,
+) -> Active:
     """Fresh slots for shapes: shared initial weights, zero Adam state, step 0."""
     b = len(ids)
     flat = init.to(device=device, dtype=torch.float32).reshape(1, -1).repeat(b, 1)
     zeros = lambda dtype: torch.zeros(b, device=device, dtype=dtype)  # noqa: E731
     return Active(
-        ids=list(ids), flat=flat, m=torch.zeros_like(flat), v=torch.zeros_like(flat),
-        step=zeros(torch.int64), lr=torch.full((b,), cfg.lr, device=device),
+        ids=list(ids),
+        flat=flat,
+        m=torch.zeros_like(flat),
+        v=torch.zeros_like(flat),
+        step=zeros(torch.int64),
+        lr=torch.full((b,), cfg.lr, device=device),
         seed=torch.tensor([shape_seed(s, cfg.seed) for s in ids], device=device, dtype=torch.int64),
-        best=torch.full((b,), float("inf"), device=device), bad=zeros(torch.int64),
-        flat_count=zeros(torch.int64), acc_loss=zeros(torch.float32), acc_inter=zeros(torch.float32),
+        best=torch.full((b,), float("inf"), device=device),
+        bad=zeros(torch.int64),
+        flat_count=zeros(torch.int64),
+        acc_loss=zeros(torch.float32),
+        acc_inter=zeros(torch.float32),
         acc_union=zeros(torch.float32),
         **{k: torch.as_tensor(data[k]).to(device) for k in TRAIN_KEYS},
     )
@@ -131,21 +146,28 @@ def precision(mode: str, device: torch.device) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = old
 
 
-def adam_update(flat: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
-                step: torch.Tensor, lr: torch.Tensor) -> None:
+def adam_update(
+    flat: torch.Tensor,
+    grad: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    step: torch.Tensor,
+    lr: torch.Tensor,
+) -> None:
     """torch.optim.Adam's update, with a step count and learning rate per row (shape)."""
     b1, b2 = BETAS
     with torch.no_grad():
         m.mul_(b1).add_(grad, alpha=1 - b1)
         v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
         t = step.to(torch.float32).unsqueeze(1)
-        bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+        bc1, bc2 = 1 - b1**t, 1 - b2**t
         denom = (v.sqrt() / bc2.sqrt()).add_(EPS)
         flat.addcdiv_(m, denom * (bc1 / lr.unsqueeze(1)), value=-1.0)
 
 
-def train_step(active: Active, x: torch.Tensor, occ: torch.Tensor, lab: torch.Tensor, layout: Layout,
-               cfg: OverfitConfig) -> torch.Tensor:
+def train_step(
+    active: Active, x: torch.Tensor, occ: torch.Tensor, lab: torch.Tensor, layout: Layout, cfg: OverfitConfig
+) -> torch.Tensor:
     """One Adam step of every active shape on its batch; returns the per-shape losses (B,)."""
     fcfg = cfg.field
     # leaves sharing the flat storage: gradients come per tensor, with no slice-backward scatter
@@ -171,7 +193,8 @@ def check(active: Active, cfg: OverfitConfig, interval: int) -> tuple[torch.Tens
     loss = active.acc_loss / interval
     iou = active.acc_inter / active.acc_union.clamp(min=1)
     active.best, active.bad, active.flat_count, active.lr = plateau_update(
-        loss, active.best, active.bad, active.flat_count, active.lr, cfg, active.step)
+        loss, active.best, active.bad, active.flat_count, active.lr, cfg, active.step
+    )
     failed = ~torch.isfinite(loss)
     stop_plateau = active.flat_count >= cfg.stop_patience
     stop_max = active.step >= cfg.max_steps
@@ -182,27 +205,52 @@ def check(active: Active, cfg: OverfitConfig, interval: int) -> tuple[torch.Tens
     keep = (~done).nonzero().squeeze(1)
     if len(done_idx) == 0:
         return keep, []
-    host = {k: t[done_idx].cpu() for k, t in (("loss", loss), ("iou", iou), ("step", active.step),
-                                                ("failed", failed), ("plateau", stop_plateau))}
+    host = {
+        k: t[done_idx].cpu()
+        for k, t in (
+            ("loss", loss),
+            ("iou", iou),
+            ("step", active.step),
+            ("failed", failed),
+            ("plateau", stop_plateau),
+        )
+    }
     params = active.flat[done_idx].cpu()
     results = []
     for i, row in enumerate(done_idx.tolist()):
         bad = bool(host["failed"][i])
         steps = int(host["step"][i])
-        results.append(ShapeResult(
-            shape_id=active.ids[row], params=torch.full_like(params[i], np.nan) if bad else params[i],
-            loss=None if bad else float(host["loss"][i]), train_iou=None if bad else float(host["iou"][i]),
-            steps=steps, status="failed" if bad else "ok",
-            reason=(f"non-finite training loss within steps {steps - interval}..{steps}" if bad
-                    else "plateau" if bool(host["plateau"][i]) else "max_steps"),
-        ))
+        results.append(
+            ShapeResult(
+                shape_id=active.ids[row],
+                params=torch.full_like(params[i], np.nan) if bad else params[i],
+                loss=None if bad else float(host["loss"][i]),
+                train_iou=None if bad else float(host["iou"][i]),
+                steps=steps,
+                status="failed" if bad else "ok",
+                reason=(
+                    f"non-finite training loss within steps {steps - interval}..{steps}"
+                    if bad
+                    else "plateau"
+                    if bool(host["plateau"][i])
+                    else "max_steps"
+                ),
+            )
+        )
     return keep, results
 
 
-def fit_stream(ids: Sequence[str], load: Callable[[list[str]], dict], init: torch.Tensor,
-               cfg: OverfitConfig, device: str | torch.device, capacity: int,
-               on_done: Callable[[list[ShapeResult]], None], parts: list[str] | None = None,
-               on_interval: Callable[[Active], None] | None = None) -> None:
+def fit_stream(
+    ids: Sequence[str],
+    load: Callable[[list[str]], dict],
+    init: torch.Tensor,
+    cfg: OverfitConfig,
+    device: str | torch.device,
+    capacity: int,
+    on_done: Callable[[list[ShapeResult]], None],
+    parts: list[str] | None = None,
+    on_interval: Callable[[Active], None] | None = None,
+) -> None:
     """Fit every shape in `ids` through `capacity` slots; `on_done` gets results as shapes finish.
 
     `load(ids)` returns the training arrays (`TRAIN_KEYS`) stacked in that order. Finished shapes
@@ -230,8 +278,9 @@ def fit_stream(ids: Sequence[str], load: Callable[[list[str]], dict], init: torc
             on_done(finished)
 
 
-def memory_capacity(field: FieldConfig, n_points: int, cfg: OverfitConfig, device: torch.device,
-                    fraction: float = 0.8) -> int:
+def memory_capacity(
+    field: FieldConfig, n_points: int, cfg: OverfitConfig, device: torch.device, fraction: float = 0.8
+) -> int:
     """How many shapes fit in memory at once (training data, Adam state and activations)."""
     layout = make_layout(field)
     # saved activations (encoding copy per expert, every hidden layer) + two backward temporaries

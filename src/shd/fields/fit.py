@@ -39,15 +39,24 @@ def _check_categories(samples: SampleSet, ids: list[str], config: OverfitConfig)
     if config.field.semantic:
         for c, parts in categories.items():
             if len(parts) != config.field.n_experts:
-                raise InputError("overfit.field.n_experts",
-                                 f"is {config.field.n_experts} but category {c} has {len(parts)} parts "
-                                 f"({', '.join(parts)}); a semantic field has one expert per part")
+                raise InputError(
+                    "overfit.field.n_experts",
+                    f"is {config.field.n_experts} but category {c} has {len(parts)} parts "
+                    f"({', '.join(parts)}); a semantic field has one expert per part",
+                )
     return categories
 
 
-def _initial_weights(samples: SampleSet, ids: list[str], out_dir: Path, config: OverfitConfig,
-                     device: torch.device, fabric: Any | None, shard_index: int = 0,
-                     wait_s: float = INIT_WAIT_S) -> tuple[torch.Tensor, str]:
+def _initial_weights(
+    samples: SampleSet,
+    ids: list[str],
+    out_dir: Path,
+    config: OverfitConfig,
+    device: torch.device,
+    fabric: Any | None,
+    shard_index: int = 0,
+    wait_s: float = INIT_WAIT_S,
+) -> tuple[torch.Tensor, str]:
     """Shared initialization: from the seed, or the first shape's fit (kept in init.safetensors).
 
     If the first shape's fit fails (non-finite loss), the next shape is tried, up to `INIT_TRIES`.
@@ -70,18 +79,23 @@ def _initial_weights(samples: SampleSet, ids: list[str], out_dir: Path, config: 
         deadline = time.monotonic() + wait_s
         while not ready():
             if time.monotonic() > deadline:
-                raise InputError(path, f"shard 0 did not write the shared first_shape initialization within "
-                                       f"{wait_s:.0f} s; run shard 0 (or `init: seed`)")
+                raise InputError(
+                    path,
+                    f"shard 0 did not write the shared first_shape initialization within "
+                    f"{wait_s:.0f} s; run shard 0 (or `init: seed`)",
+                )
             time.sleep(INIT_POLL_S)
     if rank0 and not ready():
         reasons = []
         for shape_id in candidates:
             got: list[ShapeResult] = []
-            fit_stream([shape_id], lambda b: samples.load(b, TRAIN_KEYS), seed_init, config, device, 1,
-                       got.extend)
+            fit_stream(
+                [shape_id], lambda b: samples.load(b, TRAIN_KEYS), seed_init, config, device, 1, got.extend
+            )
             if got[0].status == "ok":
-                write_shard(path, {"params": got[0].params.numpy()},
-                            {"fingerprint": fp, "shape_ids": [shape_id]})
+                write_shard(
+                    path, {"params": got[0].params.numpy()}, {"fingerprint": fp, "shape_ids": [shape_id]}
+                )
                 break
             reasons.append(f"{shape_id}: {got[0].reason}")
         else:
@@ -96,10 +110,16 @@ def _sample_fingerprints(samples: SampleSet, ids: list[str]) -> list[str]:
     return [read_shard_meta(samples.root / s).get("fingerprint", s) for s in shards]
 
 
-def fit_sample_set(sample_dir: str | Path, out_dir: str | Path, config: OverfitConfig,
-                   device: str | torch.device = "cpu", shard: tuple[int, int] | None = None,
-                   progress: Progress | None = None, fabric: Any | None = None,
-                   limit: int | None = None) -> dict[str, Any]:
+def fit_sample_set(
+    sample_dir: str | Path,
+    out_dir: str | Path,
+    config: OverfitConfig,
+    device: str | torch.device = "cpu",
+    shard: tuple[int, int] | None = None,
+    progress: Progress | None = None,
+    fabric: Any | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
     """Fit every shape of `config.splits` in the sample set; returns a summary dict.
 
     `shard=(i, n)` fits only weight shards k with k % n == i (array jobs); with `fabric`, rank and
@@ -121,7 +141,7 @@ def fit_sample_set(sample_dir: str | Path, out_dir: str | Path, config: OverfitC
         raise InputError(f"{sample_dir}", f"no shapes in splits {list(config.splits)}")
     categories = _check_categories(samples, ids, config)
     init, init_fp = _initial_weights(samples, ids, out_dir, config, device, fabric, index)
-    groups = [ids[s:s + config.shard_size] for s in range(0, len(ids), config.shard_size)]
+    groups = [ids[s : s + config.shard_size] for s in range(0, len(ids), config.shard_size)]
     names = [shard_name(k) for k in range(len(groups))]
     fit_fields = config.fit_fingerprint_fields()
     fps = [fingerprint(fit_fields, init_fp, _sample_fingerprints(samples, g)) for g in groups]
@@ -142,20 +162,40 @@ def fit_sample_set(sample_dir: str | Path, out_dir: str | Path, config: OverfitC
         for r in results:
             pending[group_of[r.shape_id]][r.shape_id] = r
         for k in [k for k, got in pending.items() if len(got) == len(groups[k])]:
-            _write_group(samples, out_dir / names[k], groups[k], pending.pop(k), layout, config, device,
-                         fps[k])
+            _write_group(
+                samples, out_dir / names[k], groups[k], pending.pop(k), layout, config, device, fps[k]
+            )
             done_shapes += len(groups[k])
             if progress:
-                progress({"shard": names[k], "done_shapes": done_shapes, "total_shapes": total_shapes,
-                          "elapsed_s": time.perf_counter() - t0})
+                progress(
+                    {
+                        "shard": names[k],
+                        "done_shapes": done_shapes,
+                        "total_shapes": total_shapes,
+                        "elapsed_s": time.perf_counter() - t0,
+                    }
+                )
 
     n_points = samples.load(ids[:1], ("points",))["points"].shape[1]
     capacity = memory_capacity(config.field, n_points, config, device)
-    fit_stream([s for k in todo for s in groups[k]], lambda b: samples.load(b, TRAIN_KEYS), init, config,
-               device, capacity, on_done, parts)
-    summary: dict[str, Any] = {"rank": index, "world": count, "fitted_shards": len(todo),
-                               "reused_shards": reused, "capacity": capacity,
-                               "seconds": time.perf_counter() - t0}
+    fit_stream(
+        [s for k in todo for s in groups[k]],
+        lambda b: samples.load(b, TRAIN_KEYS),
+        init,
+        config,
+        device,
+        capacity,
+        on_done,
+        parts,
+    )
+    summary: dict[str, Any] = {
+        "rank": index,
+        "world": count,
+        "fitted_shards": len(todo),
+        "reused_shards": reused,
+        "capacity": capacity,
+        "seconds": time.perf_counter() - t0,
+    }
     if fabric is not None:
         fabric.barrier()
     complete = all(shard_matches(out_dir / n, fp, g) for n, fp, g in zip(names, fps, groups, strict=True))
@@ -167,23 +207,45 @@ def fit_sample_set(sample_dir: str | Path, out_dir: str | Path, config: OverfitC
     return summary
 
 
-def _write_group(samples: SampleSet, path: Path, ids: list[str], results: dict[str, ShapeResult],
-                 layout: Layout, config: OverfitConfig, device: torch.device, fp: str) -> None:
+def _write_group(
+    samples: SampleSet,
+    path: Path,
+    ids: list[str],
+    results: dict[str, ShapeResult],
+    layout: Layout,
+    config: OverfitConfig,
+    device: torch.device,
+    fp: str,
+) -> None:
     """Held-out quality of a finished group, then its shard."""
     params = torch.stack([results[s].params for s in ids])
     held = {k: torch.as_tensor(v).to(device) for k, v in samples.load(ids, EVAL_KEYS).items()}
-    iou, part_iou = heldout_iou(params.to(device).nan_to_num(), layout, config.field, held["eval_points"],
-                                held["eval_occupancy"], held["eval_labels"])
+    iou, part_iou = heldout_iou(
+        params.to(device).nan_to_num(),
+        layout,
+        config.field,
+        held["eval_points"],
+        held["eval_occupancy"],
+        held["eval_labels"],
+    )
     records = []
     for i, s in enumerate(ids):
         r, e = results[s], samples.entry(s)
         ok = r.status == "ok"
-        records.append({
-            "shape_id": s, "category": e.category, "split": e.split, "fit_status": r.status,
-            "reason": r.reason, "steps": r.steps, "loss": r.loss, "train_iou": r.train_iou,
-            "iou": _num(iou[i]) if ok else None,
-            "part_iou": [_num(p) for p in part_iou[i]] if ok else [],
-        })
+        records.append(
+            {
+                "shape_id": s,
+                "category": e.category,
+                "split": e.split,
+                "fit_status": r.status,
+                "reason": r.reason,
+                "steps": r.steps,
+                "loss": r.loss,
+                "train_iou": r.train_iou,
+                "iou": _num(iou[i]) if ok else None,
+                "part_iou": [_num(p) for p in part_iou[i]] if ok else [],
+            }
+        )
     write_weight_shard(path, params, records, fp)
 
 
@@ -192,9 +254,16 @@ def _num(x: torch.Tensor) -> float | None:
     return v if v == v else None  # NaN (undefined IoU) -> None, JSON has no NaN
 
 
-def fit_with_fabric(sample_dir: str | Path, out_dir: str | Path, config: OverfitConfig,
-                    accelerator: str = "auto", devices: int | str = 1, num_nodes: int = 1,
-                    strategy: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+def fit_with_fabric(
+    sample_dir: str | Path,
+    out_dir: str | Path,
+    config: OverfitConfig,
+    accelerator: str = "auto",
+    devices: int | str = 1,
+    num_nodes: int = 1,
+    strategy: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Run `fit_sample_set` on every rank of a Lightning Fabric launch; returns rank 0's summary.
 
     Works launched programmatically (`strategy="ddp"` re-runs the command per rank, `"ddp_spawn"`
@@ -204,12 +273,17 @@ def fit_with_fabric(sample_dir: str | Path, out_dir: str | Path, config: Overfit
     from lightning.fabric import Fabric
 
     multi = str(devices) not in ("1", "auto") or num_nodes > 1
-    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes,
-                    strategy=strategy or ("ddp" if multi else "auto"))
+    fabric = Fabric(
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy or ("ddp" if multi else "auto"),
+    )
     # plain values only: Fabric's spawn launcher walks the arguments and rejects frozen dataclasses
     return fabric.launch(_fabric_worker, str(sample_dir), str(out_dir), config.to_dict(), progress)
 
 
-def _fabric_worker(fabric: Any, sample_dir: str, out_dir: str, config: dict[str, Any],
-                   progress: Progress | None) -> dict[str, Any]:
+def _fabric_worker(
+    fabric: Any, sample_dir: str, out_dir: str, config: dict[str, Any], progress: Progress | None
+) -> dict[str, Any]:
     return fit_sample_set(sample_dir, out_dir, OverfitConfig(**config), progress=progress, fabric=fabric)

@@ -62,8 +62,18 @@ class Layout:
     def from_json(cls, blocks: list[dict]) -> Layout:
         """Rebuild from a manifest's block list; the expert-major regularity is checked."""
         try:
-            parsed = tuple(Block(b["name"], int(b["expert"]), b.get("part"), int(b["layer"]), b["tensor"],
-                                 tuple(int(s) for s in b["shape"]), int(b["offset"])) for b in blocks)
+            parsed = tuple(
+                Block(
+                    b["name"],
+                    int(b["expert"]),
+                    b.get("part"),
+                    int(b["layer"]),
+                    b["tensor"],
+                    tuple(int(s) for s in b["shape"]),
+                    int(b["offset"]),
+                )
+                for b in blocks
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError("manifest blocks", f"malformed block entry ({exc})") from None
         layout = cls(max(b.expert for b in parsed) + 1, parsed)
@@ -98,7 +108,7 @@ def unflatten(vec: torch.Tensor, layout: Layout) -> dict[str, torch.Tensor]:
     per_expert = vec.view(vec.shape[0], layout.n_experts, layout.expert_size)
     out = {}
     for key, shape, off in layout.keys():
-        out[key] = per_expert[..., off:off + math.prod(shape)].unflatten(-1, shape)
+        out[key] = per_expert[..., off : off + math.prod(shape)].unflatten(-1, shape)
     return out
 
 

@@ -47,8 +47,9 @@ def combine(logits: torch.Tensor, config: FieldConfig) -> torch.Tensor:
     return t * torch.logsumexp(logits / t, dim=-1)
 
 
-def shape_losses(logits: torch.Tensor, occupancy: torch.Tensor, labels: torch.Tensor,
-                 config: FieldConfig) -> torch.Tensor:
+def shape_losses(
+    logits: torch.Tensor, occupancy: torch.Tensor, labels: torch.Tensor, config: FieldConfig
+) -> torch.Tensor:
     """Per-shape loss (B,): mean over points of sum over experts of BCE(expert, label == e).
 
     Plain fields use BCE on occupancy. `whole_weight` adds BCE of the combined logit on occupancy.
@@ -76,7 +77,7 @@ def init_params(config: FieldConfig, seed: int) -> torch.Tensor:
     for b in layout.blocks:
         fan_in = b.shape[-1] if b.tensor == "weight" else _fan_in(layout, b.layer)
         bound = 1.0 / math.sqrt(fan_in)
-        flat[b.offset:b.offset + b.size] = (torch.rand(b.size, generator=gen) * 2 - 1) * bound
+        flat[b.offset : b.offset + b.size] = (torch.rand(b.size, generator=gen) * 2 - 1) * bound
     return flat
 
 

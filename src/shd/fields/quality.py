@@ -20,18 +20,24 @@ def _iou(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def heldout_iou(flat: torch.Tensor, layout: Layout, field: FieldConfig, points: torch.Tensor,
-                occupancy: torch.Tensor, labels: torch.Tensor,
-                chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def heldout_iou(
+    flat: torch.Tensor,
+    layout: Layout,
+    field: FieldConfig,
+    points: torch.Tensor,
+    occupancy: torch.Tensor,
+    labels: torch.Tensor,
+    chunk: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """IoU (B,) of the shape logit > 0 vs occupancy, and per-part IoU (B, E) of expert e's logit > 0 vs
     label == e (semantic fields; an empty (B, 0) otherwise), on held-out points (B, Q, 3)."""
     ious, parts = [], []
     for s in range(0, flat.shape[0], chunk):
-        logits = expert_logits(unflatten(flat[s:s + chunk], layout), points[s:s + chunk], field)
-        ious.append(_iou(combine(logits, field) > 0, occupancy[s:s + chunk].bool()))
+        logits = expert_logits(unflatten(flat[s : s + chunk], layout), points[s : s + chunk], field)
+        ious.append(_iou(combine(logits, field) > 0, occupancy[s : s + chunk].bool()))
         if field.semantic:
             e = torch.arange(field.n_experts, device=labels.device)
-            truth = labels[s:s + chunk].unsqueeze(-1) == e
+            truth = labels[s : s + chunk].unsqueeze(-1) == e
             parts.append(_iou(logits > 0, truth))
         else:
             parts.append(logits.new_zeros(logits.shape[0], 0))

@@ -48,9 +48,15 @@ def peak_step(cfg: OverfitConfig) -> int:
     return 0
 
 
-def plateau_update(loss: torch.Tensor, best: torch.Tensor, bad: torch.Tensor, flat: torch.Tensor,
-                   lr: torch.Tensor, cfg: OverfitConfig,
-                   step: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+def plateau_update(
+    loss: torch.Tensor,
+    best: torch.Tensor,
+    bad: torch.Tensor,
+    flat: torch.Tensor,
+    lr: torch.Tensor,
+    cfg: OverfitConfig,
+    step: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, ...]:
     """One bookkeeping interval of every shape: returns updated (best, bad, flat, lr).
 
     `bad` counts intervals without relative improvement since the last lr cut (ReduceLROnPlateau,

@@ -47,16 +47,28 @@ def airplane(n: int, gen: torch.Generator, device: torch.device) -> Primitives:
     ey, ex = wy - thick - er, wx + u(-0.02, 0.04)
     engine_kind = torch.where(torch.rand(n, generator=gen, device=device) < 0.2, ABSENT, CYL_X)
     kind = torch.stack([body_kind, *(torch.full((n,), BOX, device=device),) * 3, engine_kind, engine_kind], 1)
-    center = torch.stack([
-        torch.stack([z, z, z], 1), torch.stack([wx, wy, z], 1), torch.stack([tx, z, z], 1),
-        torch.stack([tx, radius + vh, z], 1), torch.stack([ex, ey, ez], 1), torch.stack([ex, ey, -ez], 1),
-    ], 1)
-    half = torch.stack([
-        torch.stack([length, radius, radius], 1), torch.stack([chord, thick, span], 1),
-        torch.stack([tchord, u(0.006, 0.012), u(0.08, 0.18)], 1),
-        torch.stack([tchord, vh, u(0.006, 0.012)], 1),
-        torch.stack([elen, er, er], 1), torch.stack([elen, er, er], 1),
-    ], 1)
+    center = torch.stack(
+        [
+            torch.stack([z, z, z], 1),
+            torch.stack([wx, wy, z], 1),
+            torch.stack([tx, z, z], 1),
+            torch.stack([tx, radius + vh, z], 1),
+            torch.stack([ex, ey, ez], 1),
+            torch.stack([ex, ey, -ez], 1),
+        ],
+        1,
+    )
+    half = torch.stack(
+        [
+            torch.stack([length, radius, radius], 1),
+            torch.stack([chord, thick, span], 1),
+            torch.stack([tchord, u(0.006, 0.012), u(0.08, 0.18)], 1),
+            torch.stack([tchord, vh, u(0.006, 0.012)], 1),
+            torch.stack([elen, er, er], 1),
+            torch.stack([elen, er, er], 1),
+        ],
+        1,
+    )
     return Primitives(kind, center, half, torch.tensor([0, 1, 2, 2, 3, 3], device=device))
 
 
@@ -70,14 +82,20 @@ def chair(n: int, gen: torch.Generator, device: torch.device) -> Primitives:
     leg_kind = torch.where(torch.rand(n, generator=gen, device=device) < 0.5, BOX, CYL_Y)
     arm_kind = torch.where(torch.rand(n, generator=gen, device=device) < 0.5, ABSENT, BOX)
     ah, aw = u(0.06, 0.12), u(0.015, 0.03)
-    legs_c = [torch.stack([sx * (sw - lr), sy - st - lh, sz * (sd - lr)], 1)
-              for sx in (-1, 1) for sz in (-1, 1)]
+    legs_c = [
+        torch.stack([sx * (sw - lr), sy - st - lh, sz * (sd - lr)], 1) for sx in (-1, 1) for sz in (-1, 1)
+    ]
     arms_c = [torch.stack([sx * (sw - aw), sy + st + ah, z], 1) for sx in (-1, 1)]
     kind = torch.stack([torch.full((n,), BOX, device=device)] * 2 + [leg_kind] * 4 + [arm_kind] * 2, 1)
-    center = torch.stack([torch.stack([z, sy, z], 1), torch.stack([z, sy + st + bh, -sd + bt], 1),
-                          *legs_c, *arms_c], 1)
-    half = torch.stack([torch.stack([sw, st, sd], 1), torch.stack([sw, bh, bt], 1)]
-                       + [torch.stack([lr, lh, lr], 1)] * 4 + [torch.stack([aw, ah, sd * 0.8], 1)] * 2, 1)
+    center = torch.stack(
+        [torch.stack([z, sy, z], 1), torch.stack([z, sy + st + bh, -sd + bt], 1), *legs_c, *arms_c], 1
+    )
+    half = torch.stack(
+        [torch.stack([sw, st, sd], 1), torch.stack([sw, bh, bt], 1)]
+        + [torch.stack([lr, lh, lr], 1)] * 4
+        + [torch.stack([aw, ah, sd * 0.8], 1)] * 2,
+        1,
+    )
     return Primitives(kind, center, half, torch.tensor([1, 0, 2, 2, 2, 2, 3, 3], device=device))
 
 
@@ -149,8 +167,9 @@ def _unit_surface(kind: torch.Tensor, half: torch.Tensor, gen: torch.Generator) 
     on_side = r[..., 2] < side / (side + h[..., 1] * h[..., 2])
     rad = torch.where(on_side, 1.0, r[..., 3].sqrt())
     theta = r[..., 4] * 2 * math.pi
-    cyl = torch.stack([torch.where(on_side, r[..., 3] * 2 - 1, sign[..., 0]),
-                       rad * theta.cos(), rad * theta.sin()], -1)
+    cyl = torch.stack(
+        [torch.where(on_side, r[..., 3] * 2 - 1, sign[..., 0]), rad * theta.cos(), rad * theta.sin()], -1
+    )
     ell = torch.randn(*kind.shape, 3, generator=gen, device=kind.device)
     ell = ell / ell.norm(dim=-1, keepdim=True)
     k = kind.unsqueeze(-1)
@@ -176,8 +195,9 @@ def sample_surface(prims: Primitives, n: int, gen: torch.Generator) -> tuple[tor
     return pts.gather(1, pick.unsqueeze(-1).expand(-1, -1, 3)), prims.part[src.gather(1, pick)].to(torch.int8)
 
 
-def _queries(prims: Primitives, n_near: int, n_uniform: int, sigma: float,
-             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _queries(
+    prims: Primitives, n_near: int, n_uniform: int, sigma: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     surf, _ = sample_surface(prims, n_near, gen)
     dev, b = surf.device, surf.shape[0]
     near = surf + sigma * torch.randn(surf.shape, generator=gen, device=dev)
@@ -187,20 +207,37 @@ def _queries(prims: Primitives, n_near: int, n_uniform: int, sigma: float,
     return pts, occ.to(torch.uint8), lab
 
 
-def sample_shapes(category: str, n_shapes: int, seed: int = 0, n_near: int = 100_000,
-                  n_uniform: int = 100_000, n_eval_near: int = 10_000, n_eval_uniform: int = 10_000,
-                  n_surface: int = 2048, sigma: float = 0.01, device: str | torch.device = "cpu",
-                  group: int = 64) -> dict[str, torch.Tensor]:
+def sample_shapes(
+    category: str,
+    n_shapes: int,
+    seed: int = 0,
+    n_near: int = 100_000,
+    n_uniform: int = 100_000,
+    n_eval_near: int = 10_000,
+    n_eval_uniform: int = 10_000,
+    n_surface: int = 2048,
+    sigma: float = 0.01,
+    device: str | torch.device = "cpu",
+    group: int = 64,
+) -> dict[str, torch.Tensor]:
     """Occupancy samples of `n_shapes` random shapes in the sample-set array format (torch tensors)."""
     device = torch.device(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     out: dict[str, list[torch.Tensor]] = {}
     for start in range(0, n_shapes, group):
         prims = normalized(TEMPLATES[category](min(group, n_shapes - start), gen, device))
-        arrays = dict(zip(("points", "occupancy", "labels"), _queries(prims, n_near, n_uniform, sigma, gen),
-                          strict=True))
-        arrays.update(zip(("eval_points", "eval_occupancy", "eval_labels"),
-                          _queries(prims, n_eval_near, n_eval_uniform, sigma, gen), strict=True))
+        arrays = dict(
+            zip(
+                ("points", "occupancy", "labels"), _queries(prims, n_near, n_uniform, sigma, gen), strict=True
+            )
+        )
+        arrays.update(
+            zip(
+                ("eval_points", "eval_occupancy", "eval_labels"),
+                _queries(prims, n_eval_near, n_eval_uniform, sigma, gen),
+                strict=True,
+            )
+        )
         arrays["surface"], arrays["surface_labels"] = sample_surface(prims, n_surface, gen)
         for k, v in arrays.items():
             out.setdefault(k, []).append(v)

@@ -28,13 +28,25 @@ PARAMS_KEY = "params"
 
 def write_weight_shard(path: Path, params: torch.Tensor, records: list[dict], fp: str) -> None:
     """One shard: the (S, D) parameter rows and their fit records, atomically."""
-    write_shard(path, {PARAMS_KEY: params.detach().cpu().float().numpy()},
-                {"format": FORMAT, "fingerprint": fp, "shape_ids": [r["shape_id"] for r in records],
-                 "shapes": records})
+    write_shard(
+        path,
+        {PARAMS_KEY: params.detach().cpu().float().numpy()},
+        {
+            "format": FORMAT,
+            "fingerprint": fp,
+            "shape_ids": [r["shape_id"] for r in records],
+            "shapes": records,
+        },
+    )
 
 
-def write_manifest(out_dir: Path, config: OverfitConfig, categories: dict[str, list[str]],
-                   shard_names: list[str], extra: dict[str, Any] | None = None) -> dict:
+def write_manifest(
+    out_dir: Path,
+    config: OverfitConfig,
+    categories: dict[str, list[str]],
+    shard_names: list[str],
+    extra: dict[str, Any] | None = None,
+) -> dict:
     """Collect the shards' records, judge each fit by the config's thresholds, write the manifest.
 
     Returns the aggregate quality dict (`iou_mean`, `iou_part_mean`, `n_shapes`, `n_bad`, ...).
@@ -47,20 +59,24 @@ def write_manifest(out_dir: Path, config: OverfitConfig, categories: dict[str, l
                 status, reason = "failed", rec["reason"]
             else:
                 status, reason = judge(rec["iou"], rec["part_iou"], config)
-            shapes.append({**rec, "shard": name, "row": row, "status": status,
-                           "reason": reason or rec["reason"]})
+            shapes.append(
+                {**rec, "shard": name, "row": row, "status": status, "reason": reason or rec["reason"]}
+            )
     summary = aggregate(shapes)
     layout = make_layout(config.field, parts)
-    write_json(out_dir / "manifest.json", {
-        "format": FORMAT,
-        "config": config.to_dict(),
-        "categories": categories,
-        "layout": {"dim": layout.dim, "n_experts": layout.n_experts, "blocks": layout.to_json()},
-        "summary": summary,
-        "n_shapes": len(shapes),
-        "shapes": shapes,
-        **(extra or {}),
-    })
+    write_json(
+        out_dir / "manifest.json",
+        {
+            "format": FORMAT,
+            "config": config.to_dict(),
+            "categories": categories,
+            "layout": {"dim": layout.dim, "n_experts": layout.n_experts, "blocks": layout.to_json()},
+            "summary": summary,
+            "n_shapes": len(shapes),
+            "shapes": shapes,
+            **(extra or {}),
+        },
+    )
     return summary
 
 
@@ -77,22 +93,30 @@ class WeightSet:
     @classmethod
     def open(cls, root: str | Path) -> WeightSet:
         root = Path(root)
-        manifest = read_json_document(root / "manifest.json",
-                                      "run the `overfit` stage first (dvc repro overfit)", FORMAT)
+        manifest = read_json_document(
+            root / "manifest.json", "run the `overfit` stage first (dvc repro overfit)", FORMAT
+        )
         try:
             return cls(root, manifest)
         except InputError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(root / "manifest.json", f"malformed weight-set manifest ({type(exc).__name__}: "
-                             f"{exc}); rerun the `overfit` stage") from None
+            raise InputError(
+                root / "manifest.json",
+                f"malformed weight-set manifest ({type(exc).__name__}: {exc}); rerun the `overfit` stage",
+            ) from None
 
-    def ids(self, split: str | None = None, category: str | None = None,
-            status: str | None = "ok") -> list[str]:
+    def ids(
+        self, split: str | None = None, category: str | None = None, status: str | None = "ok"
+    ) -> list[str]:
         """Shape ids, by default only good fits (bad and failed fits are excluded downstream)."""
-        return [r["shape_id"] for r in self.manifest["shapes"]
-                if (split is None or r["split"] == split) and (category is None or r["category"] == category)
-                and (status is None or r["status"] == status)]
+        return [
+            r["shape_id"]
+            for r in self.manifest["shapes"]
+            if (split is None or r["split"] == split)
+            and (category is None or r["category"] == category)
+            and (status is None or r["status"] == status)
+        ]
 
     def summary(self) -> dict[str, Any]:
         """Quality aggregates (`iou_mean`, `iou_part_mean`, `n_shapes`, `n_bad`, `n_failed`)."""
@@ -115,8 +139,11 @@ class WeightSet:
             params = read_shard(self.root / shard, [PARAMS_KEY])[0][PARAMS_KEY]
             rows = [recs[p]["row"] for p in positions]
             if params.ndim != 2 or params.shape[1] != self.layout.dim or max(rows) >= len(params):
-                raise InputError(self.root / shard, f"params {params.shape} do not match the manifest "
-                                 f"(rows up to {max(rows)}, layout dim {self.layout.dim}); rerun `overfit`")
+                raise InputError(
+                    self.root / shard,
+                    f"params {params.shape} do not match the manifest "
+                    f"(rows up to {max(rows)}, layout dim {self.layout.dim}); rerun `overfit`",
+                )
             out[positions] = params[rows]
         return torch.from_numpy(out)
 

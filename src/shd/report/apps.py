@@ -65,8 +65,14 @@ def app_sections(apps_dir: Path, store, max_faces: int, max_image_bytes: int) ->
         try:
             summary = json.loads(summary_path.read_text())
         except json.JSONDecodeError as exc:
-            sections.append(page.section(folder.name, f"{html.escape(str(summary_path))} is not valid JSON "
-                                         f"({html.escape(str(exc))}): skipped.", "", f"app-{folder.name}"))
+            sections.append(
+                page.section(
+                    folder.name,
+                    f"{html.escape(str(summary_path))} is not valid JSON ({html.escape(str(exc))}): skipped.",
+                    "",
+                    f"app-{folder.name}",
+                )
+            )
             continue
         cells, notes = [], []
         for path in listed_files(folder, summary if isinstance(summary, dict) else {"files": summary}):
@@ -78,8 +84,10 @@ def app_sections(apps_dir: Path, store, max_faces: int, max_image_bytes: int) ->
                     continue
                 data = base64.b64encode(path.read_bytes()).decode("ascii")
                 mime = IMAGE_TYPES[path.suffix.lower()]
-                cells.append(f'<figure class="panel"><img alt="{rel}" src="data:{mime};base64,{data}">'
-                             f'<figcaption>{rel}</figcaption></figure>')
+                cells.append(
+                    f'<figure class="panel"><img alt="{rel}" src="data:{mime};base64,{data}">'
+                    f"<figcaption>{rel}</figcaption></figure>"
+                )
                 continue
             try:
                 glb, n_faces = mesh_glb(path)
@@ -94,7 +102,8 @@ def app_sections(apps_dir: Path, store, max_faces: int, max_image_bytes: int) ->
         numbers = numeric_metrics(summary) if isinstance(summary, dict) else {}
         title = str(summary.get("command") or folder.name) if isinstance(summary, dict) else folder.name
         intro = f"From {html.escape(f'{apps_dir.name}/{folder.name}/{SUMMARY}')}." + (
-            f" Not embedded: {'; '.join(notes)}." if notes else "")
+            f" Not embedded: {'; '.join(notes)}." if notes else ""
+        )
         body = f'<div class="grid">{"".join(cells)}</div>' + page.key_value_table("figures", numbers)
         sections.append(page.section(f"Application: {title}", intro, body, f"app-{html.escape(folder.name)}"))
     return sections

@@ -24,10 +24,21 @@ from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-    "--disable-quic", "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-extensions", "--mute-audio",
-    "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",  # no network: every request fails
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--mute-audio",
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",  # no network: every request fails
     "--remote-debugging-pipe",
 )
 
@@ -57,8 +68,9 @@ class Browser:
     def __init__(self, width: int = 1280, height: int = 900, timeout: float = 60.0):
         binary = find_chromium()
         if binary is None:
-            raise BrowserError(f"{CHROMIUM} not found: install it with `make browser` "
-                               "(apt-get install chromium)")
+            raise BrowserError(
+                f"{CHROMIUM} not found: install it with `make browser` (apt-get install chromium)"
+            )
         self.timeout = timeout
         self.log = PageLog()
         self._profile = tempfile.mkdtemp(prefix="shd-chromium-")
@@ -71,10 +83,20 @@ class Browser:
             os.dup2(high[1], 4)
 
         self._proc = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={self._profile}", f"--window-size={width},{height}",
-             "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=wire_pipes, pass_fds=(3, 4), close_fds=True)
+            [
+                binary,
+                *FLAGS,
+                f"--user-data-dir={self._profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire_pipes,
+            pass_fds=(3, 4),
+            close_fds=True,
+        )
         os.close(to_child_r)
         os.close(from_child_w)
         self._buffer = b""
@@ -167,12 +189,15 @@ class Browser:
     def _attach(self, width: int, height: int) -> None:
         targets = self.send("Target.getTargets", session=False)["targetInfos"]
         page = next(t for t in targets if t["type"] == "page")
-        self._session = self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True},
-                                  session=False)["sessionId"]
+        self._session = self.send(
+            "Target.attachToTarget", {"targetId": page["targetId"], "flatten": True}, session=False
+        )["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable")
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
 
     def wait_event(self, method: str, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the next event named `method` (events already seen count)."""
@@ -194,8 +219,9 @@ class Browser:
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression (promises awaited), JSON-transferred."""
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                "awaitPromise": True})
+        result = self.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        )
         if "exceptionDetails" in result:
             raise BrowserError(f"{expression[:60]}...: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")

@@ -55,11 +55,13 @@ class ReportConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        checks = [(self.resolution >= MIN_RESOLUTION, "resolution", f"must be >= {MIN_RESOLUTION}"),
-                  (self.max_faces >= 100, "max_faces", "must be >= 100"),
-                  (self.max_shapes >= 0 and self.worst_covered >= 0, "max_shapes", "counts must be >= 0"),
-                  (self.viewer_px >= 64, "viewer_px", "must be >= 64"),
-                  (self.batch_size >= 1, "batch_size", "must be >= 1")]
+        checks = [
+            (self.resolution >= MIN_RESOLUTION, "resolution", f"must be >= {MIN_RESOLUTION}"),
+            (self.max_faces >= 100, "max_faces", "must be >= 100"),
+            (self.max_shapes >= 0 and self.worst_covered >= 0, "max_shapes", "counts must be >= 0"),
+            (self.viewer_px >= 64, "viewer_px", "must be >= 64"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+        ]
         for ok, key, problem in checks:
             if not ok:
                 raise InputError(f"report.{key}", f"{problem}, got {getattr(self, key)!r}")
@@ -120,15 +122,22 @@ def _mesh(flat: torch.Tensor, weights: WeightSet, cfg: ReportConfig, level: floa
     device = resolve_device(cfg.device)
 
     def mesh(rows: torch.Tensor, resolution: int) -> list[MeshResult]:
-        return mesh_weights(rows, weights.layout, weights.field, resolution=resolution, level=level,
-                            batch_size=cfg.batch_size, device=device)
+        return mesh_weights(
+            rows,
+            weights.layout,
+            weights.field,
+            resolution=resolution,
+            level=level,
+            batch_size=cfg.batch_size,
+            device=device,
+        )
 
     meshes = mesh(flat, cfg.resolution)
     for i, m in enumerate(meshes):
         resolution = cfg.resolution
         while m.ok and len(m.faces) > cfg.max_faces and resolution > MIN_RESOLUTION:
             resolution = max(MIN_RESOLUTION, int(resolution * 0.95 * math.sqrt(cfg.max_faces / len(m.faces))))
-            m = mesh(flat[i:i + 1], resolution)[0]
+            m = mesh(flat[i : i + 1], resolution)[0]
         meshes[i] = m
     return meshes
 
@@ -143,8 +152,9 @@ def _cd(value: Any) -> str:
     return page.fmt(value) if isinstance(value, float | int) else "n/a"
 
 
-def generated_section(outputs: EvalOutputs, weights: WeightSet, store: MeshStore, cfg: ReportConfig,
-                      level: float) -> str:
+def generated_section(
+    outputs: EvalOutputs, weights: WeightSet, store: MeshStore, cfg: ReportConfig, level: float
+) -> str:
     """Each generated shape beside its nearest training shape and their CD; near-copies outlined."""
     rows = outputs.samples["generated"][: cfg.max_shapes]
     shown = [r for r in rows if r["mesh_status"] == "ok"]
@@ -157,51 +167,72 @@ def generated_section(outputs: EvalOutputs, weights: WeightSet, store: MeshStore
         i, near, ref = r["index"], r["nearest_train"], r["nearest_reference"]
         name = r["shape_id"] or f"sample {i}"
         scored = f"CD to nearest reference {_cd(ref['cd'])}" if ref else "not scored (clipped or empty)"
-        left = store.cell(f"g{i}", meshes.get(i), f"<b>{html.escape(name)}</b><br>{scored}",
-                          missing=r["mesh_status"])
+        left = store.cell(
+            f"g{i}", meshes.get(i), f"<b>{html.escape(name)}</b><br>{scored}", missing=r["mesh_status"]
+        )
         if near:
             copy = isinstance(yardstick, float) and isinstance(near["cd"], float) and near["cd"] < yardstick
-            right = store.cell(f"t:{near['id']}", train.get(near["id"]),
-                               f"nearest training shape {html.escape(near['id'])}<br>"
-                               f"<b data-cd-train=\"{i}\">CD {_cd(near['cd'])}</b>"
-                               + (" (closer than training shapes are to each other)" if copy else ""),
-                               missing="not in the weight set")
+            right = store.cell(
+                f"t:{near['id']}",
+                train.get(near["id"]),
+                f"nearest training shape {html.escape(near['id'])}<br>"
+                f'<b data-cd-train="{i}">CD {_cd(near["cd"])}</b>'
+                + (" (closer than training shapes are to each other)" if copy else ""),
+                missing="not in the weight set",
+            )
         else:
             copy, right = False, placeholder_div("no nearest training shape", "")
         cards.append(f'<div class="pair{" copy" if copy else ""}" data-sample="{i}">{left}{right}</div>')
     more = len(outputs.samples["generated"]) - len(rows)
-    intro = (f"The first {len(rows)} generated shapes, each beside the training shape nearest to it (Chamfer "
-             f"distance, {html.escape(str(outputs.metrics.get('normalization')))} normalization). Pairs "
-             "outlined in orange are closer than the training set's own median nearest-neighbour distance: "
-             "likely memorized. Drag to rotate, double-click to reset."
-             + (f" {more} more are not shown (report.max_shapes)." if more > 0 else ""))
-    return page.section("Generated shapes and their nearest training shapes", intro,
-                        f'<div class="grid">{"".join(cards)}</div>', "generated")
+    intro = (
+        f"The first {len(rows)} generated shapes, each beside the training shape nearest to it (Chamfer "
+        f"distance, {html.escape(str(outputs.metrics.get('normalization')))} normalization). Pairs "
+        "outlined in orange are closer than the training set's own median nearest-neighbour distance: "
+        "likely memorized. Drag to rotate, double-click to reset."
+        + (f" {more} more are not shown (report.max_shapes)." if more > 0 else "")
+    )
+    return page.section(
+        "Generated shapes and their nearest training shapes",
+        intro,
+        f'<div class="grid">{"".join(cards)}</div>',
+        "generated",
+    )
 
 
-def worst_covered_section(outputs: EvalOutputs, weights: WeightSet, store: MeshStore, cfg: ReportConfig,
-                          level: float) -> str:
+def worst_covered_section(
+    outputs: EvalOutputs, weights: WeightSet, store: MeshStore, cfg: ReportConfig, level: float
+) -> str:
     """The references farthest from every generated shape: what the model misses."""
+
     def badness(ref: dict[str, Any]) -> float:
         cd = ref["nearest_generated_cd"]
         return math.inf if cd is None else cd
 
     refs = sorted(outputs.samples["references"], key=badness, reverse=True)[: cfg.worst_covered]
     meshes = _fitted(weights, [r["id"] for r in refs], cfg, level)
-    cells = [store.cell(f"r:{r['id']}", meshes.get(r["id"]),
-                        f"<b>{html.escape(r['id'])}</b><br>CD to nearest generated "
-                        f"{_cd(r['nearest_generated_cd'])}<br>nearest reference of {r['n_nearest_of']} "
-                        "samples",
-                        missing="not in the weight set")
-             for r in refs]
-    intro = ("Test shapes whose nearest generated shape is farthest (largest CD): the shapes the model does "
-             "not cover, shown as their fitted fields.")
-    return page.section("Worst-covered reference shapes", intro, f'<div class="grid">{"".join(cells)}</div>',
-                        "worst")
+    cells = [
+        store.cell(
+            f"r:{r['id']}",
+            meshes.get(r["id"]),
+            f"<b>{html.escape(r['id'])}</b><br>CD to nearest generated "
+            f"{_cd(r['nearest_generated_cd'])}<br>nearest reference of {r['n_nearest_of']} "
+            "samples",
+            missing="not in the weight set",
+        )
+        for r in refs
+    ]
+    intro = (
+        "Test shapes whose nearest generated shape is farthest (largest CD): the shapes the model does "
+        "not cover, shown as their fitted fields."
+    )
+    return page.section(
+        "Worst-covered reference shapes", intro, f'<div class="grid">{"".join(cells)}</div>', "worst"
+    )
 
 
-def build_page(outputs: EvalOutputs, cfg: ReportConfig = ReportConfig(),
-               apps_dir: str | Path | None = None) -> tuple[str, MeshStore, dict[str, float]]:
+def build_page(
+    outputs: EvalOutputs, cfg: ReportConfig = ReportConfig(), apps_dir: str | Path | None = None
+) -> tuple[str, MeshStore, dict[str, float]]:
     """The report's HTML text, its mesh store (for counts) and the seconds each part took."""
     seconds: dict[str, float] = {}
     weights = WeightSet.open(outputs.weights)
@@ -226,28 +257,52 @@ def build_page(outputs: EvalOutputs, cfg: ReportConfig = ReportConfig(),
     versions = "".join(page.key_value_table(title, values) for title, values in outputs.versions.items())
     protocol = page.key_value_table("evaluation protocol", metrics.get("protocol") or {})
     sections = [
-        page.section("Metrics", "Chamfer-distance MMD / COV / 1-NNA against the test split, beside the "
-                     "yardsticks: the training set used as the generator (an oracle memorizer) and the "
-                     "single-MLP baseline when it was evaluated.", page.metrics_table(metrics), "metrics"),
+        page.section(
+            "Metrics",
+            "Chamfer-distance MMD / COV / 1-NNA against the test split, beside the "
+            "yardsticks: the training set used as the generator (an oracle memorizer) and the "
+            "single-MLP baseline when it was evaluated.",
+            page.metrics_table(metrics),
+            "metrics",
+        ),
         page.legend(part_names, weights.layout.n_experts),
-        shapes, worst, *panels,
+        shapes,
+        worst,
+        *panels,
         page.section("Versions", "What these numbers were computed from.", versions + protocol, "versions"),
-        page.section("Display", f"Shapes re-meshed from their fields at {cfg.resolution}<sup>3</sup> for "
-                     f"display, coarser where a shape would exceed {cfg.max_faces} faces ({len(store.faces)} "
-                     f"meshes, {mean_faces} faces on average); the metrics used the evaluation's own "
-                     "resolution.", "", "display"),
+        page.section(
+            "Display",
+            f"Shapes re-meshed from their fields at {cfg.resolution}<sup>3</sup> for "
+            f"display, coarser where a shape would exceed {cfg.max_faces} faces ({len(store.faces)} "
+            f"meshes, {mean_faces} faces on average); the metrics used the evaluation's own "
+            "resolution.",
+            "",
+            "display",
+        ),
     ]
     run = f" · MLflow run {html.escape(outputs.run_id)}" if outputs.run_id else ""
-    subtitle = (f"{html.escape(str(metrics.get('generator')))} · {html.escape(str(category))} · "
-                f"{metrics.get('n_generated')} generated, {metrics.get('n_reference')} references{run} · "
-                f"built {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
-    text = page.page(f"shd evaluation report: {category}", subtitle, sections, store.blocks.values(),
-                     viewer_script(), cfg.viewer_px)
+    subtitle = (
+        f"{html.escape(str(metrics.get('generator')))} · {html.escape(str(category))} · "
+        f"{metrics.get('n_generated')} generated, {metrics.get('n_reference')} references{run} · "
+        f"built {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+    )
+    text = page.page(
+        f"shd evaluation report: {category}",
+        subtitle,
+        sections,
+        store.blocks.values(),
+        viewer_script(),
+        cfg.viewer_px,
+    )
     return text, store, seconds
 
 
-def build_report(outputs: EvalOutputs, out: str | Path, cfg: ReportConfig = ReportConfig(),
-                 apps_dir: str | Path | None = None) -> ReportSummary:
+def build_report(
+    outputs: EvalOutputs,
+    out: str | Path,
+    cfg: ReportConfig = ReportConfig(),
+    apps_dir: str | Path | None = None,
+) -> ReportSummary:
     """Write the report for `outputs` to `out` (atomically) and say what it holds."""
     start = time.perf_counter()
     text, store, seconds = build_page(outputs, cfg, apps_dir)

@@ -51,8 +51,9 @@ def _read_json(path: Path, hint: str) -> dict[str, Any]:
         raise InputError(path, f"is not valid JSON ({exc})") from None
 
 
-def load_outputs(metrics: Path, samples: Path, generated: Path, project: Path,
-                 run_id: str | None = None) -> EvalOutputs:
+def load_outputs(
+    metrics: Path, samples: Path, generated: Path, project: Path, run_id: str | None = None
+) -> EvalOutputs:
     """Read the three files of an evaluation; the weight set is the one its samples name, under `project`."""
     hint = "run the evaluate stage first (dvc repro evaluate)"
     report = _read_json(metrics, hint)
@@ -66,8 +67,11 @@ def load_outputs(metrics: Path, samples: Path, generated: Path, project: Path,
     weights = Path(records["weights"])
     weights = weights if weights.is_absolute() else project / weights
     if not (weights / "manifest.json").exists():
-        raise InputError(weights, "the evaluated weight set is not here (expected its manifest.json); pass "
-                                  "the project folder it was evaluated in")
+        raise InputError(
+            weights,
+            "the evaluated weight set is not here (expected its manifest.json); pass "
+            "the project folder it was evaluated in",
+        )
     return EvalOutputs(report, records, flat, weights, project, run_id, versions(project))
 
 
@@ -91,14 +95,21 @@ def from_mlflow_run(run_id: str, project: str | Path, dest: str | Path) -> EvalO
         run = mlflow.MlflowClient().get_run(run_id)
         folder = Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=str(dest)))
     except MlflowException as exc:
-        raise InputError(f"MLflow run {run_id}", f"cannot be read from {mlflow.get_tracking_uri()} "
-                                                 f"({exc.message})") from None
+        raise InputError(
+            f"MLflow run {run_id}", f"cannot be read from {mlflow.get_tracking_uri()} ({exc.message})"
+        ) from None
     names = EvalPaths()
-    outputs = load_outputs(folder / names.metrics.name, folder / names.samples.name,
-                           folder / names.generated.name, project, run_id)
+    outputs = load_outputs(
+        folder / names.metrics.name,
+        folder / names.samples.name,
+        folder / names.generated.name,
+        project,
+        run_id,
+    )
     outputs.versions.pop(PARAMS_TITLE, None)  # the run's own params, not today's params.yaml
-    outputs.versions["params (MLflow run)"] = {k: v for k, v in sorted(run.data.params.items())
-                                               if k.startswith("evaluate.")}
+    outputs.versions["params (MLflow run)"] = {
+        k: v for k, v in sorted(run.data.params.items()) if k.startswith("evaluate.")
+    }
     return outputs
 
 
@@ -117,22 +128,30 @@ def versions(project: Path) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     if (project / LOCK_FILE).exists():
         # the evaluate stage is rerunning while the report is built: its entry is the last run's
-        out["data (dvc.lock)"] = {path: f"md5 {md5.removesuffix('.dir')} (stage {name})"
-                                  for name, kind, path, md5 in dvc_lock_entries(project)
-                                  if kind == "outs" and name != EVALUATE_STAGE}
+        out["data (dvc.lock)"] = {
+            path: f"md5 {md5.removesuffix('.dir')} (stage {name})"
+            for name, kind, path, md5 in dvc_lock_entries(project)
+            if kind == "outs" and name != EVALUATE_STAGE
+        }
     model = project / MODEL_DIR
     if (model / "config.json").exists():
         config = json.loads((model / "config.json").read_text())
         summary = config.get("summary") or {}
-        info = {"training data fingerprint": str(config.get("data_fingerprint")),
-                "training MLflow run": str(summary.get("run_id")), "net": json.dumps(config.get("net")),
-                "epochs / steps": f"{summary.get('epochs')} / {summary.get('global_step')}"}
+        info = {
+            "training data fingerprint": str(config.get("data_fingerprint")),
+            "training MLflow run": str(summary.get("run_id")),
+            "net": json.dumps(config.get("net")),
+            "epochs / steps": f"{summary.get('epochs')} / {summary.get('global_step')}",
+        }
         if (model / "model.safetensors").exists():
             info["model.safetensors sha256"] = _file_hash(model / "model.safetensors")
         out[f"model ({MODEL_DIR})"] = info
     params = project / "params.yaml"
     if params.exists():
         values = read_yaml(params, "missing") or {}
-        out[PARAMS_TITLE] = {f"{section}.{k}": str(v) for section in ("evaluate", "report")
-                                       for k, v in (values.get(section) or {}).items()}
+        out[PARAMS_TITLE] = {
+            f"{section}.{k}": str(v)
+            for section in ("evaluate", "report")
+            for k, v in (values.get(section) or {}).items()
+        }
     return out

@@ -88,7 +88,8 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
     for key, path, label, values in rows:
         cells = "".join(
             f'<td data-row="{key}" data-key="{".".join((*path, col))}">{fmt(values.get(col))}</td>'
-            for col, _, _ in COLUMNS)
+            for col, _, _ in COLUMNS
+        )
         name = f"{html.escape(str(metrics.get('generator')))} ({label})" if key == "generated" else label
         body.append(f"<tr><td>{name}</td>{cells}</tr>")
     out = [f'<table id="metrics"><tr><th>generator</th>{head}</tr>{"".join(body)}</table>']
@@ -103,8 +104,9 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
                 part = (values.get("parts") or {}).get(n) or {}
                 for col in ("mmd", "cov"):
                     dotted = ".".join((*path, "parts", n, col))
-                    cells.append(f'<td data-row="{key}" data-key="{html.escape(dotted)}">'
-                                 f'{fmt(part.get(col))}</td>')
+                    cells.append(
+                        f'<td data-row="{key}" data-key="{html.escape(dotted)}">{fmt(part.get(col))}</td>'
+                    )
             body.append(f"<tr><td>{html.escape(label)}</td>{''.join(cells)}</tr>")
         out.append(f'<table id="parts"><tr><th>per part</th>{head}</tr>{"".join(body)}</table>')
     novelty = metrics.get("novelty")
@@ -112,17 +114,19 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
         out.append(
             f'<p class="sub">Novelty: median CD to the nearest training shape '
             f'<b data-key="novelty.median_nearest_train">{fmt(novelty.get("median_nearest_train"))}</b> '
-            f'against the training set\'s own median nearest-neighbour CD '
+            f"against the training set's own median nearest-neighbour CD "
             f'<b data-key="novelty.train_median_nn">{fmt(novelty.get("train_median_nn"))}</b>; '
-            f'fraction closer than that (likely near-copies): '
+            f"fraction closer than that (likely near-copies): "
             f'<b data-key="novelty.fraction_closer_than_train_median">'
-            f'{fmt(novelty.get("fraction_closer_than_train_median"))}</b>.</p>')
+            f"{fmt(novelty.get('fraction_closer_than_train_median'))}</b>.</p>"
+        )
     return "\n".join(out)
 
 
 def key_value_table(title: str, values: Mapping[str, Any]) -> str:
-    rows = "".join(f'<tr><td>{html.escape(str(k))}</td><td class="text">{fmt(v)}</td></tr>'
-                   for k, v in values.items())
+    rows = "".join(
+        f'<tr><td>{html.escape(str(k))}</td><td class="text">{fmt(v)}</td></tr>' for k, v in values.items()
+    )
     return f"<h3>{html.escape(title)}</h3><table>{rows}</table>" if values else ""
 
 
@@ -139,13 +143,22 @@ def section(title: str, intro: str, body: str, anchor: str) -> str:
     return f'<section id="{anchor}"><h2>{html.escape(title)}</h2><p class="sub">{intro}</p>{body}</section>'
 
 
-def page(title: str, subtitle: str, sections: Iterable[str], meshes: Iterable[str], script: str,
-         viewer_px: int) -> str:
+def page(
+    title: str, subtitle: str, sections: Iterable[str], meshes: Iterable[str], script: str, viewer_px: int
+) -> str:
     """The whole document: stored meshes first (so viewers find them), the viewer script last."""
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title>",
-        f"<style>{CSS}{VIEWER_CSS}:root {{ --vpx: {int(viewer_px)}px; }}</style></head><body>",
-        f'<h1>{html.escape(title)}</h1><p class="sub">{subtitle}</p>',
-        *sections, '<div id="meshes" hidden>', *meshes, "</div>", script, "</body></html>",
-    ])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{html.escape(title)}</title>",
+            f"<style>{CSS}{VIEWER_CSS}:root {{ --vpx: {int(viewer_px)}px; }}</style></head><body>",
+            f'<h1>{html.escape(title)}</h1><p class="sub">{subtitle}</p>',
+            *sections,
+            '<div id="meshes" hidden>',
+            *meshes,
+            "</div>",
+            script,
+            "</body></html>",
+        ]
+    )

@@ -36,9 +36,11 @@ def three_js() -> str:
     text = template["viewer.html.template"].read().decode("utf-8")
     start, end = text.find("<script>"), text.find(_TEMPLATE_APP)
     if start < 0 or end < 0:
-        raise RuntimeError(f"trimesh {trimesh.__version__}'s viewer template has changed: no library part "
-                           f"before {_TEMPLATE_APP!r}; the report needs the layout of trimesh 5.2")
-    return text[start + len("<script>"):end]
+        raise RuntimeError(
+            f"trimesh {trimesh.__version__}'s viewer template has changed: no library part "
+            f"before {_TEMPLATE_APP!r}; the report needs the layout of trimesh 5.2"
+        )
+    return text[start + len("<script>") : end]
 
 
 def glb_base64(mesh: MeshResult, part_names: list[str] | tuple[str, ...] | None) -> str:
@@ -53,14 +55,18 @@ def mesh_block(key: str, b64: str) -> str:
 
 def viewer_div(key: str, caption: str = "", title: str = "") -> str:
     """A viewer of the stored mesh `key`, with a caption under it."""
-    return (f'<figure class="shape"><div class="viewer" data-mesh="{html.escape(key)}" '
-            f'title="{html.escape(title)}"></div><figcaption>{caption}</figcaption></figure>')
+    return (
+        f'<figure class="shape"><div class="viewer" data-mesh="{html.escape(key)}" '
+        f'title="{html.escape(title)}"></div><figcaption>{caption}</figcaption></figure>'
+    )
 
 
 def placeholder_div(text: str, caption: str = "") -> str:
     """A cell where a mesh would be, for shapes that could not be meshed."""
-    return (f'<figure class="shape"><div class="viewer missing">{html.escape(text)}</div>'
-            f'<figcaption>{caption}</figcaption></figure>')
+    return (
+        f'<figure class="shape"><div class="viewer missing">{html.escape(text)}</div>'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
 
 
 VIEWER_CSS = """

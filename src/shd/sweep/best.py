@@ -23,12 +23,21 @@ def best_path(out_dir: str | Path, kind: str) -> Path:
     return Path(out_dir) / f"best_{kind}.yaml"
 
 
-def write_best(path: str | Path, fragment: Mapping[str, Any], study: str, trial: int, value: float,
-               metric: str, kind: str) -> None:
+def write_best(
+    path: str | Path,
+    fragment: Mapping[str, Any],
+    study: str,
+    trial: int,
+    value: float,
+    metric: str,
+    kind: str,
+) -> None:
     """Write the fragment atomically, with where it came from as a comment header."""
-    header = (f"# Best trial of the Optuna study {study!r}: trial {trial}, objective {value:.6g} "
-              f"({metric}).\n"
-              f"# Only the searched keys; `shd sweep apply {kind}` merges them into params.yaml.\n")
+    header = (
+        f"# Best trial of the Optuna study {study!r}: trial {trial}, objective {value:.6g} "
+        f"({metric}).\n"
+        f"# Only the searched keys; `shd sweep apply {kind}` merges them into params.yaml.\n"
+    )
     write_text(path, header + yaml.safe_dump(dict(fragment), sort_keys=False))
 
 
@@ -37,7 +46,6 @@ def read_best(path: str | Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or not doc or not all(isinstance(v, dict) for v in doc.values()):
         raise InputError(path, "expected params.yaml sections (e.g. `diffusion: {...}`)")
     return doc
-
 
 
 def apply_best(params_path: str | Path, best: str | Path) -> dict[str, tuple[Any, Any]]:

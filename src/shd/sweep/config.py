@@ -10,8 +10,17 @@ from shd.errors import InputError
 from shd.sweep.space import Dimension, parse_space
 
 KINDS = ("overfit", "diffusion")
-_COMMON = {"storage", "out_dir", "experiment", "seed", "heartbeat_interval", "grace_period", "max_failures",
-           "poll_seconds", *KINDS}
+_COMMON = {
+    "storage",
+    "out_dir",
+    "experiment",
+    "seed",
+    "heartbeat_interval",
+    "grace_period",
+    "max_failures",
+    "poll_seconds",
+    *KINDS,
+}
 _KIND = {"study", "trials", "space", "fixed", "n_shapes", "pruner"}
 
 
@@ -69,11 +78,15 @@ def _kind(name: str, raw: Any) -> KindConfig:
         raise InputError(f"{at}.pruner", "expected a mapping with startup_trials and/or warmup_steps")
     n_shapes = raw.get("n_shapes")
     return KindConfig(
-        kind=name, study=str(raw.get("study", name)), trials=_int(raw.get("trials", 4), f"{at}.trials", 1),
-        space=parse_space(raw.get("space"), f"{at}.space"), fixed=dict(fixed),
+        kind=name,
+        study=str(raw.get("study", name)),
+        trials=_int(raw.get("trials", 4), f"{at}.trials", 1),
+        space=parse_space(raw.get("space"), f"{at}.space"),
+        fixed=dict(fixed),
         n_shapes=None if n_shapes is None else _int(n_shapes, f"{at}.n_shapes", 1),
         pruner_startup_trials=_int(pruner.get("startup_trials", 2), f"{at}.pruner.startup_trials", 0),
-        pruner_warmup_steps=_int(pruner.get("warmup_steps", 0), f"{at}.pruner.warmup_steps", 0))
+        pruner_warmup_steps=_int(pruner.get("warmup_steps", 0), f"{at}.pruner.warmup_steps", 0),
+    )
 
 
 def sweep_config(params: Mapping[str, Any]) -> SweepConfig:
@@ -83,8 +96,9 @@ def sweep_config(params: Mapping[str, Any]) -> SweepConfig:
         raise InputError("params.yaml:sweep", "missing or not a mapping (see the repository's params.yaml)")
     unknown = sorted(set(raw) - _COMMON)
     if unknown:
-        raise InputError(f"params.yaml:sweep.{unknown[0]}",
-                         f"unknown key; expected some of: {', '.join(sorted(_COMMON))}")
+        raise InputError(
+            f"params.yaml:sweep.{unknown[0]}", f"unknown key; expected some of: {', '.join(sorted(_COMMON))}"
+        )
     base = SweepConfig()
     values = {k: raw.get(k, getattr(base, k)) for k in _COMMON - set(KINDS)}
     for key in ("heartbeat_interval", "grace_period", "max_failures"):

@@ -62,29 +62,48 @@ class DiffusionObjective:
     direction = "minimize"
     metric = "1-nna"
 
-    def __init__(self, params: dict[str, Any], fixed: dict[str, Any], weight_dir: str | Path,
-                 sample_dir: str | Path | None, experiment: str):
+    def __init__(
+        self,
+        params: dict[str, Any],
+        fixed: dict[str, Any],
+        weight_dir: str | Path,
+        sample_dir: str | Path | None,
+        experiment: str,
+    ):
         self.base = merge(merge(params.get(SECTION) or {}, fixed), {"train": {"experiment": experiment}})
         cfg = DiffusionConfig.from_dict(self.base)  # checks the base before any trial
         self.weight_dir = Path(weight_dir)
         weights = WeightSet.open(self.weight_dir)
         if not weights.ids(split="val"):
-            raise InputError(self.weight_dir, "no good fits in the val split: the diffusion objective is the "
-                                              "generation check against the validation shapes")
+            raise InputError(
+                self.weight_dir,
+                "no good fits in the val split: the diffusion objective is the "
+                "generation check against the validation shapes",
+            )
         if cfg.train.val_every == 0:
-            raise InputError("params.yaml:sweep.diffusion.fixed.train.val_every",
-                             "must be > 0 (the objective is the generation check)")
+            raise InputError(
+                "params.yaml:sweep.diffusion.fixed.train.val_every",
+                "must be > 0 (the objective is the generation check)",
+            )
         self.sample_dir = Path(sample_dir) if sample_dir is not None else None
 
     def update(self, values: dict[str, Any]) -> dict[str, Any]:
         return {SECTION: nest(values)}
 
-    def evaluate(self, trial: optuna.Trial, section: dict[str, Any], run_id: str,
-                 scratch: Path) -> tuple[float, dict[str, Any]]:
+    def evaluate(
+        self, trial: optuna.Trial, section: dict[str, Any], run_id: str, scratch: Path
+    ) -> tuple[float, dict[str, Any]]:
         cfg = DiffusionConfig.from_dict(section)
-        summary = train(self.weight_dir, cfg, scratch, sample_dir=self.sample_dir, resume=False,
-                        run_id=run_id, run_name=f"trial-{trial.number}",
-                        callbacks=[CheckToMetric(), PyTorchLightningPruningCallback(trial, MONITOR)])
+        summary = train(
+            self.weight_dir,
+            cfg,
+            scratch,
+            sample_dir=self.sample_dir,
+            resume=False,
+            run_id=run_id,
+            run_name=f"trial-{trial.number}",
+            callbacks=[CheckToMetric(), PyTorchLightningPruningCallback(trial, MONITOR)],
+        )
         reports = summary.get("val_generation") or {}
         metrics: dict[str, Any] = {k: summary.get(k) for k in ("val_loss", "train_loss", "seconds", "epochs")}
         for name, rep in reports.items():

@@ -28,16 +28,19 @@ class OverfitObjective:
     direction = "maximize"
     metric = "iou_mean"
 
-    def __init__(self, params: dict[str, Any], fixed: dict[str, Any], sample_dir: str | Path,
-                 n_shapes: int | None):
+    def __init__(
+        self, params: dict[str, Any], fixed: dict[str, Any], sample_dir: str | Path, n_shapes: int | None
+    ):
         stage = dict(params.get(SECTION) or {})
         self.device = _device(stage.get("accelerator", "auto"))
         self.base = merge({k: v for k, v in stage.items() if k not in STAGE_ONLY}, fixed)
         self.base_field = OverfitConfig.from_dict(self.base).field  # checks the base before any trial
         self.sample_dir = Path(sample_dir)
         if not (self.sample_dir / "manifest.json").exists():
-            raise InputError(self.sample_dir, "no sample set (manifest.json missing); run `make repro` "
-                                              "or `dvc repro sample` first")
+            raise InputError(
+                self.sample_dir,
+                "no sample set (manifest.json missing); run `make repro` or `dvc repro sample` first",
+            )
         self.n_shapes = n_shapes
 
     def update(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -49,15 +52,18 @@ class OverfitObjective:
             values["field.hidden"] = [int(width)] * int(depth)
         return {SECTION: nest(values)}
 
-    def evaluate(self, trial: optuna.Trial, section: dict[str, Any], run_id: str,
-                 scratch: Path) -> tuple[float, dict[str, Any]]:
+    def evaluate(
+        self, trial: optuna.Trial, section: dict[str, Any], run_id: str, scratch: Path
+    ) -> tuple[float, dict[str, Any]]:
         cfg = OverfitConfig.from_dict(section)
-        summary = fit_sample_set(self.sample_dir, scratch / "weights", cfg, device=self.device,
-                                 limit=self.n_shapes)
+        summary = fit_sample_set(
+            self.sample_dir, scratch / "weights", cfg, device=self.device, limit=self.n_shapes
+        )
         n, failed = summary["n_shapes"], summary["n_failed"]
         value = (summary["iou_mean"] or 0.0) * (n - failed) / n
-        metrics = {k: summary[k] for k in ("iou_mean", "iou_part_mean", "n_shapes", "n_bad", "n_failed",
-                                           "seconds")}
+        metrics = {
+            k: summary[k] for k in ("iou_mean", "iou_part_mean", "n_shapes", "n_bad", "n_failed", "seconds")
+        }
         return value, metrics
 
 

@@ -22,8 +22,11 @@ def save_plots(study: optuna.Study, folder: str | Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    makers = {"history": ovm.plot_optimization_history, "importances": ovm.plot_param_importances,
-              "parallel": ovm.plot_parallel_coordinate}
+    makers = {
+        "history": ovm.plot_optimization_history,
+        "importances": ovm.plot_param_importances,
+        "parallel": ovm.plot_parallel_coordinate,
+    }
     folder = Path(folder)
     written = []
     for name in PLOTS:

@@ -28,12 +28,19 @@ class KindObjective(Protocol):
 
     def update(self, values: dict[str, Any]) -> dict[str, Any]: ...
 
-    def evaluate(self, trial: optuna.Trial, section: dict[str, Any], run_id: str,
-                 scratch: Path) -> tuple[float, dict[str, Any]]: ...
+    def evaluate(
+        self, trial: optuna.Trial, section: dict[str, Any], run_id: str, scratch: Path
+    ) -> tuple[float, dict[str, Any]]: ...
 
 
-def make_objective(kind: str, params: dict[str, Any], sweep: SweepConfig, kc: KindConfig,
-                   samples: str | Path, weights: str | Path) -> KindObjective:
+def make_objective(
+    kind: str,
+    params: dict[str, Any],
+    sweep: SweepConfig,
+    kc: KindConfig,
+    samples: str | Path,
+    weights: str | Path,
+) -> KindObjective:
     if kind == "overfit":
         from shd.sweep.overfit import OverfitObjective
 
@@ -43,8 +50,9 @@ def make_objective(kind: str, params: dict[str, Any], sweep: SweepConfig, kc: Ki
     return DiffusionObjective(params, kc.fixed, weights, samples, sweep.experiment)
 
 
-def trial_function(objective: KindObjective, kc: KindConfig, parent_id: str,
-                   scratch_root: Path) -> Callable[[optuna.Trial], float]:
+def trial_function(
+    objective: KindObjective, kc: KindConfig, parent_id: str, scratch_root: Path
+) -> Callable[[optuna.Trial], float]:
     """The Optuna objective: suggest, build the trial's section, evaluate in a nested MLflow run."""
 
     def run(trial: optuna.Trial) -> float:
@@ -76,11 +84,20 @@ def _last_report(trial: optuna.Trial) -> dict[str, float]:
     return {"objective_at_prune": steps[max(steps)]} if steps else {}
 
 
-def run_sweep(kind: str, params_path: str | Path = "params.yaml", *, trials: int | None = None,
-              n_jobs: int = 1, storage: str | None = None, study: str | None = None,
-              samples: str | Path = "data/samples", weights: str | Path = "data/weights",
-              out_dir: str | Path | None = None, worker: int = 0,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_sweep(
+    kind: str,
+    params_path: str | Path = "params.yaml",
+    *,
+    trials: int | None = None,
+    n_jobs: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    samples: str | Path = "data/samples",
+    weights: str | Path = "data/weights",
+    out_dir: str | Path | None = None,
+    worker: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Run (or continue) the `kind` sweep until its study holds `trials` finished trials.
 
     Returns counts, the best value and params, and the best-params file (written when at least one
@@ -96,30 +113,58 @@ def run_sweep(kind: str, params_path: str | Path = "params.yaml", *, trials: int
     out = Path(out_dir or sc.out_dir)
     objective = make_objective(kind, params, sc, kc, samples, weights)
     url = storage or sc.storage
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=kc.pruner_startup_trials,
-                                         n_warmup_steps=kc.pruner_warmup_steps)
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=kc.pruner_startup_trials, n_warmup_steps=kc.pruner_warmup_steps
+    )
     with init_lock(out):
         store = make_storage(url, sc.heartbeat_interval, sc.grace_period, on_stale=close_stale_trial)
         st, created = open_study(store, kc.study, objective.direction, sc.seed + worker, pruner)
-        parent = parent_run(st, store, sc.experiment, created, {
-            "kind": kind, "study": kc.study, "storage": redact(url), "trials": kc.trials, "seed": sc.seed,
-            "direction": objective.direction, "objective": objective.metric, "n_shapes": kc.n_shapes,
-            "space": {d.name: d.choices or [d.low, d.high, d.step, "log" if d.log else "linear"]
-                      for d in kc.space},
-            "fixed": kc.fixed})
+        parent = parent_run(
+            st,
+            store,
+            sc.experiment,
+            created,
+            {
+                "kind": kind,
+                "study": kc.study,
+                "storage": redact(url),
+                "trials": kc.trials,
+                "seed": sc.seed,
+                "direction": objective.direction,
+                "objective": objective.metric,
+                "n_shapes": kc.n_shapes,
+                "space": {
+                    d.name: d.choices or [d.low, d.high, d.step, "log" if d.log else "linear"]
+                    for d in kc.space
+                },
+                "fixed": kc.fixed,
+            },
+        )
     if progress:
         progress(f"sweep {kind}: study {kc.study!r} in {redact(url)}, {kc.trials} finished trials wanted")
-    counts = run_trials(st, trial_function(objective, kc, parent, out / "trials"), kc.trials, n_jobs,
-                        sc.max_failures, sc.poll_seconds)
+    counts = run_trials(
+        st,
+        trial_function(objective, kc, parent, out / "trials"),
+        kc.trials,
+        n_jobs,
+        sc.max_failures,
+        sc.poll_seconds,
+    )
     result: dict[str, Any] = {"kind": kind, "study": kc.study, "counts": counts, "parent_run_id": parent}
     artifacts = [(str(p), "plots") for p in save_plots(st, out / "plots")]
     if counts["complete"]:
         best = st.best_trial
         path = best_path(out, kind)
-        write_best(path, objective.update(best.params), kc.study, best.number, best.value, objective.metric,
-                   kind)
+        write_best(
+            path, objective.update(best.params), kc.study, best.number, best.value, objective.metric, kind
+        )
         artifacts.append((str(path), "best"))
-        result.update(best_value=best.value, best_params=best.params, best_trial=best.number,
-                      best_file=str(path), best_metrics=best.user_attrs.get("metrics", {}))
+        result.update(
+            best_value=best.value,
+            best_params=best.params,
+            best_trial=best.number,
+            best_file=str(path),
+            best_metrics=best.user_attrs.get("metrics", {}),
+        )
     finish_parent(parent, st, artifacts)
     return result

@@ -27,8 +27,13 @@ def parent_key() -> str:
     return f"mlflow_parent_run:{tracking_uri()}"
 
 
-def parent_run(study: optuna.Study, storage: optuna.storages.BaseStorage, experiment: str, created: bool,
-               params: Mapping[str, Any]) -> str:
+def parent_run(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    experiment: str,
+    created: bool,
+    params: Mapping[str, Any],
+) -> str:
     """The study's parent run id: made by the process that created the study, found by the others
     (which wait a little for it: the creator records it right after creating the study)."""
     client = MlflowClient(tracking_uri())
@@ -41,8 +46,11 @@ def parent_run(study: optuna.Study, storage: optuna.storages.BaseStorage, experi
         client.update_run(run_id, status="RUNNING")
         return run_id
     experiment_id = ensure_experiment(experiment)
-    run = client.create_run(experiment_id, run_name=f"study-{study.study_name}",
-                            tags={"shd.sweep.study": study.study_name, "shd.sweep.role": "study"})
+    run = client.create_run(
+        experiment_id,
+        run_name=f"study-{study.study_name}",
+        tags={"shd.sweep.study": study.study_name, "shd.sweep.role": "study"},
+    )
     _log_params(client, run.info.run_id, flatten_params(params))
     study.set_user_attr(key, run.info.run_id)
     return run.info.run_id
@@ -51,25 +59,34 @@ def parent_run(study: optuna.Study, storage: optuna.storages.BaseStorage, experi
 def _log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
     items = [Param(k, v) for k, v in params.items()]
     for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-        client.log_batch(run_id, params=items[i:i + 100])
+        client.log_batch(run_id, params=items[i : i + 100])
 
 
-def start_trial_run(parent_id: str, trial: optuna.Trial, values: Mapping[str, Any],
-                    config: Mapping[str, Any]) -> str:
+def start_trial_run(
+    parent_id: str, trial: optuna.Trial, values: Mapping[str, Any], config: Mapping[str, Any]
+) -> str:
     """A nested run for the trial: its searched values (`trial.*`) and its full section (`config.*`)."""
     client = MlflowClient(tracking_uri())
     parent = client.get_run(parent_id)
-    run = client.create_run(parent.info.experiment_id, run_name=f"trial-{trial.number}",
-                            tags={"mlflow.parentRunId": parent_id, "shd.sweep.study": trial.study.study_name,
-                                  "shd.sweep.trial": str(trial.number), "shd.sweep.role": "trial"})
+    run = client.create_run(
+        parent.info.experiment_id,
+        run_name=f"trial-{trial.number}",
+        tags={
+            "mlflow.parentRunId": parent_id,
+            "shd.sweep.study": trial.study.study_name,
+            "shd.sweep.trial": str(trial.number),
+            "shd.sweep.role": "trial",
+        },
+    )
     params = {**flatten_params({"trial": dict(values)}), **flatten_params({"config": dict(config)})}
     _log_params(client, run.info.run_id, params)
     trial.set_user_attr(RUN_ATTR, run.info.run_id)
     return run.info.run_id
 
 
-def end_trial_run(run_id: str, state: str, metrics: Mapping[str, Any] | None = None,
-                  error: str | None = None) -> None:
+def end_trial_run(
+    run_id: str, state: str, metrics: Mapping[str, Any] | None = None, error: str | None = None
+) -> None:
     """Record the trial's outcome: metrics, `state` tag (complete / pruned / failed) and run status."""
     client = MlflowClient(tracking_uri())
     for key, value in numeric_metrics(metrics or {}).items():
@@ -91,9 +108,14 @@ def finish_parent(parent_id: str, study: optuna.Study, artifacts: list[tuple[str
     """Study-level metrics and artifacts (plots, best params) on the parent run; mark it finished."""
     client = MlflowClient(tracking_uri())
     trials = study.get_trials(deepcopy=False)
-    counts = {f"n_{s.name.lower()}": sum(t.state == s for t in trials)
-              for s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                        optuna.trial.TrialState.FAIL)}
+    counts = {
+        f"n_{s.name.lower()}": sum(t.state == s for t in trials)
+        for s in (
+            optuna.trial.TrialState.COMPLETE,
+            optuna.trial.TrialState.PRUNED,
+            optuna.trial.TrialState.FAIL,
+        )
+    }
     metrics = dict(counts)
     if counts["n_complete"]:
         metrics["best_value"] = study.best_value

@@ -46,8 +46,11 @@ def parse_space(raw: Any, where: str) -> tuple[Dimension, ...]:
             raise InputError(f"{at}.{extra[0]}", "unknown key; expected type, low, high, step, log, choices")
         if spec["type"] == "categorical":
             choices = spec.get("choices")
-            if not isinstance(choices, list) or not choices or not all(
-                    c is None or isinstance(c, bool | int | float | str) for c in choices):
+            if (
+                not isinstance(choices, list)
+                or not choices
+                or not all(c is None or isinstance(c, bool | int | float | str) for c in choices)
+            ):
                 raise InputError(f"{at}.choices", "expected a non-empty list of scalars")
             dims.append(Dimension(name, "categorical", choices=tuple(choices)))
             continue

@@ -44,9 +44,12 @@ def _stable() -> Iterator[None]:
         yield
 
 
-def make_storage(url: str, heartbeat_interval: int, grace_period: int,
-                 on_stale: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None
-                 ) -> optuna.storages.RDBStorage:
+def make_storage(
+    url: str,
+    heartbeat_interval: int,
+    grace_period: int,
+    on_stale: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats; a relative SQLite path is made relative to the working directory."""
     engine_kwargs = {}
     if url.startswith("sqlite:///"):
@@ -55,10 +58,13 @@ def make_storage(url: str, heartbeat_interval: int, grace_period: int,
         engine_kwargs = {"connect_args": {"timeout": 60}}  # several processes write: wait for the lock
     try:
         with _stable():
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                              heartbeat_interval=heartbeat_interval,
-                                              grace_period=grace_period,
-                                              heartbeat_stale_trial_callback=on_stale)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=on_stale,
+            )
     except Exception as exc:  # sqlalchemy: bad URL, missing driver, unreachable server
         raise InputError("sweep.storage", f"cannot open {redact(url)!r} as an RDB storage ({exc})") from None
 
@@ -73,8 +79,13 @@ def redact(url: str) -> str:
         return url.split("@")[-1]
 
 
-def open_study(storage: optuna.storages.BaseStorage, name: str, direction: str, seed: int,
-               pruner: optuna.pruners.BasePruner) -> tuple[optuna.Study, bool]:
+def open_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    direction: str,
+    seed: int,
+    pruner: optuna.pruners.BasePruner,
+) -> tuple[optuna.Study, bool]:
     """Create the study, or load it (a rerun continues it); returns (study, created by this call).
 
     The TPE seed is `seed` plus the number of trials already in the study, so a fresh study is
@@ -87,8 +98,11 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, direction: str, 
         study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
         created = False
     if study.direction.name.lower() != direction:
-        raise InputError(f"study {name!r}", f"exists with direction {study.direction.name.lower()}, this "
-                                           f"sweep {direction}s; use another study name")
+        raise InputError(
+            f"study {name!r}",
+            f"exists with direction {study.direction.name.lower()}, this "
+            f"sweep {direction}s; use another study name",
+        )
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.get_trials(deepcopy=False)))
     return study, created
 
@@ -119,8 +133,14 @@ def _beat_once_for_silent_trials(study: optuna.Study, adopted: set[int]) -> None
             adopted.add(trial._trial_id)
 
 
-def run_trials(study: optuna.Study, objective: Objective, target: int, n_jobs: int = 1,
-               max_failures: int = 3, poll_seconds: float = 2.0) -> dict[str, int]:
+def run_trials(
+    study: optuna.Study,
+    objective: Objective,
+    target: int,
+    n_jobs: int = 1,
+    max_failures: int = 3,
+    poll_seconds: float = 2.0,
+) -> dict[str, int]:
     """Run trials (`n_jobs` threads) until the study holds `target` finished trials; returns counts.
 
     Failed trials (the objective raised) are recorded and replaced; `max_failures` of them in this
@@ -131,8 +151,11 @@ def run_trials(study: optuna.Study, objective: Objective, target: int, n_jobs: i
     failures: list[str] = []
 
     def guarded(trial: optuna.Trial) -> float:
-        ahead = sum(1 for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-                    if t.number < trial.number)
+        ahead = sum(
+            1
+            for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+            if t.number < trial.number
+        )
         if ahead >= target:
             trial.set_user_attr(SURPLUS_ATTR, True)
             study.stop()
@@ -160,13 +183,20 @@ def run_trials(study: optuna.Study, objective: Objective, target: int, n_jobs: i
         if done >= target:
             return c
         if len(failures) >= max_failures:
-            raise InputError(f"sweep {study.study_name!r}",
-                             f"{len(failures)} trials failed in this process (last: {failures[-1]}); "
-                             "see the MLflow trial runs")
+            raise InputError(
+                f"sweep {study.study_name!r}",
+                f"{len(failures)} trials failed in this process (last: {failures[-1]}); "
+                "see the MLflow trial runs",
+            )
         free = target - done - c["running"]
         if free <= 0:
             time.sleep(poll_seconds)  # the rest is running elsewhere; take over if a trial fails
             continue
-        study.optimize(guarded, n_trials=free, n_jobs=min(n_jobs, free), catch=(Exception,),
-                       callbacks=[MaxTrialsCallback(target, states=FINISHED), stop_on_failures],
-                       gc_after_trial=True)
+        study.optimize(
+            guarded,
+            n_trials=free,
+            n_jobs=min(n_jobs, free),
+            catch=(Exception,),
+            callbacks=[MaxTrialsCallback(target, states=FINISHED), stop_on_failures],
+            gc_after_trial=True,
+        )

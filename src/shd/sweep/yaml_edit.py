@@ -93,7 +93,7 @@ def _update_block(lines: list[str], start: int, end: int, update: Mapping[str, A
                 new_end = _update_block(lines, i + 1, child_end, value)
                 end += new_end - child_end
                 continue
-            del lines[i + 1:child_end]  # replaced by a scalar: its children go
+            del lines[i + 1 : child_end]  # replaced by a scalar: its children go
             end -= child_end - i - 1
             lines[i] = _line(head, old, value, comment)
             continue
@@ -121,6 +121,9 @@ def update_text(text: str, update: Mapping[str, Any], where: str) -> str:
     except yaml.YAMLError:
         ok = False
     if not ok:
-        raise InputError(where, "could not merge the update line by line (unusual layout); nothing written, "
-                                f"merge by hand: {flow(dict(update))}")
+        raise InputError(
+            where,
+            "could not merge the update line by line (unusual layout); nothing written, "
+            f"merge by hand: {flow(dict(update))}",
+        )
     return new

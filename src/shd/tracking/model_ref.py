@@ -56,8 +56,11 @@ def registry_errors(ref: str) -> Iterator[None]:
     except MlflowException as exc:
         text = str(exc)
         if _unreachable(text):
-            raise InputError(tracking_uri(), "cannot reach the MLflow tracking server (is it running? "
-                                             "MLFLOW_TRACKING_URI selects another store)") from None
+            raise InputError(
+                tracking_uri(),
+                "cannot reach the MLflow tracking server (is it running? "
+                "MLFLOW_TRACKING_URI selects another store)",
+            ) from None
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in text.lower():
             raise InputError(ref, f"not found in {tracking_uri()}: {text.splitlines()[0]}") from None
         raise InputError(ref, f"MLflow refused it: {text.splitlines()[0]}") from None
@@ -68,8 +71,16 @@ def registry_errors(ref: str) -> Iterator[None]:
 
 
 def _unreachable(text: str) -> bool:
-    return any(s in text for s in ("Max retries exceeded", "Connection refused", "Failed to establish",
-                                   "ConnectionError", "timed out"))
+    return any(
+        s in text
+        for s in (
+            "Max retries exceeded",
+            "Connection refused",
+            "Failed to establish",
+            "ConnectionError",
+            "timed out",
+        )
+    )
 
 
 def _exported_folder(root: Path, ref: str) -> Path:
@@ -93,8 +104,9 @@ def _download(artifact_uri: str, key: str, ref: str) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             with registry_errors(ref):
-                mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(tmp),
-                                                    tracking_uri=tracking_uri())
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=artifact_uri, dst_path=str(tmp), tracking_uri=tracking_uri()
+                )
             _exported_folder(tmp, ref)
             os.replace(tmp, target)
         finally:
@@ -104,7 +116,7 @@ def _download(artifact_uri: str, key: str, ref: str) -> Path:
 
 def resolve_registry_version(ref: str) -> tuple[str, str]:
     """`models:/name@alias` or `models:/name/version` -> (name, version) as the registry knows them."""
-    body = ref[len("models:/"):]
+    body = ref[len("models:/") :]
     c = client()
     with registry_errors(ref):
         if "@" in body:
@@ -115,8 +127,9 @@ def resolve_registry_version(ref: str) -> tuple[str, str]:
             except Exception as exc:  # MlflowException: alias not set
                 if _unreachable(str(exc)):
                     raise
-                raise InputError(ref, f"model '{name}' has no alias '{alias}' (set by the register stage "
-                                      f"or `shd promote`)") from None
+                raise InputError(
+                    ref, f"model '{name}' has no alias '{alias}' (set by the register stage or `shd promote`)"
+                ) from None
         name, _, version = body.partition("/")
         if not version.isdigit():
             raise InputError(ref, "expected models:/<name>@<alias> or models:/<name>/<version>")
@@ -133,8 +146,10 @@ def _registered(client, name: str, ref: str) -> None:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
         names = sorted(m.name for m in client.search_registered_models())
-        raise InputError(ref, f"no registered model '{name}' in {tracking_uri()} "
-                              f"(registered: {', '.join(names) or 'none'})") from None
+        raise InputError(
+            ref,
+            f"no registered model '{name}' in {tracking_uri()} (registered: {', '.join(names) or 'none'})",
+        ) from None
 
 
 def resolve_model_folder(ref: str) -> Path:
@@ -151,15 +166,18 @@ def resolve_model_folder(ref: str) -> Path:
     if RUN_ID.fullmatch(ref) and not Path(ref).exists():
         ref = f"runs:/{ref}/model"  # a bare run id: the model that run logged (train or register)
     if ref.startswith("runs:/"):
-        run_id, _, path = ref[len("runs:/"):].partition("/")
+        run_id, _, path = ref[len("runs:/") :].partition("/")
         if not run_id:
             raise InputError(ref, "expected runs:/<run_id>/<artifact path>")
         return _download(ref, f"run-{fingerprint(tracking_uri(), run_id, path)}", ref)
     path = Path(ref)
     if path.is_dir():
         return _exported_folder(path, ref) if not (path / CONFIG_FILE).exists() else path
-    raise InputError(ref, "no such model: expected an exported model folder (e.g. models/diffusion/model), "
-                          "a .ckpt, models:/<name>@<alias>, models:/<name>/<version> or runs:/<id>/<path>")
+    raise InputError(
+        ref,
+        "no such model: expected an exported model folder (e.g. models/diffusion/model), "
+        "a .ckpt, models:/<name>@<alias>, models:/<name>/<version> or runs:/<id>/<path>",
+    )
 
 
 def load_sampler(ref: str, device: str = "auto") -> WeightSampler:

@@ -33,8 +33,15 @@ EXPERIMENT = "shd-register"
 POLICIES = ("promote", "keep")
 CARD_FORMAT = "shd-model-card/1"
 # what makes two evaluations comparable besides the test split
-PROTOCOL_KEYS = ("resolution", "level", "n_points", "generate_factor", "seed", "reference_split",
-                 "reference_points")
+PROTOCOL_KEYS = (
+    "resolution",
+    "level",
+    "n_points",
+    "generate_factor",
+    "seed",
+    "reference_split",
+    "reference_points",
+)
 CODE_FILE = Path(__file__).with_name("pyfunc_code.py")
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/shd, carried as the model's code
 
@@ -48,8 +55,9 @@ class RegisterConfig:
 
     def __post_init__(self) -> None:
         if self.on_split_mismatch not in POLICIES:
-            raise InputError("register.on_split_mismatch", f"expected one of {POLICIES}, got "
-                                                            f"{self.on_split_mismatch!r}")
+            raise InputError(
+                "register.on_split_mismatch", f"expected one of {POLICIES}, got {self.on_split_mismatch!r}"
+            )
 
 
 def lineage(root: str | Path = ".") -> dict[str, Any]:
@@ -61,8 +69,17 @@ def lineage(root: str | Path = ".") -> dict[str, Any]:
     root = Path(root)
     dvc = {path: md5 for _, _, path, md5 in dvc_lock_entries(root) if path.startswith(("data/", "models/"))}
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                check=False, timeout=10).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=10,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {"dvc": dvc, "git_commit": commit}
@@ -117,8 +134,12 @@ class Candidate:
 
     @classmethod
     def from_tags(cls, version: str, tags: dict[str, str]) -> Candidate:
-        return cls(version, Score.from_mapping(tags, "metric."), tags.get("test_split_fingerprint", ""),
-                   tags.get("eval_protocol_fingerprint", ""))
+        return cls(
+            version,
+            Score.from_mapping(tags, "metric."),
+            tags.get("test_split_fingerprint", ""),
+            tags.get("eval_protocol_fingerprint", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -128,30 +149,39 @@ class Decision:
     reason: str
 
     def tags(self, champion: Candidate | None) -> dict[str, str]:
-        return {"decision": self.outcome, "decision_reason": self.reason[:5000],
-                "compared_with": f"version {champion.version}" if champion else "none"}
+        return {
+            "decision": self.outcome,
+            "decision_reason": self.reason[:5000],
+            "compared_with": f"version {champion.version}" if champion else "none",
+        }
 
 
 def decide(new: Candidate, champion: Candidate | None, on_split_mismatch: str = "promote") -> Decision:
     """Should `new` take the champion alias? (Pure: the policy in one place, tested directly.)"""
     if on_split_mismatch not in POLICIES:
-        raise InputError("register.on_split_mismatch",
-                         f"expected one of {POLICIES}, got {on_split_mismatch!r}")
+        raise InputError(
+            "register.on_split_mismatch", f"expected one of {POLICIES}, got {on_split_mismatch!r}"
+        )
     if not new.score.usable:
         return Decision(False, "refused", f"missing or NaN metrics ({new.score}): never promoted")
     if champion is None:
         return Decision(True, "promoted", f"no champion yet; {new.score}")
     if (new.test_split, new.protocol) != (champion.test_split, champion.protocol):
         what = "test split" if new.test_split != champion.test_split else "evaluation protocol"
-        why = (f"champion v{champion.version} was scored on another {what}, its numbers do not compare; "
-               f"policy on_split_mismatch={on_split_mismatch}")
-        return Decision(on_split_mismatch == "promote",
-                        "promoted" if on_split_mismatch == "promote" else "kept", why)
+        why = (
+            f"champion v{champion.version} was scored on another {what}, its numbers do not compare; "
+            f"policy on_split_mismatch={on_split_mismatch}"
+        )
+        return Decision(
+            on_split_mismatch == "promote", "promoted" if on_split_mismatch == "promote" else "kept", why
+        )
     if not champion.score.usable or new.score.key() < champion.score.key():
-        return Decision(True, "promoted",
-                        f"{new.score} beats champion v{champion.version} ({champion.score})")
-    return Decision(False, "kept", f"{new.score} does not beat champion v{champion.version} "
-                                   f"({champion.score})")
+        return Decision(
+            True, "promoted", f"{new.score} beats champion v{champion.version} ({champion.score})"
+        )
+    return Decision(
+        False, "kept", f"{new.score} does not beat champion v{champion.version} ({champion.score})"
+    )
 
 
 def champion_of(name: str) -> Candidate | None:
@@ -180,8 +210,9 @@ def _ensure_registered_model(name: str) -> None:
     from mlflow.exceptions import MlflowException
 
     try:
-        client().create_registered_model(name, tags={"project": "shd"},
-                                         description="shd weight-space diffusion model (pyfunc)")
+        client().create_registered_model(
+            name, tags={"project": "shd"}, description="shd weight-space diffusion model (pyfunc)"
+        )
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
@@ -202,18 +233,29 @@ def log_version(name: str, model_dir: str | Path, card: dict[str, Any], tags: di
     with tempfile.TemporaryDirectory() as tmp:
         card_path = Path(tmp) / "card.json"
         card_path.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"register-{name}",
-                              tags={"stage": "register", "registered_model": name}) as run:
+        with mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"register-{name}",
+            tags={"stage": "register", "registered_model": name},
+        ) as run:
             mlflow.log_params(flatten_params({"params": card.get("params", {}), "name": name}))
             mlflow.log_metrics(numeric_metrics(card.get("metrics", {})))
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(CODE_FILE),
+                name="model",
+                python_model=str(CODE_FILE),
                 artifacts={"model": str(Path(model_dir)), "card": str(card_path)},
-                code_paths=[str(PACKAGE_DIR)], pip_requirements=_requirements())
+                code_paths=[str(PACKAGE_DIR)],
+                pip_requirements=_requirements(),
+            )
             _ensure_registered_model(name)
-            return client().create_model_version(name, info.model_uri, run_id=run.info.run_id, tags=tags,
-                                                 model_id=info.model_id,
-                                                 description=f"{card.get('metrics', {})}"[:4000])
+            return client().create_model_version(
+                name,
+                info.model_uri,
+                run_id=run.info.run_id,
+                tags=tags,
+                model_id=info.model_id,
+                description=f"{card.get('metrics', {})}"[:4000],
+            )
 
 
 def _requirements() -> list[str]:
@@ -239,8 +281,9 @@ def apply_decision(name: str, version: str, decision: Decision, champion: Candid
         c.set_registered_model_alias(name, CHAMPION, version)
 
 
-def register(model_dir: str | Path, card: dict[str, Any], name: str,
-             on_split_mismatch: str = "promote") -> dict[str, Any]:
+def register(
+    model_dir: str | Path, card: dict[str, Any], name: str, on_split_mismatch: str = "promote"
+) -> dict[str, Any]:
     """Register the model as a new version of `name` (or find the same one already registered),
     compare it with the champion and move the alias when it wins. Returns the decision record."""
     score = Score.from_mapping(card["metrics"])
@@ -254,9 +297,14 @@ def register(model_dir: str | Path, card: dict[str, Any], name: str,
         if existing is not None:
             version, created = existing.version, False
         else:
-            tags = {**score.tags(), "test_split_fingerprint": test_split,
-                    "eval_protocol_fingerprint": protocol, "model_fingerprint": fp,
-                    "data_fingerprint": str(card["data"]["data_fingerprint"]), "decision": "pending"}
+            tags = {
+                **score.tags(),
+                "test_split_fingerprint": test_split,
+                "eval_protocol_fingerprint": protocol,
+                "model_fingerprint": fp,
+                "data_fingerprint": str(card["data"]["data_fingerprint"]),
+                "decision": "pending",
+            }
             version, created = log_version(name, model_dir, card, tags).version, True
         new = Candidate(version, score, test_split, protocol)
         if champion is not None and champion.version == version:
@@ -269,12 +317,19 @@ def register(model_dir: str | Path, card: dict[str, Any], name: str,
             if created:  # never leave a version without its decision (nor an alias on it)
                 client().delete_model_version(name, version)
             raise
-    return {"name": name, "version": version, "new_version": created, "decision": decision.outcome,
-            "promoted": decision.promote, "reason": decision.reason,
-            "champion_before": champion.version if champion else None,
-            "champion": version if decision.promote else (champion.version if champion else None),
-            "metrics": {"nna": score.nna, "mmd": score.mmd, "cov": score.cov},
-            "test_split_fingerprint": test_split, "model_uri": f"models:/{name}/{version}"}
+    return {
+        "name": name,
+        "version": version,
+        "new_version": created,
+        "decision": decision.outcome,
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "champion_before": champion.version if champion else None,
+        "champion": version if decision.promote else (champion.version if champion else None),
+        "metrics": {"nna": score.nna, "mmd": score.mmd, "cov": score.cov},
+        "test_split_fingerprint": test_split,
+        "model_uri": f"models:/{name}/{version}",
+    }
 
 
 def promote(name: str, version: str, force: bool = False, on_split_mismatch: str = "promote") -> Decision:
@@ -295,35 +350,51 @@ def promote(name: str, version: str, force: bool = False, on_split_mismatch: str
     return decision
 
 
-def build_card(model_dir: str | Path, report: dict[str, Any], test_ids: list[str],
-               part_names: dict[str, list[str]], params: dict[str, Any],
-               lineage: dict[str, Any]) -> dict[str, Any]:
+def build_card(
+    model_dir: str | Path,
+    report: dict[str, Any],
+    test_ids: list[str],
+    part_names: dict[str, list[str]],
+    params: dict[str, Any],
+    lineage: dict[str, Any],
+) -> dict[str, Any]:
     """The model card carried by the pyfunc: what it is, what it was trained and scored on, how well."""
     config = read_config(model_dir)
     protocol = report.get("protocol") or {}
     evaluation = {
-        "category": report.get("category"), "generator": report.get("generator"),
+        "category": report.get("category"),
+        "generator": report.get("generator"),
         "test_split_fingerprint": fingerprint(report.get("category"), sorted(test_ids)),
-        "protocol_fingerprint": fingerprint({k: protocol.get(k) for k in PROTOCOL_KEYS},
-                                            report.get("normalization")),
-        "n_reference": report.get("n_reference"), "protocol": protocol,
+        "protocol_fingerprint": fingerprint(
+            {k: protocol.get(k) for k in PROTOCOL_KEYS}, report.get("normalization")
+        ),
+        "n_reference": report.get("n_reference"),
+        "protocol": protocol,
     }
     metrics = {k: report.get(k) for k in ("nna", "mmd", "cov", "n_generated", "n_evaluated", "n_empty")}
-    metrics["yardsticks"] = {k: {m: (v or {}).get(m) for m in ("nna", "mmd", "cov")}
-                             for k, v in (report.get("yardsticks") or {}).items() if v}
+    metrics["yardsticks"] = {
+        k: {m: (v or {}).get(m) for m in ("nna", "mmd", "cov")}
+        for k, v in (report.get("yardsticks") or {}).items()
+        if v
+    }
     evaluate_params = params.get("evaluate") or {}
     return {
         "format": CARD_FORMAT,
         "categories": config["categories"],
         "part_names": {c: part_names.get(c) for c in config["categories"]},
-        "data": {"data_fingerprint": config.get("data_fingerprint"), "n_train": config.get("summary", {}).get(
-            "n_train"), "dvc": lineage.pop("dvc", {})},
+        "data": {
+            "data_fingerprint": config.get("data_fingerprint"),
+            "n_train": config.get("summary", {}).get("n_train"),
+            "dvc": lineage.pop("dvc", {}),
+        },
         "params": {k: params.get(k) for k in ("sample", "overfit", "diffusion", "evaluate") if k in params},
         "metrics": metrics,
         "evaluation": evaluation,
         "lineage": {"train_run_id": config.get("summary", {}).get("run_id"), **lineage},
-        "sampling": {"resolution": int(evaluate_params.get("resolution", 64)),
-                     "level": float(evaluate_params.get("level", 1.3862943611198906))},
+        "sampling": {
+            "resolution": int(evaluate_params.get("resolution", 64)),
+            "level": float(evaluate_params.get("level", 1.3862943611198906)),
+        },
     }
 
 
@@ -339,9 +410,13 @@ def model_card(ref: str) -> dict[str, Any]:
             raise InputError(ref, "no such checkpoint file")
         ckpt = torch.load(ref, map_location="cpu", weights_only=True)
         hp = ckpt.get("hyper_parameters", {})
-        return {"model": ref, "categories": hp.get("categories"), "epoch": ckpt.get("epoch"),
-                "global_step": ckpt.get("global_step"),
-                "params": {k: hp.get(k) for k in ("net", "schedule", "train", "field", "normalization")}}
+        return {
+            "model": ref,
+            "categories": hp.get("categories"),
+            "epoch": ckpt.get("epoch"),
+            "global_step": ckpt.get("global_step"),
+            "params": {k: hp.get(k) for k in ("net", "schedule", "train", "field", "normalization")},
+        }
     folder = resolve_model_folder(ref)
     card_file = folder.parent / "card.json"
     if card_file.exists():
@@ -349,18 +424,25 @@ def model_card(ref: str) -> dict[str, Any]:
     else:
         config = read_config(folder)
         summary = config.get("summary", {})
-        card = {"categories": config.get("categories"),
-                "data": {"data_fingerprint": config.get("data_fingerprint")},
-                "params": {k: config.get(k) for k in ("net", "schedule", "train", "field", "normalization")},
-                "metrics": {k: v for k, v in summary.items() if k not in ("run_id", "experiment_id")},
-                "lineage": {"train_run_id": summary.get("run_id")}}
+        card = {
+            "categories": config.get("categories"),
+            "data": {"data_fingerprint": config.get("data_fingerprint")},
+            "params": {k: config.get(k) for k in ("net", "schedule", "train", "field", "normalization")},
+            "metrics": {k: v for k, v in summary.items() if k not in ("run_id", "experiment_id")},
+            "lineage": {"train_run_id": summary.get("run_id")},
+        }
     out: dict[str, Any] = {"model": ref}
     if ref.startswith("models:/"):
         name, version = resolve_registry_version(ref)
         with registry_errors(ref):
             mv = client().get_model_version(name, version)
             aliases = {a: v for a, v in client().get_registered_model(name).aliases.items()}
-        out["registry"] = {"name": name, "version": version, "aliases": sorted(a for a, v in aliases.items()
-                                                                             if str(v) == str(version)),
-                           "run_id": mv.run_id, "source": mv.source, "tags": dict(mv.tags)}
+        out["registry"] = {
+            "name": name,
+            "version": version,
+            "aliases": sorted(a for a, v in aliases.items() if str(v) == str(version)),
+            "run_id": mv.run_id,
+            "source": mv.source,
+            "tags": dict(mv.tags),
+        }
     return {**out, **card}

@@ -29,18 +29,29 @@ def flatten_params(values: Mapping[str, Any]) -> dict[str, str]:
 
 def numeric_metrics(values: Mapping[str, Any]) -> dict[str, float]:
     """The finite numbers of a (nested) metrics dict, flattened; everything else is skipped."""
-    return {name: float(value) for name, value in leaves(values)
-            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)}
+    return {
+        name: float(value)
+        for name, value in leaves(values)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    }
 
 
-def log_stage_run(experiment: str, run_name: str, params: Mapping[str, Any], metrics: Mapping[str, Any],
-                  artifacts: Iterable[str | Path] = (), tags: Mapping[str, str] | None = None) -> str:
+def log_stage_run(
+    experiment: str,
+    run_name: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    artifacts: Iterable[str | Path] = (),
+    tags: Mapping[str, str] | None = None,
+) -> str:
     """One MLflow run for a finished stage; returns its run id."""
     import mlflow
 
     experiment_id = ensure_experiment(experiment)
-    with store_errors(tracking_uri()), mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
-                                                        tags=dict(tags or {})) as run:
+    with (
+        store_errors(tracking_uri()),
+        mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags or {})) as run,
+    ):
         mlflow.log_params(flatten_params(params))
         mlflow.log_metrics(numeric_metrics(metrics))
         for path in artifacts:

@@ -29,8 +29,11 @@ class SampleRequest:
     level: float = REFERENCE_LEVEL
 
     def __post_init__(self) -> None:
-        checks = ((self.n >= 1, "n", "must be >= 1"), (self.steps >= 1, "steps", "must be >= 1"),
-                  (self.resolution >= 2, "resolution", "must be >= 2"))
+        checks = (
+            (self.n >= 1, "n", "must be >= 1"),
+            (self.steps >= 1, "steps", "must be >= 1"),
+            (self.resolution >= 2, "resolution", "must be >= 2"),
+        )
         for ok, key, problem in checks:
             if not ok:
                 raise InputError(f"request.{key}", f"{problem}, got {getattr(self, key)!r}")
@@ -44,8 +47,9 @@ class SampleRequest:
                 raise InputError("request", f"expected one row, got {len(rows)}")
             model_input = rows[0]
         if not isinstance(model_input, dict):
-            raise InputError("request", "expected a dict or a one-row DataFrame, got "
-                                        f"{type(model_input).__name__}")
+            raise InputError(
+                "request", f"expected a dict or a one-row DataFrame, got {type(model_input).__name__}"
+            )
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(model_input) - set(known))
         if unknown:
@@ -59,8 +63,16 @@ class SampleRequest:
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 continue  # DataFrame cells left empty
             values[key] = value
-        casts = {"n": int, "seed": int, "steps": int, "resolution": int, "guidance": float, "level": float,
-                 "meshes": _as_bool, "category": str}
+        casts = {
+            "n": int,
+            "seed": int,
+            "steps": int,
+            "resolution": int,
+            "guidance": float,
+            "level": float,
+            "meshes": _as_bool,
+            "category": str,
+        }
         try:
             return cls(**{k: casts[k](v) for k, v in values.items() if k in known})
         except (TypeError, ValueError) as exc:
@@ -78,15 +90,26 @@ def generate(sampler: WeightSampler, request: SampleRequest) -> tuple[torch.Tens
     category = request.category
     if category is None and not sampler.conditional and len(sampler.categories) == 1:
         category = sampler.categories[0]
-    weights = sampler.sample(request.n, steps=request.steps, category=category, seed=request.seed,
-                             guidance=request.guidance)
+    weights = sampler.sample(
+        request.n, steps=request.steps, category=category, seed=request.seed, guidance=request.guidance
+    )
     if not request.meshes:
         return weights, []
-    meshes = mesh_weights(weights, sampler.layout, sampler.field, resolution=request.resolution,
-                          level=request.level, device=sampler.device)
+    meshes = mesh_weights(
+        weights,
+        sampler.layout,
+        sampler.field,
+        resolution=request.resolution,
+        level=request.level,
+        device=sampler.device,
+    )
     return weights, meshes
 
 
 def mesh_dict(mesh: MeshResult) -> dict[str, Any]:
-    return {"vertices": mesh.vertices, "faces": mesh.faces, "face_labels": mesh.face_labels,
-            "status": mesh.status}
+    return {
+        "vertices": mesh.vertices,
+        "faces": mesh.faces,
+        "face_labels": mesh.face_labels,
+        "status": mesh.status,
+    }
