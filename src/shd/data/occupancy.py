@@ -47,9 +47,12 @@ def sample_surface(
     return np.asarray(points), np.asarray(face_index)
 
 
-def _part_surface_tree(part: PartMesh, rng: np.random.Generator, density: int = 20000) -> cKDTree:
-    points, _ = sample_surface(part.vertices, part.faces, density, rng)
-    return cKDTree(points)
+def _part_distance(part: PartMesh, queries: np.ndarray) -> np.ndarray:
+    """Exact distance to the part's surface (the device path computes the same, see triangle_distance)."""
+    v = np.ascontiguousarray(part.vertices, dtype=np.float64)
+    f = np.ascontiguousarray(part.faces, dtype=np.int64)
+    sq, _, _ = igl.point_mesh_squared_distance(np.ascontiguousarray(queries, dtype=np.float64), v, f)
+    return np.sqrt(sq)
 
 
 def label_inside_by_parts(
@@ -58,7 +61,8 @@ def label_inside_by_parts(
     """Part index of each (inside) query: the part volume that holds it.
 
     A point held by several overlapping parts, or by none (winding-number round-off at a seam), goes
-    to the part among its candidates whose surface is nearest.
+    to the part among its candidates whose surface is nearest (exact distance). `rng` is unused (kept
+    for callers; nearest surfaces were once estimated from random surface samples).
     """
     present = [i for i, p in enumerate(parts) if p is not None]
     holds = np.stack([inside(parts[i].vertices, parts[i].faces, queries) for i in present], axis=1)
@@ -67,9 +71,7 @@ def label_inside_by_parts(
     labels[single] = np.asarray(present)[holds[single].argmax(axis=1)]
     ambiguous = np.flatnonzero(~single)
     if len(ambiguous):
-        dist = np.stack(
-            [_part_surface_tree(parts[i], rng).query(queries[ambiguous])[0] for i in present], axis=1
-        )
+        dist = np.stack([_part_distance(parts[i], queries[ambiguous]) for i in present], axis=1)
         candidates = holds[ambiguous]
         candidates[~candidates.any(axis=1)] = True  # held by none: every part is a candidate
         dist[~candidates] = np.inf
