@@ -9,9 +9,7 @@ one wins on large ones (repaired real meshes), so the choice is made by face cou
 
 from __future__ import annotations
 
-import igl
 import numpy as np
-import trimesh
 from scipy.spatial import cKDTree
 
 from shd.data.shape import PartMesh, PreparedShape
@@ -23,6 +21,8 @@ EXACT_MAX_FACES = 5000
 
 def winding_number(vertices: np.ndarray, faces: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Generalized winding number of a triangle mesh at each query point (1 inside, 0 outside)."""
+    import igl  # the CPU path only: the device path (sampling_torch) runs without libigl
+
     v = np.ascontiguousarray(vertices, dtype=np.float64)
     f = np.ascontiguousarray(faces, dtype=np.int64)
     q = np.ascontiguousarray(queries, dtype=np.float64)
@@ -41,6 +41,8 @@ def sample_surface(
     vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Area-weighted surface samples and the face each came from (seeded by `rng`)."""
+    import trimesh
+
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     seed = int(rng.integers(0, 2**31 - 1))
     points, face_index = trimesh.sample.sample_surface(mesh, count, seed=seed)
@@ -49,6 +51,8 @@ def sample_surface(
 
 def _part_distance(part: PartMesh, queries: np.ndarray) -> np.ndarray:
     """Exact distance to the part's surface (the device path computes the same, see triangle_distance)."""
+    import igl
+
     v = np.ascontiguousarray(part.vertices, dtype=np.float64)
     f = np.ascontiguousarray(part.faces, dtype=np.int64)
     sq, _, _ = igl.point_mesh_squared_distance(np.ascontiguousarray(queries, dtype=np.float64), v, f)
