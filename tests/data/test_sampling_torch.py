@@ -104,3 +104,13 @@ def test_device_and_workers_options_are_checked():
         "cuda" if torch.cuda.is_available() else "cpu"
     )
     assert "workers" not in SamplingConfig(workers=3).identity()
+
+
+def test_triton_backend_gives_the_torch_backends_samples(plane):
+    """The whole device path with the Triton kernel (interpreter here) writes the same arrays as with
+    the fp64 torch fallback: fp32 tiles plus the fp64 redo decide every point the same way."""
+    tiny = SamplingConfig(n_near=150, n_uniform=106, n_eval_near=40, n_eval_uniform=24, n_surface=32)
+    (a,) = sample_shapes_torch([plane], tiny, CPU, backend="triton")
+    (b,) = sample_shapes_torch([plane], tiny, CPU, backend="torch")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
