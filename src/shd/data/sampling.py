@@ -20,7 +20,6 @@ from shd.data.occupancy import occupancy_and_labels, sample_surface
 from shd.data.sample_store import SampleEntry, write_manifest
 from shd.data.shape import PreparedShape
 from shd.data.workers import n_workers, worker_pool
-from shd.devices import resolve_device
 from shd.errors import InputError
 from shd.shards import fingerprint, read_shard_meta, shard_matches, shard_name, write_shard
 
@@ -49,6 +48,8 @@ class SamplingConfig:
     def identity(self) -> dict:
         """What the samples depend on (fingerprint, manifest): not the worker count; the device kind,
         since the CUDA path draws from torch generators instead of numpy's."""
+        from shd.devices import resolve_device  # torch: not loaded by the CPU path's workers
+
         ident = asdict(self)
         del ident["workers"]
         ident["device"] = resolve_device(self.device, "params.yaml:sample.device").type
@@ -124,7 +125,7 @@ def _cpu_rows(chunks: list[list[Path]], cfg: SamplingConfig) -> Iterator[list[Ca
         for chunk in chunks:
             yield [lambda p=p: _sample_file(p, cfg) for p in chunk]
         return
-    with worker_pool(cfg.n_workers(), ["shd.data.sampling"]) as ex:
+    with worker_pool(cfg.n_workers(), ["shd.data.sampling", "igl", "trimesh"]) as ex:
         futures: list[list[Future]] = [[ex.submit(_sample_file, p, cfg) for p in chunk] for chunk in chunks]
         try:
             for shard in futures:
@@ -137,6 +138,7 @@ def _cpu_rows(chunks: list[list[Path]], cfg: SamplingConfig) -> Iterator[list[Ca
 
 def _cuda_rows(chunks: list[list[Path]], cfg: SamplingConfig) -> Iterator[list[Callable[[], Row]]]:
     from shd.data.sampling_torch import sample_shapes_torch
+    from shd.devices import resolve_device
 
     device = resolve_device(cfg.device, "params.yaml:sample.device")
     for chunk in chunks:

@@ -71,7 +71,7 @@ def manifest_table(prepared_dir: Path, index: dict[str, Any], cfg: ValidationCon
     if workers == 1:
         rows = list(map(_shape_row, *args))
     else:
-        with worker_pool(workers, ["shd.data.validation"]) as ex:
+        with worker_pool(workers, ["shd.data.validation", "igl"]) as ex:
             rows = list(ex.map(_shape_row, *args, chunksize=max(1, len(shapes) // (8 * workers))))
     for err in index.get("errors", []):
         rows.append(

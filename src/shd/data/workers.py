@@ -28,7 +28,8 @@ def _one_thread() -> None:
 
 
 def worker_pool(workers: int, preload: list[str]) -> ProcessPoolExecutor:
-    """`workers` single-threaded processes with the modules in `preload` imported once, up front."""
+    """`workers` single-threaded processes with the modules in `preload` imported once, up front (one
+    that is not installed is skipped there and fails, clearly, where a worker uses it)."""
     ctx = get_context("forkserver")
     ctx.set_forkserver_preload(preload)
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread)
