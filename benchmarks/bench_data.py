@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from common import ROOT, save_json, table, write_section
+from common import ROOT, add_note, adopt_results, save_json, table, write_section
 
 from shd.data.occupancy import sample_surface
 from shd.data.prepare import PrepareConfig, prepare
@@ -319,6 +319,7 @@ def scale_section(m: dict, kind: str) -> str:
             ]
         )
     notes = [m["warp"] + "; Triton kept."] + ([m["cpu_note"] + "."] if m.get("cpu_note") else [])
+    notes += [m["note"]] if m.get("note") else []
     if m.get("stages", {}).get("validate_note"):
         notes.append(m["stages"]["validate_note"] + ".")
     return (
@@ -345,10 +346,12 @@ def main() -> None:
     ap.add_argument("--stages-shapes", type=int, default=0, help="scale: airplanes through the 3 stages")
     ap.add_argument("--work-dir", help="scale: where shapes and stage outputs go (default: a temp dir)")
     ap.add_argument("--out-dir", help="scale: also write the results JSON here")
+    ap.add_argument("--note", help="scale, with --from-json: context stored with the results and shown")
     args = ap.parse_args()
     if args.device and args.from_json:
-        m = json.loads(Path(args.from_json).read_text())
+        m = adopt_results(args.from_json)
         kind = "cuda" if m["machine"].get("gpu") and m.get("sample_gpu_shapes_per_s") else "cpu"
+        add_note(f"data_{kind}", m, args.note)
         write_section(f"data_scale_{kind}", scale_section(m, kind))
         return
     if args.device:
