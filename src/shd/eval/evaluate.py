@@ -26,7 +26,14 @@ from shd.data.sample_store import SampleSet
 from shd.errors import InputError
 from shd.eval.chamfer import BACKENDS, resolve_backend
 from shd.eval.meshing import REFERENCE_LEVEL, MeshResult, status_counts
-from shd.eval.metrics import generation_metrics, n_to_generate, nearest_in, novelty, part_metrics
+from shd.eval.metrics import (
+    NNA_RESAMPLES,
+    generation_metrics,
+    n_to_generate,
+    nearest_in,
+    novelty,
+    part_metrics,
+)
 from shd.eval.pointclouds import N_POINTS, NORMALIZATIONS, sample_clouds
 from shd.eval.reconstruct import mesh_weights
 from shd.fields.config import FieldConfig
@@ -44,6 +51,7 @@ _RENAMES = {
     "1-nna": "nna",
     "1-nna_generated": "nna_generated",
     "1-nna_reference": "nna_reference",
+    "1-nna_ci95": "nna_ci95",
 }
 
 
@@ -62,6 +70,7 @@ class EvaluateConfig:
     device: str = "auto"
     backend: str = "auto"  # Chamfer backend: auto | triton | kdtree | torch
     seed: int = 0
+    nna_resamples: int = NNA_RESAMPLES  # bootstrap resamples of the 1-NNA 95% interval (0: none)
     render_count: int = 16
     render_resolution: int = 64  # renders of 356^3 meshes take minutes: re-mesh the shown ones coarser
     category: str | None = None  # None: the weight set's first category
@@ -75,6 +84,7 @@ class EvaluateConfig:
             (self.generate_factor >= 1, "generate_factor", "must be >= 1"),
             (self.batch_size >= 1 and self.chunk_points >= 1, "batch_size", "sizes must be >= 1"),
             (self.render_count >= 0, "render_count", "must be >= 0"),
+            (self.nna_resamples >= 0, "nna_resamples", "must be >= 0"),
             (self.backend in BACKENDS, "backend", f"one of {BACKENDS}"),
             (
                 self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
@@ -179,7 +189,14 @@ def cloud_metrics(
     position; each reference's CD to the nearest evaluated cloud).
     """
     opts = {"normalization": cfg.normalization, "device": device, "backend": cfg.backend}
-    report = generation_metrics(generated.points, reference.points, per_sample=True, **opts)
+    report = generation_metrics(
+        generated.points,
+        reference.points,
+        per_sample=True,
+        nna_resamples=cfg.nna_resamples,
+        seed=cfg.seed,
+        **opts,
+    )
     used = report.pop("generated_index")
     per_sample = {
         key: report.pop(key)
@@ -552,6 +569,7 @@ def summary_line(report: dict[str, Any]) -> str:
     return (
         f"evaluate [{report['generator']}, {report['category']}, {report['normalization']}]: "
         f"MMD {_fmt(report['mmd'])}, COV {_fmt(report['cov'])}, 1-NNA {_fmt(report['nna'])} "
+        f"(95% CI {_ci(report.get('nna_ci95'))}) "
         f"on {report['n_evaluated']}/{report['n_generated']} shapes ({report['n_empty']} empty); "
         f"train as generator: MMD {_fmt(base['mmd'])}, 1-NNA {_fmt(base['nna'])}"
     )
@@ -559,3 +577,10 @@ def summary_line(report: dict[str, Any]) -> str:
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
+
+
+def _ci(interval: Sequence[float | None] | None) -> str:
+    """A [low, high] interval as text; n/a when it was not computed."""
+    if not interval or any(x is None for x in interval):
+        return "n/a"
+    return f"{interval[0]:.3f}-{interval[1]:.3f}"
