@@ -271,6 +271,24 @@ def evaluate_weight_vectors(
     return WeightEvaluation(metrics=metrics, meshes=meshes, per_sample=per_sample, rows=rows)
 
 
+def training_pick(n_train: int, n_reference: int, cfg: EvaluateConfig) -> np.ndarray:
+    """Which training shapes stand in for a generator's output: 1.1x the references (at most all of
+    them), without replacement, seeded; the memorizer yardsticks all draw the same ones."""
+    n = min(n_train, n_to_generate(n_reference, cfg.generate_factor))
+    return np.random.default_rng(cfg.seed).choice(n_train, size=n, replace=False)
+
+
+def train_as_generator_scored(
+    train: Clouds, reference: Clouds, cfg: EvaluateConfig, part_names: Sequence[str] | None
+) -> tuple[dict[str, Any], dict[str, list]]:
+    """`train_as_generator`'s row and its per-sample lists (as `cloud_metrics` gives them)."""
+    pick = training_pick(len(train), len(reference), cfg)
+    row, per_sample = cloud_metrics(
+        train.take(pick), reference, None, cfg, part_names, resolve_device(cfg.device)
+    )
+    return {"n_generated": len(pick), "n_empty": 0, **row}, per_sample
+
+
 def train_as_generator(
     train: Clouds, reference: Clouds, cfg: EvaluateConfig, part_names: Sequence[str] | None
 ) -> dict[str, Any]:
@@ -278,10 +296,7 @@ def train_as_generator(
 
     A generator that only memorized its training set scores this; novelty is left out (it is 0).
     """
-    n = min(len(train), n_to_generate(len(reference), cfg.generate_factor))
-    pick = np.random.default_rng(cfg.seed).choice(len(train), size=n, replace=False)
-    row, _ = cloud_metrics(train.take(pick), reference, None, cfg, part_names, resolve_device(cfg.device))
-    return {"n_generated": n, "n_empty": 0, **row}
+    return train_as_generator_scored(train, reference, cfg, part_names)[0]
 
 
 def stage_category(weights: WeightSet, wanted: str | None) -> str:
