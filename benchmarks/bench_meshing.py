@@ -107,17 +107,19 @@ def same_meshes(a, b) -> dict[str, Any]:
     }
 
 
-def bench_resolution(
-    field: MoEField, n: int, batch: int, resolution: int, chunk: int, device: torch.device
-) -> dict:
-    """Dense and sparse meshing of the same n fields at one resolution, `batch` shapes a call."""
-    sub = [
+def split(field: MoEField, batch: int) -> list[MoEField]:
+    """The fields `batch` shapes at a time (a meshing call's batch)."""
+    n = len(field.params["layer0.weight"])
+    return [
         MoEField({k: v[s : s + batch] for k, v in field.params.items()}, field.config)
         for s in range(0, n, batch)
     ]
-    run = lambda method: [  # noqa: E731
+
+
+def mesh_all(parts: list[MoEField], resolution: int, chunk: int, device: torch.device, method: str) -> list:
+    return [
         m
-        for f in sub
+        for f in parts
         for m in mesh_batch(
             f,
             len(f.params["layer0.weight"]),
@@ -127,9 +129,16 @@ def bench_resolution(
             method=method,
         )
     ]
-    mesh_batch(sub[0], len(sub[0].params["layer0.weight"]), resolution=32, device=device)  # warm-up
-    sparse, sparse_s = timed(lambda: run("sparse"), device)
-    dense, dense_s = timed(lambda: run("dense"), device)
+
+
+def bench_resolution(
+    field: MoEField, n: int, batch: int, resolution: int, chunk: int, device: torch.device
+) -> dict:
+    """Dense and sparse meshing of the same n fields at one resolution, `batch` shapes a call."""
+    parts = split(field, batch)
+    mesh_batch(parts[0], len(parts[0].params["layer0.weight"]), resolution=32, device=device)  # warm-up
+    sparse, sparse_s = timed(lambda: mesh_all(parts, resolution, chunk, device, "sparse"), device)
+    dense, dense_s = timed(lambda: mesh_all(parts, resolution, chunk, device, "dense"), device)
     out = {
         "resolution": resolution,
         "shapes": n,
@@ -148,15 +157,19 @@ def bench_resolution(
     return out
 
 
-def bench_end_to_end(field: MoEField, n: int, resolution: int, device: torch.device) -> dict:
-    """DDIM-50 with the reference denoiser for n shapes, sparse meshes, 2,048 points each."""
+def bench_end_to_end(
+    field: MoEField, n: int, batch: int, resolution: int, chunk: int, device: torch.device
+) -> dict:
+    """DDIM-50 with the reference denoiser for n shapes in one batch (the net is latency-bound at small
+    batches), sparse meshes `batch` shapes a call, 2,048 points each."""
     layout = make_layout(FIELD_PRESETS[FIELD])
     net = Denoiser(NET_PRESETS["reference"], TokenLayout(layout))
     norm = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim))
     sampler = WeightSampler(net, Schedule(ScheduleConfig()), norm, FIELD_PRESETS[FIELD], (), device)
     sampler.sample(n, steps=2)  # warm-up
     _, sample_s = timed(lambda: sampler.sample(n, steps=50), device)
-    meshes, mesh_s = timed(lambda: mesh_batch(field, n, resolution=resolution, device=device), device)
+    parts = split(field, batch)
+    meshes, mesh_s = timed(lambda: mesh_all(parts, resolution, chunk, device, "sparse"), device)
     clouds, cloud_s = timed(lambda: sample_clouds(meshes, 2048), device)
     total = sample_s + mesh_s + cloud_s
     out = {
@@ -243,7 +256,10 @@ def main() -> None:
         "--resolutions", type=int, nargs="+", default=None, help="default 128 256 356 (CUDA), 64 128 (CPU)"
     )
     ap.add_argument(
-        "--shapes", type=int, default=None, help="fields meshed per resolution (default 32 CUDA, 2 CPU)"
+        "--shapes",
+        type=int,
+        default=None,
+        help="fields meshed per resolution and end to end (default 64 CUDA, 2 CPU)",
     )
     ap.add_argument("--batch", type=int, default=None, help="shapes per meshing call (default 8 CUDA, 2 CPU)")
     ap.add_argument(
@@ -266,7 +282,7 @@ def main() -> None:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     resolutions = args.resolutions or ([128, 256, 356] if cuda else [64, 128])
-    n = args.shapes or (32 if cuda else 2)
+    n = args.shapes or (64 if cuda else 2)
     batch = min(n, args.batch or (8 if cuda else 2))
     steps = args.fit_steps or (1000 if cuda else 300)
     name = f"eval_meshing_{device.type}"
@@ -305,10 +321,8 @@ def main() -> None:
         r[f"dense_shapes_per_s_{res}"] = run["dense_shapes_per_s"]
         save()
     if not args.no_end_to_end:
-        e2e_n = min(n, 16)
-        sub = MoEField({k: v[:e2e_n] for k, v in field.params.items()}, field.config)
         e2e_res = args.e2e_resolution or (356 if cuda else 128)
-        r["end_to_end"] = bench_end_to_end(sub, e2e_n, e2e_res, device)
+        r["end_to_end"] = bench_end_to_end(field, n, batch, e2e_res, args.chunk_points, device)
         r["end_to_end_shapes_per_s"] = r["end_to_end"]["end_to_end_shapes_per_s"]
         save()
     write_section(name, section(r))
