@@ -7,8 +7,7 @@ interactive report (shd.report, params section `report`) is built from the stage
 the same MLflow run.
 """
 
-from pathlib import Path
-
+from shd import paths
 from shd.config import load_params, section_config
 from shd.errors import InputError
 from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, resolve_device, summary_line
@@ -17,10 +16,7 @@ from shd.report import ReportConfig, build_report, from_project
 from shd.stage import console, main
 from shd.tracking.evaluation import log_evaluation
 
-WEIGHTS = Path("data/weights")
-SAMPLES = Path("data/samples")
-DIFFUSION = Path("models/diffusion")
-REPORT = Path("reports/eval_report.html")
+WEIGHTS, SAMPLES, DIFFUSION, REPORT = paths.WEIGHTS, paths.SAMPLES, paths.DIFFUSION, paths.EVAL_REPORT
 
 
 def diffusion_sampler(cfg: EvaluateConfig):

@@ -171,3 +171,19 @@ def test_bad_input_is_one_line_and_exit_2(common, tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o" / "summary.json").exists()
+
+
+@pytest.mark.slow  # 27 s on the loaded 2-core machine
+def test_apps_command_writes_the_examples_and_the_quality_figures(common, tiny_project, tmp_path):
+    """`make apps`: the three example folders, then metrics JSON (was pipelines/apps.py, not a stage)."""
+    params = yaml.safe_dump(
+        {"apps": {**APPS, "harmonize": 0.3, "quality_pairs": 1, "quality_keep": ["body", "wing"]}}
+    )
+    (tmp_path / "params.yaml").write_text(params)
+    out, metrics = tmp_path / "apps", tmp_path / "apps.json"
+    samples = ["--samples", str(tiny_project / "data/samples")]
+    result = runner.invoke(app, ["apps", *common, *samples, "--out", str(out), "--metrics", str(metrics)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {"hybrid", "interpolate", "complete"}
+    assert json.loads(metrics.read_text())["completion"]["kept_bit_identical"] is True
+    assert f"wrote {out}, {metrics}" in result.output

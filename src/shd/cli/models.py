@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shd import paths
 from shd.cli.common import Device, clear_errors
 from shd.errors import InputError
 
@@ -138,8 +139,8 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Metrics JSON to write (CSV and PNG beside it).")] = Path(
         "metrics/eval_cli.json"
     ),
-    weights: Annotated[Path, typer.Option(help="Weight set (layout, test split).")] = Path("data/weights"),
-    samples: Annotated[Path, typer.Option(help="Sample set (test surface clouds).")] = Path("data/samples"),
+    weights: Annotated[Path, typer.Option(help="Weight set (layout, test split).")] = paths.WEIGHTS,
+    samples: Annotated[Path, typer.Option(help="Sample set (test surface clouds).")] = paths.SAMPLES,
     params: Annotated[Path, typer.Option(help="params.yaml; its `evaluate` section is the protocol.")] = Path(
         "params.yaml"
     ),

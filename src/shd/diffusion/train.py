@@ -22,6 +22,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 
+from shd import paths
 from shd.atomic import write_json
 from shd.diffusion.callbacks import RUN_FILE, FiniteLoss, GenerationCheck, RunIdFile, Throughput, read_run_id
 from shd.diffusion.config import SPEED_OPTIONS, DiffusionConfig
@@ -133,7 +134,7 @@ def _references(
 def train(
     weight_set_dir: str | Path,
     config: DiffusionConfig | dict | None = None,
-    out_dir: str | Path = "models/diffusion",
+    out_dir: str | Path = paths.DIFFUSION,
     *,
     sample_dir: str | Path | None = None,
     resume: bool = True,

@@ -21,6 +21,7 @@ from typing import Any, TypedDict
 import numpy as np
 import torch
 
+from shd import paths
 from shd.atomic import write_json, write_text
 from shd.data.sample_store import SampleSet
 from shd.errors import InputError
@@ -93,11 +94,11 @@ class EvalPaths:
     `samples` (each one's mesh status and nearest reference / training shape, each reference's nearest
     generated CD) are kept so that the report shows what was scored without sampling again."""
 
-    metrics: Path = Path("metrics/eval.json")
-    nn_cd: Path = Path("plots/eval/nn_cd.csv")
-    grid: Path = Path("reports/eval_grid.png")
-    generated: Path = Path("data/eval/generated.safetensors")
-    samples: Path = Path("data/eval/samples.json")
+    metrics: Path = paths.EVAL_METRICS
+    nn_cd: Path = paths.EVAL_NN_CD
+    grid: Path = paths.EVAL_GRID
+    generated: Path = paths.EVAL_DIR / "generated.safetensors"
+    samples: Path = paths.EVAL_DIR / "samples.json"
 
     @classmethod
     def under(cls, root: str | Path) -> EvalPaths:
