@@ -9,8 +9,9 @@ the same MLflow run.
 
 from shd import paths
 from shd.config import load_params, section_config
+from shd.devices import resolve_device
 from shd.errors import InputError
-from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, resolve_device, summary_line
+from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, summary_line
 from shd.fields.weight_set import WeightSet
 from shd.report import ReportConfig, build_report, from_project
 from shd.stage import console, main
@@ -24,10 +25,10 @@ def diffusion_sampler(cfg: EvaluateConfig):
     if not DIFFUSION.exists():
         return None
     try:
-        from shd.diffusion.sampler import sample_generated
+        from shd.diffusion.api import sample_generated
     except ImportError as exc:
         raise InputError(DIFFUSION, f"exists, but the diffusion package cannot sample it ({exc})") from None
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "evaluate.device")
     layout = WeightSet.open(WEIGHTS).layout  # a model trained on another layout is refused
     return lambda n, category, seed: sample_generated(
         DIFFUSION, n, category=category, seed=seed, device=device, layout=layout

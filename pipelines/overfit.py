@@ -9,11 +9,10 @@ The merged weight set is the one a single process writes (same shards, same shar
 import argparse
 import json
 
-import torch
-
 from shd import paths
 from shd.atomic import write_json
 from shd.config import load_params
+from shd.devices import resolve_device
 from shd.errors import InputError
 from shd.fields.config import OverfitConfig
 from shd.fields.fit import fit_sample_set, fit_with_fabric
@@ -38,7 +37,7 @@ def run() -> None:
 
     shard = parse_shard(arguments().shard)
     if shard is not None:
-        device = "cuda" if accelerator in ("auto", "cuda", "gpu") and torch.cuda.is_available() else "cpu"
+        device = resolve_device("cuda" if accelerator == "gpu" else accelerator, "overfit.accelerator")
         summary = fit_sample_set(paths.SAMPLES, WEIGHTS, cfg, device=device, shard=shard, progress=progress)
         if "n_shapes" not in summary:
             console.print(

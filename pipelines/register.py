@@ -6,7 +6,7 @@ from shd.atomic import read_json_document, write_json
 from shd.config import load_params, section_config
 from shd.data.sample_store import SampleSet
 from shd.errors import InputError
-from shd.eval.evaluate import json_ready
+from shd.jsonio import json_ready
 from shd.stage import console, main
 from shd.tracking.registry import RegisterConfig, build_card, lineage, model_name, register
 

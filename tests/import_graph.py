@@ -28,7 +28,7 @@ def module_name(path: Path) -> str:
 
 def imported_modules(path: Path) -> set[str]:
     """The `shd` modules a file imports, anywhere in it (`from shd.x import y` counts `shd.x.y` when y is a
-    module). Relative imports are resolved against the file's package."""
+    module, and `shd.x` unless every name is a module). Relative imports resolve against the package."""
     package = module_name(path).split(".") if path.is_relative_to(SRC) else []
     if path.name != "__init__.py":
         package = package[:-1]
@@ -40,8 +40,8 @@ def imported_modules(path: Path) -> set[str]:
             stem = node.module or ""
             if node.level:
                 stem = ".".join(package[: len(package) - node.level + 1] + ([stem] if stem else []))
-            names.add(stem)
-            names.update(f"{stem}.{a.name}" for a in node.names if module_file(f"{stem}.{a.name}"))
+            subs = {f"{stem}.{a.name}" for a in node.names if module_file(f"{stem}.{a.name}")}
+            names.update(subs if len(subs) == len(node.names) else subs | {stem})
     return {n for n in names if n == "shd" or n.startswith("shd.")}
 
 

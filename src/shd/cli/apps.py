@@ -67,12 +67,13 @@ def _config(params: Path, **overrides: Any):
 def _open(model: str, weights: Path, cfg, sources: list[str]):
     """The sampler (on the configured device) and the weight set (None when absent and not needed)."""
     from shd.apps.parents import parse_source
+    from shd.devices import resolve_device
     from shd.fields.weight_set import WeightSet
     from shd.tracking.model_ref import load_sampler
 
     needs_weights = any(parse_source(s)[0] == "shape" for s in sources)
     weight_set = WeightSet.open(weights) if (needs_weights or weights.exists()) else None
-    return load_sampler(model, cfg.device), weight_set
+    return load_sampler(model, resolve_device(cfg.device, "--device")), weight_set
 
 
 def _done(summary: dict, out: Path) -> None:
@@ -286,11 +287,12 @@ def apps(
     from shd.apps.examples import write_examples
     from shd.apps.quality import quality_figures, write_quality
     from shd.data.sample_store import SampleSet
+    from shd.devices import resolve_device
     from shd.fields.weight_set import WeightSet
     from shd.tracking.model_ref import load_sampler
 
     cfg = _config(params, device=device)
-    sampler, weight_set = load_sampler(model, cfg.device), WeightSet.open(weights)
+    sampler, weight_set = load_sampler(model, resolve_device(cfg.device, "--device")), WeightSet.open(weights)
     write_examples(sampler, weight_set, out, cfg=cfg)
     report = quality_figures(sampler, weight_set, SampleSet.open(samples), cfg=cfg)
     write_quality(metrics, report)

@@ -70,6 +70,7 @@ def sample(
     from safetensors.torch import save_file
 
     from shd.atomic import write_with
+    from shd.devices import resolve_device
     from shd.eval.export import FORMATS, export_mesh
     from shd.stage import progress_bar
     from shd.tracking.model_ref import load_sampler
@@ -79,7 +80,7 @@ def sample(
         raise InputError("--format", f"expected one of {', '.join(FORMATS)}, got {fmt!r}")
     out = _out_dir(out)
     with progress_bar("sample", total=n + 1 + int(render)) as advance:
-        sampler = load_sampler(model, device)
+        sampler = load_sampler(model, resolve_device(device, "--device"))
         advance(1)
         kept: list[tuple[Any, Any]] = []  # (weights row, mesh); round r samples with seed + r
         discarded = 0
@@ -154,6 +155,7 @@ def evaluate(
     from dataclasses import replace
 
     from shd.config import load_params, section_config
+    from shd.devices import resolve_device
     from shd.eval.evaluate import EvalPaths, EvaluateConfig, evaluate_generator, summary_line
     from shd.stage import progress_bar
     from shd.tracking.evaluation import log_evaluation
@@ -164,7 +166,7 @@ def evaluate(
     _out_dir(out.parent)
     cfg = replace(section_config(load_params(params), "evaluate", EvaluateConfig), device=device)
     with progress_bar("evaluate", total=2) as advance:
-        sampler = load_sampler(model, device)
+        sampler = load_sampler(model, resolve_device(device, "--device"))
         advance(1)
 
         def draw(count: int, category: str, seed: int):

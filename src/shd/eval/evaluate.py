@@ -24,6 +24,7 @@ import torch
 from shd import paths
 from shd.atomic import write_json, write_text
 from shd.data.sample_store import SampleSet
+from shd.devices import resolve_device
 from shd.errors import InputError
 from shd.eval.chamfer import BACKENDS, resolve_backend
 from shd.eval.meshing import REFERENCE_LEVEL, MeshResult, status_counts
@@ -33,6 +34,7 @@ from shd.eval.reconstruct import mesh_weights
 from shd.fields.config import FieldConfig
 from shd.fields.layout import Layout
 from shd.fields.weight_set import WeightSet
+from shd.jsonio import json_ready
 from shd.shards import write_shard
 
 SAMPLES_FORMAT = "shd-eval-samples/1"
@@ -130,33 +132,6 @@ class WeightEvaluation(TypedDict):
     rows: dict[str, list]
 
 
-def resolve_device(name: str, where: str = "evaluate.device") -> torch.device:
-    """`auto` is CUDA when there is one; a CUDA device asked for on a machine without is an input error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.split(":")[0] not in ("cpu", "cuda"):
-        raise InputError(where, f"expected auto, cpu, cuda or cuda:<index>, got {name!r}")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(where, f"{name} asked for, but torch sees no CUDA device")
-    return device
-
-
-def json_ready(value: Any) -> Any:
-    """NaN/inf -> None and numpy scalars -> Python, recursively: JSON has no NaN, MLflow no numpy."""
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
 def surface_clouds(samples: SampleSet, ids: list[str]) -> Clouds:
     """The ground-truth evaluation clouds (`surface`, `surface_labels`) of these shapes."""
     if not ids:
@@ -223,7 +198,7 @@ def evaluate_weight_vectors(
     Failed meshes (NaN weights, empty or NaN fields, no area) are counted in `n_empty` and skipped.
     Part metrics need a semantic field with one expert per name in `part_names`.
     """
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "evaluate.device")
     meshes = mesh_weights(
         flat,
         layout,
@@ -264,7 +239,9 @@ def train_as_generator(
     """
     n = min(len(train), n_to_generate(len(reference), cfg.generate_factor))
     pick = np.random.default_rng(cfg.seed).choice(len(train), size=n, replace=False)
-    row, _ = cloud_metrics(train.take(pick), reference, None, cfg, part_names, resolve_device(cfg.device))
+    row, _ = cloud_metrics(
+        train.take(pick), reference, None, cfg, part_names, resolve_device(cfg.device, "evaluate.device")
+    )
     return {"n_generated": n, "n_empty": 0, **row}
 
 
@@ -392,7 +369,7 @@ def render_generated(
             level=cfg.level,
             batch_size=cfg.batch_size,
             chunk_points=cfg.chunk_points,
-            device=resolve_device(cfg.device),
+            device=resolve_device(cfg.device, "evaluate.device"),
         )
     nearest = dict(
         zip(result["per_sample"]["index"], result["per_sample"]["nearest_reference_cd"], strict=True)
@@ -466,7 +443,7 @@ def evaluate_stage(
             "single_baseline", baseline_row, cfg.baseline_weights, category, reference, train, cfg, part_names
         ),
     }
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "evaluate.device")
     report = json_ready(
         {
             "generator": generator_name,

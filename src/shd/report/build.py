@@ -28,8 +28,8 @@ import torch
 
 from shd import paths
 from shd.atomic import write_text
+from shd.devices import resolve_device
 from shd.errors import InputError
-from shd.eval.evaluate import resolve_device
 from shd.eval.meshing import REFERENCE_LEVEL, MeshResult
 from shd.eval.reconstruct import mesh_weights
 from shd.fields.weight_set import WeightSet
@@ -120,7 +120,7 @@ def _mesh(flat: torch.Tensor, weights: WeightSet, cfg: ReportConfig, level: floa
     on a coarser grid (faces grow with the square of the resolution) until it fits or the grid is 16."""
     if len(flat) == 0:
         return []
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "report.device")
 
     def mesh(rows: torch.Tensor, resolution: int) -> list[MeshResult]:
         return mesh_weights(
