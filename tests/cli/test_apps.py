@@ -132,7 +132,7 @@ def test_interpolate_and_complete_commands(common, tmp_path):
     [
         (
             ["complete", "--from", "proc-airplane-00000", "--keep", "body,rudder"],
-            "part 'rudder': not a part of airplane; valid parts: body, wing, tail, engine",
+            "--keep: part 'rudder': not a part of airplane; valid parts: body, wing, tail, engine",
         ),
         (
             [
@@ -162,7 +162,7 @@ def test_interpolate_and_complete_commands(common, tmp_path):
                 "-n",
                 "3",
             ],
-            "identical copies",
+            "-n: 3 hybrids without harmonization would be 3 identical copies",
         ),
     ],
 )
@@ -187,3 +187,19 @@ def test_apps_command_writes_the_examples_and_the_quality_figures(common, tiny_p
     assert {p.name for p in out.iterdir()} == {"hybrid", "interpolate", "complete"}
     assert json.loads(metrics.read_text())["completion"]["kept_bit_identical"] is True
     assert f"wrote {out}, {metrics}" in result.output
+
+
+def test_library_parameter_names_become_the_commands_flags():
+    """The library names parameters (parts_a, n, frames); the CLI line names the flags users typed."""
+    from shd.cli.apps import hybrid, interpolate
+    from shd.cli.common import as_flags
+    from shd.errors import InputError
+
+    def shown(where, command):
+        return as_flags(InputError(where, "x"), command).where
+
+    assert shown("parts_a/parts_b", hybrid) == "--parts-a/--parts-b"
+    assert shown("parts_b: part 'wings'", hybrid) == "--parts-b: part 'wings'"
+    assert (shown("n", hybrid), shown("frames", interpolate)) == ("-n", "--steps")
+    assert shown("data/weights", hybrid) == "data/weights"  # a path stays a path
+    assert shown("parents", hybrid) == "parents"

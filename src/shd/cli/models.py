@@ -23,7 +23,6 @@ MODEL_HELP = (
     "Model: models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/<path>, a run id, "
     "an exported model folder or a training checkpoint (.ckpt)."
 )
-MAX_ROUNDS = 4  # sampling rounds that redraw empty meshes before giving up
 
 
 def _out_dir(path: Path) -> Path:
@@ -74,7 +73,7 @@ def sample(
     from shd.eval.export import FORMATS, export_mesh
     from shd.stage import progress_bar
     from shd.tracking.model_ref import load_sampler
-    from shd.tracking.sampling import SampleRequest, generate
+    from shd.tracking.sampling import SampleRequest, generate_surfaces
 
     if fmt not in FORMATS:
         raise InputError("--format", f"expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -82,28 +81,10 @@ def sample(
     with progress_bar("sample", total=n + 1 + int(render)) as advance:
         sampler = load_sampler(model, resolve_device(device, "--device"))
         advance(1)
-        kept: list[tuple[Any, Any]] = []  # (weights row, mesh); round r samples with seed + r
-        discarded = 0
-        for round_ in range(MAX_ROUNDS if redraw_empty else 1):
-            want = n - len(kept)
-            request = SampleRequest(
-                n=want,
-                seed=seed + round_,
-                steps=steps,
-                category=category,
-                guidance=guidance,
-                meshes=True,
-                resolution=resolution,
-            )
-            weights, meshes = generate(sampler, request)
-            for row, mesh in zip(weights, meshes, strict=True):
-                if mesh.ok or not redraw_empty:
-                    kept.append((row, mesh))
-                    advance(1)
-                else:
-                    discarded += 1
-            if len(kept) == n:
-                break
+        request = SampleRequest(
+            n=n, seed=seed, steps=steps, category=category, guidance=guidance, resolution=resolution
+        )
+        kept, discarded = generate_surfaces(sampler, request, redraw_empty=redraw_empty, progress=advance)
         usable = [(row, mesh) for row, mesh in kept if mesh.ok]
         if not usable:
             raise InputError(

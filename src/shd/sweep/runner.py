@@ -110,7 +110,7 @@ def run_sweep(
     kc = sc.kind(kind)
     kc = replace(kc, trials=trials or kc.trials, study=study or kc.study)
     if n_jobs < 1:
-        raise InputError("--n-jobs", f"must be >= 1, got {n_jobs}")
+        raise InputError("n_jobs", f"must be >= 1, got {n_jobs}")
     out = Path(out_dir or sc.out_dir)
     objective = make_objective(kind, params, sc, kc, samples, weights)
     url = storage or sc.storage
