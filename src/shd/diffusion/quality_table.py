@@ -24,12 +24,12 @@ from typing import Any
 
 from shd.atomic import write_json
 from shd.data.sample_store import SampleSet
-from shd.diffusion.config import DiffusionConfig
+from shd.devices import resolve_device
 from shd.diffusion.api import load_model
+from shd.diffusion.config import DiffusionConfig
 from shd.diffusion.export import CONFIG_FILE, NORM_FILE, WEIGHTS_FILE, read_config
 from shd.diffusion.sampler import WeightSampler
 from shd.diffusion.train import train
-from shd.devices import resolve_device
 from shd.errors import InputError
 from shd.eval.evaluate import (
     EvaluateConfig,
