@@ -183,7 +183,10 @@ def _stages(n: int, work: Path, sample_cfg: SamplingConfig) -> dict:
 
     out: dict = {"n_shapes": n}
     profile = yaml.safe_load((ROOT / "params-profiles" / "shapenet-gpu.yaml").read_text())
-    prep_cfg = PrepareConfig(**{**profile["prepare"], "counts": {"airplane": n}, "workers": 0})
+    prep = {**profile["prepare"], "counts": {"airplane": n}, "workers": 0}
+    if prep.get("split_sizes") and sum(prep["split_sizes"].values()) != n:
+        prep["split_sizes"] = None  # the profile's exact split sizes fit its own count only
+    prep_cfg = PrepareConfig(**prep)
     _, out["prepare_seconds"] = timed(prepare, prep_cfg, work / "prepared")
     index = json.loads((work / "prepared" / "index.json").read_text())
     kept = index
