@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from shd.data.occupancy import OUTSIDE, label_by_nearest_face, label_by_nearest_point
-from shd.data.sampling import SamplingConfig, shape_seed
+from shd.data.sampling_config import SamplingConfig, shape_seed
 from shd.data.shape import PreparedShape
 from shd.data.triangle_distance import mesh_distance_sq
 from shd.data.winding import triangles_of, winding_numbers
