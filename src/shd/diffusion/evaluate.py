@@ -105,7 +105,9 @@ def generation_report(
             generation_metrics(clouds.points, reference, normalization=normalization, device=sampler.device)
         )
     else:
-        report.update({"mmd": float("nan"), "cov": float("nan"), "1-nna": float("nan")})
+        report.update(
+            {"normalization": normalization, "mmd": float("nan"), "cov": float("nan"), "1-nna": float("nan")}
+        )
     if render_path is not None:
         from shd.eval.render import render_grid  # matplotlib only when a render is asked for
 
