@@ -13,8 +13,8 @@ evaluation, not the noise of random weights. Both paths run `shd.eval.meshing.me
 marching cubes, arg-max face labels, copy to the host); each resolution checks that they give the
 same meshes. End to end: DDIM-50 with the reference denoiser (`NET_PRESETS["reference"]`, untrained
 weights: its cost is what counts) for a batch, then the sparse meshes of the fitted fields (untrained
-samples are not shapes) and 2,048 surface points each. Needs torch and numpy only (no skimage,
-trimesh or diffusers).
+samples are not shapes) and 2,048 surface points each. Needs torch and numpy (plus diffusers, for the
+sampler's schedulers, in the end-to-end part only; no skimage, trimesh or scipy).
 """
 
 from __future__ import annotations
@@ -31,12 +31,6 @@ import numpy as np
 import torch
 from common import RESULTS, adopt_results, cpu_caveat, machine, measured_on, table, write_section
 
-from shd.diffusion.config import NET_PRESETS, ScheduleConfig
-from shd.diffusion.denoiser import Denoiser
-from shd.diffusion.normalization import Normalizer
-from shd.diffusion.sampler import WeightSampler
-from shd.diffusion.schedule import Schedule
-from shd.diffusion.tokens import TokenLayout
 from shd.eval.field_bounds import MoEField
 from shd.eval.meshing import REFERENCE_LEVEL, mesh_batch
 from shd.eval.pointclouds import sample_clouds
@@ -176,7 +170,15 @@ def bench_end_to_end(
     field: MoEField, n: int, batch: int, resolution: int, chunk: int, device: torch.device
 ) -> dict:
     """DDIM-50 with the reference denoiser for n shapes in one batch (the net is latency-bound at small
-    batches), sparse meshes `batch` shapes a call, 2,048 points each."""
+    batches), sparse meshes `batch` shapes a call, 2,048 points each. Imported here: the sampler needs
+    diffusers (its schedulers), the meshing figures do not."""
+    from shd.diffusion.config import NET_PRESETS, ScheduleConfig
+    from shd.diffusion.denoiser import Denoiser
+    from shd.diffusion.normalization import Normalizer
+    from shd.diffusion.sampler import WeightSampler
+    from shd.diffusion.schedule import Schedule
+    from shd.diffusion.tokens import TokenLayout
+
     layout = make_layout(FIELD_PRESETS[FIELD])
     net = Denoiser(NET_PRESETS["reference"], TokenLayout(layout))
     norm = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim))
