@@ -32,8 +32,10 @@ import torch
 from common import RESULTS, adopt_results, cpu_caveat, machine, measured_on, table, write_section
 
 from shd.eval.field_bounds import MoEField
+from shd.eval.marching import march_bricks
 from shd.eval.meshing import REFERENCE_LEVEL, mesh_batch
 from shd.eval.pointclouds import sample_clouds
+from shd.eval.sparse_grid import DEFAULT_SIZES, evaluate_band
 from shd.fields import engine
 from shd.fields.config import FIELD_PRESETS, OverfitConfig
 from shd.fields.layout import make_layout
@@ -161,9 +163,30 @@ def bench_resolution(
         "mean_faces": float(np.mean([len(m.faces) for m in sparse])),
         "mean_bricks": float(np.mean([m.meta.get("bricks", 0) for m in sparse])),
         **same_meshes(dense, sparse, device),
+        **sparse_stages(parts[0], resolution, chunk, device),
     }
     print(out, flush=True)
     return out
+
+
+def sparse_stages(field: MoEField, resolution: int, chunk: int, device: torch.device) -> dict[str, float]:
+    """Where the sparse path's time goes, on one batch: bounds + points (evaluate_band), marching cubes;
+    and how much of the grid it touched (boxes bounded, points evaluated, per shape)."""
+    nb = len(field.params["layer0.weight"])
+    band, band_s = timed(
+        lambda: evaluate_band(field, nb, resolution, REFERENCE_LEVEL, DEFAULT_SIZES, chunk, device), device
+    )
+    shapes = [band.of(b) for b in range(nb)]
+    _, march_s = timed(
+        lambda: [march_bricks(v, o, resolution, REFERENCE_LEVEL) for v, o in shapes if len(v)], device
+    )
+    return {
+        "band_seconds_per_shape": band_s / nb,
+        "march_seconds_per_shape": march_s / nb,
+        "boxes_bounded_per_shape": band.boxes_bounded / nb,
+        "points_per_shape": band.points / nb,
+        "points_share_of_grid": band.points / nb / resolution**3,
+    }
 
 
 def bench_end_to_end(
@@ -255,6 +278,25 @@ def section(r: dict[str, Any]) -> str:
         "identical",
     ]
     lines += [table(header, rows), ""]
+    if all("band_seconds_per_shape" in x for x in r["runs"]):
+        rows = [
+            [
+                f"{x['resolution']}^3",
+                f"{x['band_seconds_per_shape'] * 1e3:.3g}",
+                f"{x['march_seconds_per_shape'] * 1e3:.3g}",
+                f"{x['boxes_bounded_per_shape']:,.0f}",
+                f"{x['points_per_shape']:,.0f} ({x['points_share_of_grid']:.2%})",
+            ]
+            for x in r["runs"]
+        ]
+        header = [
+            "resolution",
+            "bounds + points (ms / shape)",
+            "marching cubes (ms / shape)",
+            "boxes bounded",
+            "points evaluated (share of grid)",
+        ]
+        lines += ["Sparse stages, on one batch (per shape):", "", table(header, rows), ""]
     e = r.get("end_to_end")
     if e:
         lines += [
