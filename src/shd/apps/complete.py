@@ -99,9 +99,13 @@ def empty_parts_warning(
     if n_same:
         text += f"; {n_same} of {n} completions mesh exactly like the parent"
     if weights is not None:
-        records = [weights.record(s) for s in weights.ids(category=category)]
-        ious = [r["part_iou"] for r in records if r.get("part_iou")]
-        means = {p: float(np.mean([row[parts.index(p)] for row in ious])) for p in empty} if ious else {}
+        rows = [weights.record(s).get("part_iou") or [] for s in weights.ids(category=category)]
+        means = {}
+        for p in empty:  # None: the part is absent from that shape (a chair without arms)
+            known = [row[parts.index(p)] for row in rows if len(row) == len(parts)]
+            known = [v for v in known if v is not None]
+            if known:
+                means[p] = float(np.mean(known))
         poor = {p: v for p, v in means.items() if v < POOR_PART_IOU}
         if poor:
             listed = ", ".join(f"{p} {v:.2f}" for p, v in poor.items())
