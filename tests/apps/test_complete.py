@@ -10,9 +10,10 @@ from shd.apps.complete import complete_parts, run_complete
 from shd.apps.config import AppsConfig
 from shd.apps.parents import expert_mask
 from shd.cli import app
+from shd.diffusion.api import load_model
 from shd.diffusion.config import NetConfig, ScheduleConfig
 from shd.diffusion.denoiser import Denoiser
-from shd.diffusion.export import export_model, load_model
+from shd.diffusion.export import export_model
 from shd.diffusion.normalization import Normalizer
 from shd.diffusion.sampler import WeightSampler
 from shd.diffusion.tokens import TokenLayout

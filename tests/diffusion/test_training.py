@@ -9,9 +9,9 @@ import mlflow
 import pytest
 import torch
 
+from shd.diffusion.api import load_model, sample_generated
 from shd.diffusion.callbacks import RUN_FILE
-from shd.diffusion.export import export_model, load_model, read_config
-from shd.diffusion.sampler import sample_generated
+from shd.diffusion.export import export_model, read_config
 from shd.diffusion.train import train
 
 from .conftest import make_weight_set, random_weights
@@ -297,3 +297,12 @@ def test_raised_max_epochs_resumes_and_trains_the_extra_epochs(store, tmp_path):
     # fewer epochs than the checkpoint already has: continuing would export an overtrained model
     third = _short_run(ws, tmp_path / "out", store, max_epochs=2)
     assert not third["resumed"] and third["global_step"] == 2 * first["global_step"]
+
+
+def test_a_longer_run_under_a_decaying_lr_trains_afresh(store, tmp_path):
+    """With a cosine lr schedule the length sets every step's lr: a raised max_epochs is another
+    trajectory, so it does not continue the shorter run's checkpoints."""
+    ws = make_weight_set(tmp_path / "weights", random_weights(5), ["train"] * 4 + ["val"], ["airplane"] * 5)
+    first = _short_run(ws, tmp_path / "out", store, lr_schedule="cosine")
+    second = _short_run(ws, tmp_path / "out", store, lr_schedule="cosine", max_epochs=2)
+    assert not second["resumed"] and second["global_step"] == 2 * first["global_step"]

@@ -22,7 +22,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 
+from shd import paths
 from shd.atomic import write_json
+from shd.devices import resolve_device
 from shd.diffusion.callbacks import RUN_FILE, FiniteLoss, GenerationCheck, RunIdFile, Throughput, read_run_id
 from shd.diffusion.config import SPEED_OPTIONS, DiffusionConfig, TrainConfig
 from shd.diffusion.datamodule import Split, WeightSetDataModule, categories_of, data_fingerprint, load_split
@@ -45,8 +47,14 @@ def _precision(cfg: DiffusionConfig) -> str:
     """bf16 autocast on CUDA (the reference-size model's speed), fp32 on CPU."""
     if cfg.train.precision != "auto":
         return cfg.train.precision
-    cuda = torch.cuda.is_available() and cfg.train.accelerator in ("auto", "gpu", "cuda")
+    cuda = train_device(cfg).type == "cuda"
     return "bf16-mixed" if cuda else "32-true"
+
+
+def train_device(cfg: DiffusionConfig) -> torch.device:
+    """The device of `train.accelerator` (Lightning's `gpu` is CUDA here)."""
+    accelerator = cfg.train.accelerator
+    return resolve_device("cuda" if accelerator == "gpu" else accelerator, "diffusion.train.accelerator")
 
 
 # TrainConfig options that a resume may change: how long to train, how the run is watched and how the
@@ -75,13 +83,20 @@ RESUMABLE_OPTIONS = (
 )
 
 
+# the run's length: a decaying lr schedule spans it, so with one a longer run is another trajectory
+LENGTH_OPTIONS = ("max_epochs", "max_steps")
+
+
 def training_fingerprint(cfg: DiffusionConfig, layout_json: Any, data_fp: str) -> str:
     """What a checkpoint's trajectory depends on: the net and schedule (speed options aside), the weight
-    layout, the training data and every training option outside RESUMABLE_OPTIONS. A checkpoint whose
-    fingerprint differs is never resumed, so an export never claims data or settings it was not trained
-    with."""
+    layout, the training data and every training option outside RESUMABLE_OPTIONS (and the run's length
+    when the lr decays over it). A checkpoint whose fingerprint differs is never resumed, so an export
+    never claims data or settings it was not trained with."""
     net = {k: v for k, v in asdict(cfg.net).items() if k not in SPEED_OPTIONS}
-    train = {k: v for k, v in asdict(cfg.train).items() if k not in RESUMABLE_OPTIONS}
+    resumable = set(RESUMABLE_OPTIONS)
+    if cfg.train.lr_schedule != "constant":
+        resumable -= set(LENGTH_OPTIONS)
+    train = {k: v for k, v in asdict(cfg.train).items() if k not in resumable}
     return fingerprint(net, asdict(cfg.schedule), layout_json, data_fp, train, _precision(cfg))
 
 
@@ -149,11 +164,7 @@ def _references(
     """Lazy loader of the validation clouds, per category when the model is conditional."""
 
     def load() -> dict[str | None, Any]:
-        device = (
-            "cuda"
-            if torch.cuda.is_available() and cfg.train.accelerator in ("auto", "gpu", "cuda")
-            else "cpu"
-        )
+        device = train_device(cfg)
         groups = (
             {c: val.category == i for i, c in enumerate(categories)}
             if conditional
@@ -351,7 +362,7 @@ def export(
 def train(
     weight_set_dir: str | Path,
     config: DiffusionConfig | dict | None = None,
-    out_dir: str | Path = "models/diffusion",
+    out_dir: str | Path = paths.DIFFUSION,
     *,
     sample_dir: str | Path | None = None,
     resume: bool = True,
