@@ -172,7 +172,7 @@ def test_register_stage_refuses_nan_metrics_then_alias_is_missing(project, monke
     assert info["data"]["dvc"] == {} or all(v for v in info["data"]["dvc"].values())
 
 
-def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(project, tmp_path):
+def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(project, tmp_path, monkeypatch):
     ckpt = project / "models/diffusion/checkpoints/last.ckpt"
     folder = project / "models/diffusion/model"
     assert torch.equal(
@@ -225,8 +225,16 @@ def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(proje
         "--device",
         "cpu",
     ]
+    cwd = tmp_path / "cwd"  # evaluate writes only beside --out: nothing lands in the working folder
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    project_eval = {p: p.read_bytes() for p in (project / "data" / "eval").iterdir()}
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert not list(cwd.iterdir())
+    assert {p: p.read_bytes() for p in (project / "data" / "eval").iterdir()} == project_eval
+    names = sorted(p.name for p in metrics.parent.iterdir())
+    assert names == ["cli.generated.safetensors", "cli.json", "cli.nn_cd.csv", "cli.png", "cli.samples.json"]
     report = json.loads(metrics.read_text())
     stage = json.loads((project / "metrics/eval.json").read_text())
     assert report["generator"] == str(project / "models/diffusion/model")

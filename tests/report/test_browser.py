@@ -4,7 +4,8 @@ Checks what a person would: no console errors, every viewer drew a shape (read b
 of its box, not from the page's own claim), and the metrics table shows metrics/eval.json. Two pages:
 the one the tiny pipeline's evaluate stage wrote (end to end; its 40-step fits mesh to nothing) and one
 of a real evaluation of box fields (tests/eval/evaluate_data.py), whose shapes do mesh. One full-page
-screenshot is kept in tests/_artifacts/report.png.
+screenshot is kept as report.png in the session's pytest temp folder (tests write nothing into the
+checkout), or in $SHD_TEST_ARTIFACTS when set (a CI job that uploads it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -24,7 +26,6 @@ from shd.report.browser import Browser
 
 from .boxes import APP_MESHES, build_box_report
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "_artifacts"
 VIEWERS = "document.querySelectorAll('.viewer[data-mesh]')"
 
 
@@ -53,7 +54,7 @@ def _drawn(png: bytes) -> tuple[float, int]:
     return float((pixels.min(axis=1) < 235).mean()), len(np.unique(pixels // 16, axis=0))
 
 
-def visit(page: Path, shot: str | None = None) -> dict:
+def visit(page: Path, shot: Path | None = None) -> dict:
     """Open the page, scroll every viewer into view (they start lazily, as a reader scrolls) and read
     back its pixels, the shown table values, the console and the requests."""
     with Browser(width=1280, height=900, timeout=120) as browser:
@@ -75,8 +76,8 @@ def visit(page: Path, shot: str | None = None) -> dict:
         turned = drag_first_viewer(browser) if n else None
         if shot:
             browser.evaluate("window.scrollTo(0, 0)")
-            ARTIFACTS.mkdir(exist_ok=True)
-            (ARTIFACTS / shot).write_bytes(browser.screenshot())
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            shot.write_bytes(browser.screenshot())
         state = browser.evaluate("window.shdReport")
         return {"log": browser.log, "boxes": boxes, "cells": cells, "state": state, "turned": turned}
 
@@ -110,7 +111,9 @@ def boxes_page(tmp_path_factory) -> tuple[Path, dict]:
     """The report of a real evaluation of box-field shapes (shapes that mesh at any resolution), with
     the single-MLP baseline and one application panel."""
     root = build_box_report(tmp_path_factory.mktemp("boxes"))
-    return root, visit(root / "reports/eval_report.html", shot="report.png")
+    kept = os.environ.get("SHD_TEST_ARTIFACTS")
+    shots = Path(kept) if kept else tmp_path_factory.mktemp("artifacts")
+    return root, visit(root / "reports/eval_report.html", shot=shots / "report.png")
 
 
 @pytest.fixture(scope="module")

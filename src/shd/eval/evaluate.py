@@ -116,6 +116,19 @@ class EvalPaths:
     def under(cls, root: str | Path) -> EvalPaths:
         return cls(**{f.name: Path(root) / f.default for f in fields(cls)})
 
+    @classmethod
+    def beside(cls, metrics: str | Path) -> EvalPaths:
+        """Every file next to the metrics JSON `X.json` (`X.nn_cd.csv`, `X.png`, `X.generated.safetensors`,
+        `X.samples.json`): a command told `--out X.json` writes nothing anywhere else."""
+        metrics = Path(metrics)
+        return cls(
+            metrics,
+            metrics.with_suffix(".nn_cd.csv"),
+            metrics.with_suffix(".png"),
+            metrics.with_suffix(".generated.safetensors"),
+            metrics.with_suffix(".samples.json"),
+        )
+
 
 @dataclass
 class Clouds:
