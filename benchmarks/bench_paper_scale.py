@@ -36,6 +36,7 @@ from typing import Any
 
 from common import RESULTS, adopt_results, machine, save_json, table, write_section
 
+from shd import paths
 from shd.config import load_params, section_config
 from shd.errors import InputError
 from shd.eval.evaluate import EvaluateConfig
@@ -47,8 +48,8 @@ NAME = "paper_scale"
 def arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--project", type=Path, default=Path("."))
-    ap.add_argument("--single-weights", type=Path, default=Path("data/weights_single"))
-    ap.add_argument("--single-model", type=Path, default=Path("models/diffusion_single"))
+    ap.add_argument("--single-weights", type=Path, default=paths.SINGLE_WEIGHTS)
+    ap.add_argument("--single-model", type=Path, default=paths.SINGLE_DIFFUSION)
     ap.add_argument("--fit-single", action="store_true", help="fit the single-MLP weight set if unfinished")
     ap.add_argument("--train-single", action="store_true", help="train the single-MLP baseline if unfinished")
     ap.add_argument("--rows", default=",".join(ROW_NAMES), help="comma-separated rows to score")
@@ -106,11 +107,11 @@ def fit_single(project: Path, out: Path) -> None:
     from shd.fields.config import OverfitConfig
     from shd.fields.fit import fit_sample_set
 
-    section = dict(load_params(project / "params.yaml").get("overfit") or {})
+    section = dict(load_params(project / paths.PARAMS).get("overfit") or {})
     section.pop("accelerator", None), section.pop("devices", None)
     cfg = OverfitConfig.from_dict({**section, "field": "single"})
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    summary = fit_sample_set(project / "data/samples", out, cfg, device=device)
+    summary = fit_sample_set(project / paths.SAMPLES, out, cfg, device=device)
     n, iou = summary.get("n_shapes"), summary.get("iou_mean")
     print(f"single fits: {n} shapes, IoU {iou}, {summary['seconds']:.0f} s")
 
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         args.single_weights if args.single_weights.is_absolute() else project / args.single_weights
     )
     single_model = args.single_model if args.single_model.is_absolute() else project / args.single_model
-    cfg = section_config(load_params(project / "params.yaml"), "evaluate", EvaluateConfig)
+    cfg = section_config(load_params(project / paths.PARAMS), "evaluate", EvaluateConfig)
     cfg = replace(cfg, render_count=0, **({"device": args.device} if args.device else {}))
     if args.resolution:
         cfg = replace(cfg, resolution=args.resolution)
@@ -137,9 +138,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         start = time.perf_counter()
         summary = train_single_baseline(
             single_weights,
-            project / "models/diffusion",
+            project / paths.DIFFUSION,
             single_model,
-            sample_dir=project / "data/samples",
+            sample_dir=project / paths.SAMPLES,
             tracking_root=project / "mlruns",
         )
         seconds["train_single"] = time.perf_counter() - start
@@ -149,9 +150,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ).exists()
     stages, wall, command = read_stages(args.stages)
     inputs = TableInputs(
-        project / "data/weights",
-        project / "data/samples",
-        project / "models/diffusion",
+        project / paths.WEIGHTS,
+        project / paths.SAMPLES,
+        project / paths.DIFFUSION,
         single_weights if has_single else None,
         single_model if has_single else None,
         rows=tuple(r for r in args.rows.split(",") if r),
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     full = build_quality_table(
         inputs,
         cfg,
-        project / "metrics/quality_table.json",
+        project / paths.QUALITY_TABLE,
         stages=stages,
         wall_seconds=args.wall_seconds
         if args.wall_seconds is not None

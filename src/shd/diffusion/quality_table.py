@@ -24,14 +24,15 @@ from typing import Any
 
 from shd.atomic import write_json
 from shd.data.sample_store import SampleSet
+from shd.devices import resolve_device
+from shd.diffusion.api import load_model
 from shd.diffusion.config import DiffusionConfig
-from shd.diffusion.export import CONFIG_FILE, NORM_FILE, WEIGHTS_FILE, load_model, read_config
+from shd.diffusion.export import CONFIG_FILE, NORM_FILE, WEIGHTS_FILE, read_config
 from shd.diffusion.sampler import WeightSampler
 from shd.diffusion.train import train
 from shd.errors import InputError
 from shd.eval.evaluate import (
     EvaluateConfig,
-    resolve_device,
     stage_category,
     surface_clouds,
     training_pick,
@@ -141,7 +142,7 @@ def build_quality_table(
     if unknown:
         raise InputError("quality table rows", f"unknown {unknown}; expected names from {ROW_NAMES}")
     out = Path(out)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "evaluate.device")
     weights, samples = WeightSet.open(inputs.weights), SampleSet.open(inputs.samples)
     category = stage_category(weights, cfg.category)
     part_names = samples.categories.get(category)

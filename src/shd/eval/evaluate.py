@@ -21,8 +21,10 @@ from typing import Any, TypedDict
 import numpy as np
 import torch
 
+from shd import paths
 from shd.atomic import write_json, write_text
 from shd.data.sample_store import SampleSet
+from shd.devices import resolve_device
 from shd.errors import InputError
 from shd.eval.chamfer import BACKENDS, resolve_backend
 from shd.eval.meshing import REFERENCE_LEVEL, MeshResult, status_counts
@@ -39,6 +41,7 @@ from shd.eval.reconstruct import mesh_weights
 from shd.fields.config import FieldConfig
 from shd.fields.layout import Layout
 from shd.fields.weight_set import WeightSet
+from shd.jsonio import json_ready
 from shd.shards import write_shard
 
 SAMPLES_FORMAT = "shd-eval-samples/1"
@@ -103,11 +106,11 @@ class EvalPaths:
     `samples` (each one's mesh status and nearest reference / training shape, each reference's nearest
     generated CD) are kept so that the report shows what was scored without sampling again."""
 
-    metrics: Path = Path("metrics/eval.json")
-    nn_cd: Path = Path("plots/eval/nn_cd.csv")
-    grid: Path = Path("reports/eval_grid.png")
-    generated: Path = Path("data/eval/generated.safetensors")
-    samples: Path = Path("data/eval/samples.json")
+    metrics: Path = paths.EVAL_METRICS
+    nn_cd: Path = paths.EVAL_NN_CD
+    grid: Path = paths.EVAL_GRID
+    generated: Path = paths.EVAL_DIR / "generated.safetensors"
+    samples: Path = paths.EVAL_DIR / "samples.json"
 
     @classmethod
     def under(cls, root: str | Path) -> EvalPaths:
@@ -137,33 +140,6 @@ class WeightEvaluation(TypedDict):
     per_sample: dict[str, list]
     # per weight vector, meshed ones scored or not: nearest_train_cd / _index (NaN / -1 when not meshed)
     rows: dict[str, list]
-
-
-def resolve_device(name: str, where: str = "evaluate.device") -> torch.device:
-    """`auto` is CUDA when there is one; a CUDA device asked for on a machine without is an input error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.split(":")[0] not in ("cpu", "cuda"):
-        raise InputError(where, f"expected auto, cpu, cuda or cuda:<index>, got {name!r}")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(where, f"{name} asked for, but torch sees no CUDA device")
-    return device
-
-
-def json_ready(value: Any) -> Any:
-    """NaN/inf -> None and numpy scalars -> Python, recursively: JSON has no NaN, MLflow no numpy."""
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def surface_clouds(samples: SampleSet, ids: list[str]) -> Clouds:
@@ -239,7 +215,7 @@ def evaluate_weight_vectors(
     Failed meshes (NaN weights, empty or NaN fields, no area) are counted in `n_empty` and skipped.
     Part metrics need a semantic field with one expert per name in `part_names`.
     """
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "evaluate.device")
     meshes = mesh_weights(
         flat,
         layout,
@@ -284,7 +260,7 @@ def train_as_generator_scored(
     """`train_as_generator`'s row and its per-sample lists (as `cloud_metrics` gives them)."""
     pick = training_pick(len(train), len(reference), cfg)
     row, per_sample = cloud_metrics(
-        train.take(pick), reference, None, cfg, part_names, resolve_device(cfg.device)
+        train.take(pick), reference, None, cfg, part_names, resolve_device(cfg.device, "evaluate.device")
     )
     return {"n_generated": len(pick), "n_empty": 0, **row}, per_sample
 
@@ -423,7 +399,7 @@ def render_generated(
             level=cfg.level,
             batch_size=cfg.batch_size,
             chunk_points=cfg.chunk_points,
-            device=resolve_device(cfg.device),
+            device=resolve_device(cfg.device, "evaluate.device"),
         )
     nearest = dict(
         zip(result["per_sample"]["index"], result["per_sample"]["nearest_reference_cd"], strict=True)
@@ -497,7 +473,7 @@ def evaluate_stage(
             "single_baseline", baseline_row, cfg.baseline_weights, category, reference, train, cfg, part_names
         ),
     }
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "evaluate.device")
     report = json_ready(
         {
             "generator": generator_name,

@@ -32,11 +32,11 @@ from shd.eval.evaluate import (
     Clouds,
     EvaluateConfig,
     evaluate_weight_vectors,
-    json_ready,
     train_as_generator_scored,
 )
 from shd.fields.config import FieldConfig
 from shd.fields.layout import Layout
+from shd.jsonio import json_ready
 
 TABLE_FORMAT = "shd-quality-table/1"
 ROW_NAMES = (
