@@ -1,10 +1,10 @@
 """The paper-scale quality table (issue 20): every row on the test split, in one resumable command.
 
-Run it in the project folder of a finished paper-scale run (params.yaml, data/samples, data/weights,
-models/diffusion), on the GPU machine:
+Run it on the GPU machine after the paper-scale run (benchmarks/paper_scale_run.py, i.e.
+`make repro PROFILE=shapenet-gpu` stage by stage, in the DVC workspace runs/shapenet-gpu/):
 
-  PYTHONPATH=src python benchmarks/bench_paper_scale.py --project . --fit-single --train-single \\
-      --stages metrics/stages.json --command "make repro PROFILE=shapenet-gpu" --device cuda --out-dir $OUT
+  PYTHONPATH=src python benchmarks/bench_paper_scale.py --project runs/shapenet-gpu --fit-single \
+      --train-single --stages $OUT/paper_scale_run.json --device cuda --out-dir $OUT
 
 Steps, each resumable (rerun the same command after a time limit: fitted shards, the last checkpoint
 and the scored rows are kept):
@@ -16,11 +16,13 @@ and the scored rows are kept):
      noise_high, under the project's `evaluate` params (resolution, normalization, 1.1x references).
 The table with its scatter points goes to <project>/metrics/quality_table.json (the HTML report draws
 the novelty-vs-quality scatter from it: `shd report`); $OUT/paper_scale.json holds the rows without
-points plus wall_seconds, stages, n_references, normalization, commit, command.
+points plus wall_seconds, stages, n_references, normalization, commit, command (from --stages: the run
+record of benchmarks/paper_scale_run.py, or a plain {stage: seconds} file; --command / --commit /
+--wall-seconds override).
 
-Here, afterwards: `PYTHONPATH=src python benchmarks/bench_paper_scale.py --from-json FILE` copies
-paper_scale.json into benchmarks/results/ and rewrites the `paper_scale` section of BENCHMARKS.md.
-`--stages` takes a JSON file of {stage: seconds} (or {"stages": {...}, "wall_seconds": ...}).
+Here, afterwards: `PYTHONPATH=src python benchmarks/bench_paper_scale.py --from-json FETCHED/paper_scale.json`
+merges it into benchmarks/results/paper_scale.json (keeping the stage fields that
+`paper_scale_run.py --collect` wrote there) and rewrites the `paper_scale` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, adopt_results, machine, save_json, table, write_section
+from common import RESULTS, machine, write_section
 
 from shd import paths
 from shd.config import load_params, section_config
@@ -43,6 +45,7 @@ from shd.eval.evaluate import EvaluateConfig
 from shd.eval.quality_table import NOISE_LEVELS, ROW_NAMES, table_markdown, without_points
 
 NAME = "paper_scale"
+RUN_KEYS = ("stages", "wall_seconds", "command", "commit", "card", "profile")
 
 
 def arguments() -> argparse.Namespace:
@@ -76,10 +79,11 @@ def git_commit(root: Path) -> str | None:
     return out.stdout.strip() or None
 
 
-def read_stages(path: Path | None) -> tuple[dict[str, float], float | None, str | None]:
-    """(stage -> seconds, wall seconds or None, command or None) from the run helper's file."""
+def read_stages(path: Path | None) -> dict[str, Any]:
+    """The run's record (benchmarks/paper_scale_run.py's paper_scale_run.json, or a plain
+    {stage: seconds} file): stages, and wall_seconds / command / commit / card where it has them."""
     if path is None:
-        return {}, None, None
+        return {"stages": {}}
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -87,7 +91,22 @@ def read_stages(path: Path | None) -> tuple[dict[str, float], float | None, str 
     stages = data.get("stages", data) if isinstance(data, dict) else None
     if not isinstance(stages, dict) or not all(isinstance(v, int | float) for v in stages.values()):
         raise InputError(path, "expected {stage: seconds} or {'stages': {stage: seconds}, ...}")
-    return {k: float(v) for k, v in stages.items()}, data.get("wall_seconds"), data.get("command")
+    known = {k: data.get(k) for k in RUN_KEYS if k != "stages" and isinstance(data.get(k), str | int | float)}
+    return {"stages": {k: float(v) for k, v in stages.items()}, **known}
+
+
+def merge_results(new: dict[str, Any]) -> dict[str, Any]:
+    """benchmarks/results/paper_scale.json with `new`'s rows and protocol; the run's own fields
+    (stages, wall_seconds, card, commit, command: benchmarks/paper_scale_run.py --collect may have
+    written them first) are kept where `new` lacks them."""
+    target = RESULTS / f"{NAME}.json"
+    old = json.loads(target.read_text()) if target.exists() else {}
+    merged = {**old, **new}
+    for key in RUN_KEYS:
+        if new.get(key) in (None, {}, "") and old.get(key) not in (None, {}, ""):
+            merged[key] = old[key]
+    target.write_text(json.dumps(merged, indent=2) + "\n")
+    return merged
 
 
 def noise_levels(text: str) -> dict[str, float]:
@@ -148,7 +167,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     has_single = (single_weights / "manifest.json").exists() and (
         single_model / "model" / "config.json"
     ).exists()
-    stages, wall, command = read_stages(args.stages)
+    run_record = read_stages(args.stages)
+    stages = run_record["stages"]
     inputs = TableInputs(
         project / paths.WEIGHTS,
         project / paths.SAMPLES,
@@ -172,17 +192,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stages=stages,
         wall_seconds=args.wall_seconds
         if args.wall_seconds is not None
-        else (wall or (sum(stages.values()) or None)),
-        commit=args.commit or git_commit(project),
-        command=args.command or command,
+        else run_record.get("wall_seconds", sum(stages.values()) or None),
+        commit=args.commit or run_record.get("commit") or git_commit(project),
+        command=args.command or run_record.get("command"),
         progress=progress,
     )
     seconds["table"] = time.perf_counter() - t0 - sum(seconds.values())
     payload = {**without_points(full), "table_seconds": seconds, "device": cfg.device}
+    if run_record.get("card"):
+        payload["card"] = run_record["card"]
     if args.note:
         payload["note"] = args.note
     if args.out_dir.resolve() == RESULTS.resolve():
-        save_json(NAME, payload)
+        stamp = {
+            "benchmark": NAME,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine(),
+        }
+        merge_results({**stamp, **payload})
     else:  # the same fields save_json writes, in $OUT
         stamp = {
             "benchmark": NAME,
@@ -196,12 +223,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def section(r: dict[str, Any]) -> str:
     m = r.get("machine") or {}
     where = m.get("gpu") or f"CPU {m.get('cpu')} ({m.get('cores')} cores)"
+    run_on = f" (the run: {r['card']})" if r.get("card") and r["card"] != m.get("gpu") else ""
     p = r.get("protocol") or {}
     sigmas = " / ".join(f"{x['name']} {x['sigma']}" for x in r["rows"] if x.get("sigma") is not None)
     lines = [
         "## Paper-scale quality table (issue 20)",
         "",
-        f"Measured {r.get('date', '')} on {where}, commit `{r.get('commit')}`, run command "
+        f"Table measured {r.get('date', '')} on {where}{run_on}, commit `{r.get('commit')}`, run command "
         f"`{r.get('command')}`; table by `benchmarks/bench_paper_scale.py`. Every row: "
         f"{r.get('n_references')} test references, {p.get('generate_factor')}x generated, meshes at "
         f"{p.get('resolution')}^3, {p.get('n_points')} points, normalization `{r.get('normalization')}`, "
@@ -211,14 +239,8 @@ def section(r: dict[str, Any]) -> str:
         "",
         table_markdown(r),
     ]
-    if r.get("stages"):
-        rows = [[k, f"{v:.1f}"] for k, v in r["stages"].items()]
-        lines += [
-            "",
-            f"Stages of the run (whole run {r.get('wall_seconds')} s):",
-            "",
-            table(["stage", "seconds"], rows),
-        ]
+    if r.get("wall_seconds") is not None:
+        lines += ["", f"Whole run {r['wall_seconds']:.0f} s (stage by stage: section `paper_scale_stages`)."]
     if r.get("note"):
         lines += ["", r["note"]]
     return "\n".join(lines)
@@ -227,9 +249,10 @@ def section(r: dict[str, Any]) -> str:
 def main() -> None:
     args = arguments()
     if args.from_json is not None:
-        results = adopt_results(str(args.from_json))
-        if results.get("benchmark") != NAME:
-            raise SystemExit(f"{args.from_json}: not a {NAME} results file")
+        results = json.loads(args.from_json.read_text())
+        if results.get("benchmark") != NAME or "rows" not in results:
+            raise SystemExit(f"{args.from_json}: not a {NAME} table (bench_paper_scale.py's output)")
+        results = merge_results(results)
     else:
         results = run(args)
         if args.out_dir.resolve() != RESULTS.resolve():
