@@ -157,12 +157,14 @@ def cloud_metrics(
     cfg: EvaluateConfig,
     part_names: Sequence[str] | None,
     device: torch.device,
+    train_nearest: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict, dict[str, list]]:
     """One generator's row: MMD/COV/1-NNA, per-part MMD/COV (labelled clouds), novelty (with `train`).
 
     Every generator goes through this one function, so rows compare. Returns (row, per-sample lists:
     `index` into `generated` of each evaluated cloud, its nearest reference and training cloud: CD and
-    position; each reference's CD to the nearest evaluated cloud).
+    position; each reference's CD to the nearest evaluated cloud). `train_nearest`: each generated
+    cloud's nearest training cloud (CD, position), when the caller computed it already.
     """
     opts = {"normalization": cfg.normalization, "device": device, "backend": cfg.backend}
     report = generation_metrics(
@@ -193,7 +195,8 @@ def cloud_metrics(
             **opts,
         )["parts"]
     if train is not None:
-        found = novelty(evaluated.points, train.points, **opts)
+        near = None if train_nearest is None else tuple(np.asarray(a)[used] for a in train_nearest)
+        found = novelty(evaluated.points, train.points, nearest=near, **opts)
         per_sample["nearest_train_cd"] = found.pop("nearest_train_cd", [math.nan] * len(used))
         per_sample["nearest_train_index"] = found.pop("nearest_train_index", [-1] * len(used))
         row["novelty"] = found
@@ -229,13 +232,17 @@ def evaluate_weight_vectors(
     sampled = sample_clouds(meshes, cfg.n_points, seed=cfg.seed)
     labelled = field.semantic and part_names is not None and field.n_experts == len(part_names)
     clouds = Clouds(sampled.points, sampled.labels if labelled else None)
-    row, per_sample = cloud_metrics(clouds, reference, train, cfg, part_names if labelled else None, device)
-    per_sample["index"] = sampled.index[per_sample["index"]].tolist()
-    rows = {"nearest_train_cd": [math.nan] * len(flat), "nearest_train_index": [-1] * len(flat)}
+    near = None
     if train is not None:  # every meshed vector, scored or clipped: the report shows each by its neighbour
-        cd, index = nearest_in(
+        near = nearest_in(
             clouds.points, train.points, normalization=cfg.normalization, device=device, backend=cfg.backend
         )
+    parts = part_names if labelled else None
+    row, per_sample = cloud_metrics(clouds, reference, train, cfg, parts, device, train_nearest=near)
+    per_sample["index"] = sampled.index[per_sample["index"]].tolist()
+    rows = {"nearest_train_cd": [math.nan] * len(flat), "nearest_train_index": [-1] * len(flat)}
+    if near is not None:
+        cd, index = near
         for r, c, i in zip(sampled.index.tolist(), cd.tolist(), index.tolist(), strict=True):
             rows["nearest_train_cd"][r], rows["nearest_train_index"][r] = c, i
     metrics = {
