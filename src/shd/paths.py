@@ -38,3 +38,8 @@ REGISTER_METRICS = Path("metrics/register.json")
 # `make apps` (not a stage)
 APPS_REPORTS = Path("reports/apps")
 APPS_METRICS = Path("metrics/apps.json")
+
+# the quality table (benchmarks/bench_paper_scale.py, not a stage; single-MLP baseline beside the stages')
+QUALITY_TABLE = Path("metrics/quality_table.json")
+SINGLE_WEIGHTS = Path("data/weights_single")
+SINGLE_DIFFUSION = Path("models/diffusion_single")
