@@ -56,7 +56,7 @@ test-all: setup browser
 # Part-level applications on the trained model (after `make repro`): reports/apps/ + metrics/apps.json.
 # Not a DVC stage: ~8 CPU-minutes at the CPU profile (BENCHMARKS.md), kept out of `make repro`.
 apps: setup
-	$(BIN)/python pipelines/apps.py
+	$(BIN)/shd apps
 
 lint: setup
 	$(BIN)/ruff check src pipelines tests benchmarks

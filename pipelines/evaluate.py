@@ -7,20 +7,17 @@ interactive report (shd.report, params section `report`) is built from the stage
 the same MLflow run.
 """
 
-from pathlib import Path
-
+from shd import paths
 from shd.config import load_params, section_config
+from shd.devices import resolve_device
 from shd.errors import InputError
-from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, resolve_device, summary_line
+from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, summary_line
 from shd.fields.weight_set import WeightSet
 from shd.report import ReportConfig, build_report, from_project
 from shd.stage import console, main
 from shd.tracking.evaluation import log_evaluation
 
-WEIGHTS = Path("data/weights")
-SAMPLES = Path("data/samples")
-DIFFUSION = Path("models/diffusion")
-REPORT = Path("reports/eval_report.html")
+WEIGHTS, SAMPLES, DIFFUSION, REPORT = paths.WEIGHTS, paths.SAMPLES, paths.DIFFUSION, paths.EVAL_REPORT
 
 
 def diffusion_sampler(cfg: EvaluateConfig):
@@ -28,10 +25,10 @@ def diffusion_sampler(cfg: EvaluateConfig):
     if not DIFFUSION.exists():
         return None
     try:
-        from shd.diffusion.sampler import sample_generated
+        from shd.diffusion.api import sample_generated
     except ImportError as exc:
         raise InputError(DIFFUSION, f"exists, but the diffusion package cannot sample it ({exc})") from None
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "evaluate.device")
     layout = WeightSet.open(WEIGHTS).layout  # a model trained on another layout is refused
     return lambda n, category, seed: sample_generated(
         DIFFUSION, n, category=category, seed=seed, device=device, layout=layout

@@ -1,5 +1,6 @@
 """DVC stage `train`: DDPM over the structured weight tokens (Lightning), logged to MLflow."""
 
+from shd import paths
 from shd.config import load_params
 from shd.diffusion.config import DiffusionConfig
 from shd.diffusion.train import train
@@ -9,17 +10,17 @@ from shd.stage import console, main
 def run() -> None:
     cfg = DiffusionConfig.from_dict(load_params().get("diffusion"))
     summary = train(
-        "data/weights",
+        paths.WEIGHTS,
         cfg,
-        "models/diffusion",
-        sample_dir="data/samples",
-        metrics_path="metrics/train.json",
+        paths.DIFFUSION,
+        sample_dir=paths.SAMPLES,
+        metrics_path=paths.TRAIN_METRICS,
         run_name="train",
     )
     if summary:
         console.print(
             f"train: {summary.get('epochs')} epochs, train loss {summary.get('train_loss')}, "
-            f"val loss {summary.get('val_loss')}; model exported to models/diffusion/model",
+            f"val loss {summary.get('val_loss')}; model exported to {paths.MODEL}",
             highlight=False,
         )
 

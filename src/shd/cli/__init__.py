@@ -21,7 +21,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 models.register(app)
 app.add_typer(sweep_app, name="sweep")
-register_apps(app)  # hybrid, interpolate, complete
+register_apps(app)  # hybrid, interpolate, complete, apps
 app.command("report")(report)
 
 __all__ = ["app"]
