@@ -35,6 +35,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "GX_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1"}
+SITE = Path("/tmp/shd-site")  # where benchmarks/gpu_setup.sh installs when the environment is read-only
+if SITE.is_dir():
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH")) if p)
 
 
 def stage_order(dvc_yaml: Path) -> list[str]:
