@@ -168,8 +168,9 @@ def collect(path: str) -> None:
     run = json.loads(Path(path).read_text())
     target = RESULTS / "paper_scale.json"
     results = json.loads(target.read_text()) if target.exists() else {"benchmark": "paper_scale"}
-    for key in ("wall_seconds", "stages", "card", "commit", "command", "profile", "runner", "date"):
+    for key in ("wall_seconds", "stages", "card", "commit", "command", "profile", "runner"):
         results[key] = run.get(key)
+    results["run_date"] = run.get("date")  # "date" stays the quality rows' own
     target.write_text(json.dumps(results, indent=2) + "\n")
     rows = [[name, f"{sec:.0f}", run["exit_codes"].get(name)] for name, sec in run["stages"].items()]
     rows.append(["**whole run**", f"**{run['wall_seconds']:.0f}**", ""])
