@@ -8,13 +8,14 @@ from shd.config import load_params, section_config
 from shd.data.sample_store import SampleSet
 from shd.errors import InputError
 from shd.eval.evaluate import json_ready
+from shd.progress import task
 from shd.stage import console, main
 from shd.tracking.registry import RegisterConfig, build_card, lineage, model_name, register
 
 MODEL = Path("models/diffusion/model")
 SAMPLES = Path("data/samples")
-EVAL = Path("metrics/eval.json")
-OUT = Path("metrics/register.json")
+EVAL = Path("reports/eval.json")
+OUT = Path("reports/register.json")  # run id, version, decision: a record, not DVC metrics
 
 
 def run() -> None:
@@ -27,10 +28,13 @@ def run() -> None:
             f"scores the generator {report.get('generator')!r}, not the diffusion model; "
             "run the train stage, then evaluate",
         )
-    samples = SampleSet.open(SAMPLES)
-    test_ids = samples.ids(split="test", category=report.get("category"))
-    card = build_card(MODEL, report, test_ids, samples.categories, params, lineage())
-    record = register(MODEL, card, model_name(card["categories"], cfg.model_name), cfg.on_split_mismatch)
+    with task("register: model card, MLflow version, champion", total=2, unit="steps") as advance:
+        samples = SampleSet.open(SAMPLES)
+        test_ids = samples.ids(split="test", category=report.get("category"))
+        card = build_card(MODEL, report, test_ids, samples.categories, params, lineage())
+        advance(1)
+        record = register(MODEL, card, model_name(card["categories"], cfg.model_name), cfg.on_split_mismatch)
+        advance(1)
     write_json(OUT, json_ready(record))
     console.print(
         f"register: {record['name']} version {record['version']} {record['decision']}: "

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).parents[1] / "src" / "shd"
-BASE = {"errors", "atomic", "shards", "config", "stage", "mlflow_store"}
+BASE = {"errors", "atomic", "shards", "config", "stage", "mlflow_store", "progress"}
 LAYER = {
     **dict.fromkeys(BASE, 0),
     "data": 1,

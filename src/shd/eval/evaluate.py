@@ -38,7 +38,7 @@ SAMPLES_FORMAT = "shd-eval-samples/1"
 GENERATED_FORMAT = "shd-eval-generated/1"
 GENERATED_KEY = "params"  # the (N, D) tensor of data/eval/generated.safetensors
 RECONSTRUCTION = "test_reconstruction"
-# generation_metrics' names -> the names of record in metrics/eval.json
+# generation_metrics' names -> the names of record in reports/eval.json
 _RENAMES = {
     "n_generated": "n_evaluated",
     "1-nna": "nna",
@@ -93,7 +93,7 @@ class EvalPaths:
     `samples` (each one's mesh status and nearest reference / training shape, each reference's nearest
     generated CD) are kept so that the report shows what was scored without sampling again."""
 
-    metrics: Path = Path("metrics/eval.json")
+    metrics: Path = Path("reports/eval.json")  # the stage picks its headline numbers: metrics/eval.json
     nn_cd: Path = Path("plots/eval/nn_cd.csv")
     grid: Path = Path("reports/eval_grid.png")
     generated: Path = Path("data/eval/generated.safetensors")
