@@ -1,21 +1,17 @@
 """DVC stage `register`: log the trained model as an MLflow pyfunc version of `shd-<category>`, compare
 it with the `champion` alias on the same test split, move the alias only when it is better."""
 
-from pathlib import Path
-
+from shd import paths
 from shd.atomic import read_json_document, write_json
 from shd.config import load_params, section_config
 from shd.data.sample_store import SampleSet
 from shd.errors import InputError
-from shd.eval.evaluate import json_ready
+from shd.jsonio import json_ready
 from shd.progress import task
 from shd.stage import console, main
 from shd.tracking.registry import RegisterConfig, build_card, lineage, model_name, register
 
-MODEL = Path("models/diffusion/model")
-SAMPLES = Path("data/samples")
-EVAL = Path("reports/eval.json")
-OUT = Path("reports/register.json")  # run id, version, decision: a record, not DVC metrics
+MODEL, SAMPLES, EVAL, OUT = paths.MODEL, paths.SAMPLES, paths.EVAL_JSON, paths.REGISTER_RECORD
 
 
 def run() -> None:

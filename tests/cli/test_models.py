@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from shd.cli import app
-from shd.diffusion.export import load_model
+from shd.diffusion.api import load_model
 from shd.tracking.model_ref import load_sampler
 from shd.tracking.registry import build_card, register
 from tests.tiny_project import run_stage

@@ -9,9 +9,9 @@ import mlflow
 import pytest
 import torch
 
+from shd.diffusion.api import load_model, sample_generated
 from shd.diffusion.callbacks import RUN_FILE
-from shd.diffusion.export import export_model, load_model
-from shd.diffusion.sampler import sample_generated
+from shd.diffusion.export import export_model
 from shd.diffusion.train import train
 
 from .conftest import make_weight_set, random_weights

@@ -90,7 +90,7 @@ def test_diffusion_samples_are_evaluated_once_the_model_exists(project, monkeypa
         return ws.load_flat(ws.ids(split="train"))[:n]
 
     monkeypatch.setitem(
-        sys.modules, "shd.diffusion.sampler", types.SimpleNamespace(sample_generated=sample_generated)
+        sys.modules, "shd.diffusion.api", types.SimpleNamespace(sample_generated=sample_generated)
     )
     (project / "models/diffusion").mkdir(parents=True)
     try:

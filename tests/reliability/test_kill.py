@@ -3,7 +3,7 @@
 - overfit: finished weight shards are kept (untouched) and the rerun ends with the weights of an
   uninterrupted run with the same seed (the session's tiny project is that run);
 - train: the rerun resumes from the last checkpoint, in the same MLflow run;
-- evaluate: metrics/eval.json is all-or-nothing (the old complete file or the new one);
+- evaluate: reports/eval.json is all-or-nothing (the old complete file or the new one);
 - `dvc repro` after a kill finishes cleanly and leaves the pipeline up to date.
 """
 

@@ -40,7 +40,10 @@ def _expected_viewers(project: Path, max_shapes: int, worst: int) -> int:
 def _dig(data, dotted: str):
     """The value at a dotted path of eval.json; None where a level is missing (shown as n/a)."""
     for key in dotted.split("."):
-        data = None if data is None else data.get(key)
+        if isinstance(data, list):  # an interval: .0 low, .1 high
+            data = data[int(key)]
+        else:
+            data = None if data is None else data.get(key)
     return data
 
 
@@ -158,6 +161,6 @@ def test_metrics_table_shows_eval_json(boxes_page, stage_page):
     root, opened = boxes_page
     keys = {k for k, _ in opened["cells"]}
     for row in ("", "yardsticks.train_as_generator.", "yardsticks.single_baseline."):
-        assert {f"{row}mmd", f"{row}cov", f"{row}nna"} <= keys
+        assert {f"{row}mmd", f"{row}cov", f"{row}nna", f"{row}nna_ci95.0", f"{row}nna_ci95.1"} <= keys
     check_metrics_table(root, opened)
     check_metrics_table(*stage_page)

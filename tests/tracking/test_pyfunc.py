@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from shd.diffusion.export import load_model
+from shd.diffusion.api import load_model
 from shd.errors import InputError
 from shd.mlflow_store import tracking_uri
 from shd.tracking.model_ref import load_sampler, resolve_model_folder

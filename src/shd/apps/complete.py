@@ -47,11 +47,11 @@ def complete_parts(
             "parents", f"expected (P, {sampler.layout.dim}) weight vectors, got {tuple(parents.shape)}"
         )
     if not keep:
-        raise InputError("--keep", "name at least one part to keep (nothing kept is plain sampling)")
+        raise InputError("keep", "name at least one part to keep (nothing kept is plain sampling)")
     if len(set(keep)) >= sampler.layout.n_experts:
-        raise InputError("--keep", "every part is kept: nothing left to generate")
+        raise InputError("keep", "every part is kept: nothing left to generate")
     if n < 1:
-        raise InputError("-n", f"must be >= 1, got {n}")
+        raise InputError("n", f"must be >= 1, got {n}")
     mask = expert_mask(sampler, keep)
     rows = parents.repeat_interleave(n, 0)
     filled = sampler.inpaint(
@@ -87,7 +87,7 @@ def run_complete(
         [source], sampler, weights, category=category, steps=cfg.steps, guidance=cfg.guidance
     )
     parts = part_names(parent.category, weights)
-    kept = part_indices(keep, parts, parent.category, "--keep")
+    kept = part_indices(keep, parts, parent.category, "keep")
     flat = complete_parts(
         sampler,
         parent.flat.unsqueeze(0),

@@ -25,7 +25,7 @@ app.callback()(quiet_known_noise)
 app.add_typer(data_app, name="data")
 models.register(app)
 app.add_typer(sweep_app, name="sweep")
-register_apps(app)  # hybrid, interpolate, complete
+register_apps(app)  # hybrid, interpolate, complete, apps
 app.command("report")(report)
 
 __all__ = ["app"]

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shd import paths
 from shd.cli.common import Device, clear_errors
 from shd.errors import InputError
 
@@ -22,7 +23,6 @@ MODEL_HELP = (
     "Model: models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/<path>, a run id, "
     "an exported model folder or a training checkpoint (.ckpt)."
 )
-MAX_ROUNDS = 4  # sampling rounds that redraw empty meshes before giving up
 
 
 def _out_dir(path: Path) -> Path:
@@ -69,39 +69,22 @@ def sample(
     from safetensors.torch import save_file
 
     from shd.atomic import write_with
+    from shd.devices import resolve_device
     from shd.eval.export import FORMATS, export_mesh
     from shd.stage import progress_bar
     from shd.tracking.model_ref import load_sampler
-    from shd.tracking.sampling import SampleRequest, generate
+    from shd.tracking.sampling import SampleRequest, generate_surfaces
 
     if fmt not in FORMATS:
         raise InputError("--format", f"expected one of {', '.join(FORMATS)}, got {fmt!r}")
     out = _out_dir(out)
     with progress_bar("sample", total=n + 1 + int(render)) as advance:
-        sampler = load_sampler(model, device)
+        sampler = load_sampler(model, resolve_device(device, "--device"))
         advance(1)
-        kept: list[tuple[Any, Any]] = []  # (weights row, mesh); round r samples with seed + r
-        discarded = 0
-        for round_ in range(MAX_ROUNDS if redraw_empty else 1):
-            want = n - len(kept)
-            request = SampleRequest(
-                n=want,
-                seed=seed + round_,
-                steps=steps,
-                category=category,
-                guidance=guidance,
-                meshes=True,
-                resolution=resolution,
-            )
-            weights, meshes = generate(sampler, request)
-            for row, mesh in zip(weights, meshes, strict=True):
-                if mesh.ok or not redraw_empty:
-                    kept.append((row, mesh))
-                    advance(1)
-                else:
-                    discarded += 1
-            if len(kept) == n:
-                break
+        request = SampleRequest(
+            n=n, seed=seed, steps=steps, category=category, guidance=guidance, resolution=resolution
+        )
+        kept, discarded = generate_surfaces(sampler, request, redraw_empty=redraw_empty, progress=advance)
         usable = [(row, mesh) for row, mesh in kept if mesh.ok]
         if not usable:
             raise InputError(
@@ -138,8 +121,8 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Metrics JSON to write (CSV and PNG beside it).")] = Path(
         "metrics/eval_cli.json"
     ),
-    weights: Annotated[Path, typer.Option(help="Weight set (layout, test split).")] = Path("data/weights"),
-    samples: Annotated[Path, typer.Option(help="Sample set (test surface clouds).")] = Path("data/samples"),
+    weights: Annotated[Path, typer.Option(help="Weight set (layout, test split).")] = paths.WEIGHTS,
+    samples: Annotated[Path, typer.Option(help="Sample set (test surface clouds).")] = paths.SAMPLES,
     params: Annotated[Path, typer.Option(help="params.yaml; its `evaluate` section is the protocol.")] = Path(
         "params.yaml"
     ),
@@ -153,6 +136,7 @@ def evaluate(
     from dataclasses import replace
 
     from shd.config import load_params, section_config
+    from shd.devices import resolve_device
     from shd.eval.evaluate import EvalPaths, EvaluateConfig, evaluate_generator, summary_line
     from shd.stage import progress_bar
     from shd.tracking.evaluation import log_evaluation
@@ -163,7 +147,7 @@ def evaluate(
     _out_dir(out.parent)
     cfg = replace(section_config(load_params(params), "evaluate", EvaluateConfig), device=device)
     with progress_bar("evaluate", total=2) as advance:
-        sampler = load_sampler(model, device)
+        sampler = load_sampler(model, resolve_device(device, "--device"))
         advance(1)
 
         def draw(count: int, category: str, seed: int):

@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
+from shd import paths
 from shd.cli.common import clear_errors
 from shd.errors import InputError
 
-DEFAULT_OUT = Path("reports/eval_report.html")
+DEFAULT_OUT = paths.EVAL_REPORT
 
 
 @clear_errors

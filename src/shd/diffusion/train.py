@@ -22,7 +22,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 
+from shd import paths
 from shd.atomic import write_json
+from shd.devices import resolve_device
 from shd.diffusion.callbacks import RUN_FILE, FiniteLoss, GenerationCheck, RunIdFile, Throughput, read_run_id
 from shd.diffusion.config import SPEED_OPTIONS, DiffusionConfig
 from shd.diffusion.datamodule import Split, WeightSetDataModule, categories_of, data_fingerprint, load_split
@@ -45,8 +47,14 @@ def _precision(cfg: DiffusionConfig) -> str:
     """bf16 autocast on CUDA (the reference-size model's speed), fp32 on CPU."""
     if cfg.train.precision != "auto":
         return cfg.train.precision
-    cuda = torch.cuda.is_available() and cfg.train.accelerator in ("auto", "gpu", "cuda")
+    cuda = train_device(cfg).type == "cuda"
     return "bf16-mixed" if cuda else "32-true"
+
+
+def train_device(cfg: DiffusionConfig) -> torch.device:
+    """The device of `train.accelerator` (Lightning's `gpu` is CUDA here)."""
+    accelerator = cfg.train.accelerator
+    return resolve_device("cuda" if accelerator == "gpu" else accelerator, "diffusion.train.accelerator")
 
 
 def _model_fingerprint(cfg: DiffusionConfig, weights: WeightSet, n_categories: int) -> str:
@@ -102,11 +110,7 @@ def _references(
     """Lazy loader of the validation clouds, per category when the model is conditional."""
 
     def load() -> dict[str | None, Any]:
-        device = (
-            "cuda"
-            if torch.cuda.is_available() and cfg.train.accelerator in ("auto", "gpu", "cuda")
-            else "cpu"
-        )
+        device = train_device(cfg)
         groups = (
             {c: val.category == i for i, c in enumerate(categories)}
             if conditional
@@ -133,7 +137,7 @@ def _references(
 def train(
     weight_set_dir: str | Path,
     config: DiffusionConfig | dict | None = None,
-    out_dir: str | Path = "models/diffusion",
+    out_dir: str | Path = paths.DIFFUSION,
     *,
     sample_dir: str | Path | None = None,
     resume: bool = True,

@@ -21,17 +21,27 @@ from typing import Any, TypedDict
 import numpy as np
 import torch
 
+from shd import paths
 from shd.atomic import write_json, write_text
 from shd.data.sample_store import SampleSet
+from shd.devices import resolve_device
 from shd.errors import InputError
 from shd.eval.chamfer import BACKENDS, resolve_backend
 from shd.eval.meshing import REFERENCE_LEVEL, MeshResult, status_counts
-from shd.eval.metrics import generation_metrics, n_to_generate, nearest_in, novelty, part_metrics
+from shd.eval.metrics import (
+    NNA_RESAMPLES,
+    generation_metrics,
+    n_to_generate,
+    nearest_in,
+    novelty,
+    part_metrics,
+)
 from shd.eval.pointclouds import N_POINTS, NORMALIZATIONS, sample_clouds
 from shd.eval.reconstruct import mesh_weights
 from shd.fields.config import FieldConfig
 from shd.fields.layout import Layout
 from shd.fields.weight_set import WeightSet
+from shd.jsonio import json_ready
 from shd.shards import write_shard
 
 SAMPLES_FORMAT = "shd-eval-samples/1"
@@ -44,6 +54,7 @@ _RENAMES = {
     "1-nna": "nna",
     "1-nna_generated": "nna_generated",
     "1-nna_reference": "nna_reference",
+    "1-nna_ci95": "nna_ci95",
 }
 
 
@@ -62,6 +73,7 @@ class EvaluateConfig:
     device: str = "auto"
     backend: str = "auto"  # Chamfer backend: auto | triton | kdtree | torch
     seed: int = 0
+    nna_resamples: int = NNA_RESAMPLES  # bootstrap resamples of the 1-NNA 95% interval (0: none)
     render_count: int = 16
     render_resolution: int = 64  # renders of 356^3 meshes take minutes: re-mesh the shown ones coarser
     category: str | None = None  # None: the weight set's first category
@@ -75,6 +87,7 @@ class EvaluateConfig:
             (self.generate_factor >= 1, "generate_factor", "must be >= 1"),
             (self.batch_size >= 1 and self.chunk_points >= 1, "batch_size", "sizes must be >= 1"),
             (self.render_count >= 0, "render_count", "must be >= 0"),
+            (self.nna_resamples >= 0, "nna_resamples", "must be >= 0"),
             (self.backend in BACKENDS, "backend", f"one of {BACKENDS}"),
             (
                 self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
@@ -93,11 +106,11 @@ class EvalPaths:
     `samples` (each one's mesh status and nearest reference / training shape, each reference's nearest
     generated CD) are kept so that the report shows what was scored without sampling again."""
 
-    metrics: Path = Path("reports/eval.json")  # the stage picks its headline numbers: metrics/eval.json
-    nn_cd: Path = Path("plots/eval/nn_cd.csv")
-    grid: Path = Path("reports/eval_grid.png")
-    generated: Path = Path("data/eval/generated.safetensors")
-    samples: Path = Path("data/eval/samples.json")
+    metrics: Path = paths.EVAL_JSON  # the stage writes its headline numbers to paths.EVAL_METRICS
+    nn_cd: Path = paths.EVAL_NN_CD
+    grid: Path = paths.EVAL_GRID
+    generated: Path = paths.EVAL_DIR / "generated.safetensors"
+    samples: Path = paths.EVAL_DIR / "samples.json"
 
     @classmethod
     def under(cls, root: str | Path) -> EvalPaths:
@@ -129,33 +142,6 @@ class WeightEvaluation(TypedDict):
     rows: dict[str, list]
 
 
-def resolve_device(name: str, where: str = "evaluate.device") -> torch.device:
-    """`auto` is CUDA when there is one; a CUDA device asked for on a machine without is an input error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.split(":")[0] not in ("cpu", "cuda"):
-        raise InputError(where, f"expected auto, cpu, cuda or cuda:<index>, got {name!r}")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(where, f"{name} asked for, but torch sees no CUDA device")
-    return device
-
-
-def json_ready(value: Any) -> Any:
-    """NaN/inf -> None and numpy scalars -> Python, recursively: JSON has no NaN, MLflow no numpy."""
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
 def surface_clouds(samples: SampleSet, ids: list[str]) -> Clouds:
     """The ground-truth evaluation clouds (`surface`, `surface_labels`) of these shapes."""
     if not ids:
@@ -179,7 +165,14 @@ def cloud_metrics(
     position; each reference's CD to the nearest evaluated cloud).
     """
     opts = {"normalization": cfg.normalization, "device": device, "backend": cfg.backend}
-    report = generation_metrics(generated.points, reference.points, per_sample=True, **opts)
+    report = generation_metrics(
+        generated.points,
+        reference.points,
+        per_sample=True,
+        nna_resamples=cfg.nna_resamples,
+        seed=cfg.seed,
+        **opts,
+    )
     used = report.pop("generated_index")
     per_sample = {
         key: report.pop(key)
@@ -222,7 +215,7 @@ def evaluate_weight_vectors(
     Failed meshes (NaN weights, empty or NaN fields, no area) are counted in `n_empty` and skipped.
     Part metrics need a semantic field with one expert per name in `part_names`.
     """
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "evaluate.device")
     meshes = mesh_weights(
         flat,
         layout,
@@ -254,6 +247,24 @@ def evaluate_weight_vectors(
     return WeightEvaluation(metrics=metrics, meshes=meshes, per_sample=per_sample, rows=rows)
 
 
+def training_pick(n_train: int, n_reference: int, cfg: EvaluateConfig) -> np.ndarray:
+    """Which training shapes stand in for a generator's output: 1.1x the references (at most all of
+    them), without replacement, seeded; the memorizer yardsticks all draw the same ones."""
+    n = min(n_train, n_to_generate(n_reference, cfg.generate_factor))
+    return np.random.default_rng(cfg.seed).choice(n_train, size=n, replace=False)
+
+
+def train_as_generator_scored(
+    train: Clouds, reference: Clouds, cfg: EvaluateConfig, part_names: Sequence[str] | None
+) -> tuple[dict[str, Any], dict[str, list]]:
+    """`train_as_generator`'s row and its per-sample lists (as `cloud_metrics` gives them)."""
+    pick = training_pick(len(train), len(reference), cfg)
+    row, per_sample = cloud_metrics(
+        train.take(pick), reference, None, cfg, part_names, resolve_device(cfg.device, "evaluate.device")
+    )
+    return {"n_generated": len(pick), "n_empty": 0, **row}, per_sample
+
+
 def train_as_generator(
     train: Clouds, reference: Clouds, cfg: EvaluateConfig, part_names: Sequence[str] | None
 ) -> dict[str, Any]:
@@ -261,10 +272,7 @@ def train_as_generator(
 
     A generator that only memorized its training set scores this; novelty is left out (it is 0).
     """
-    n = min(len(train), n_to_generate(len(reference), cfg.generate_factor))
-    pick = np.random.default_rng(cfg.seed).choice(len(train), size=n, replace=False)
-    row, _ = cloud_metrics(train.take(pick), reference, None, cfg, part_names, resolve_device(cfg.device))
-    return {"n_generated": n, "n_empty": 0, **row}
+    return train_as_generator_scored(train, reference, cfg, part_names)[0]
 
 
 def stage_category(weights: WeightSet, wanted: str | None) -> str:
@@ -391,7 +399,7 @@ def render_generated(
             level=cfg.level,
             batch_size=cfg.batch_size,
             chunk_points=cfg.chunk_points,
-            device=resolve_device(cfg.device),
+            device=resolve_device(cfg.device, "evaluate.device"),
         )
     nearest = dict(
         zip(result["per_sample"]["index"], result["per_sample"]["nearest_reference_cd"], strict=True)
@@ -465,7 +473,7 @@ def evaluate_stage(
             "single_baseline", baseline_row, cfg.baseline_weights, category, reference, train, cfg, part_names
         ),
     }
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "evaluate.device")
     report = json_ready(
         {
             "generator": generator_name,
@@ -552,6 +560,7 @@ def summary_line(report: dict[str, Any]) -> str:
     return (
         f"evaluate [{report['generator']}, {report['category']}, {report['normalization']}]: "
         f"MMD {_fmt(report['mmd'])}, COV {_fmt(report['cov'])}, 1-NNA {_fmt(report['nna'])} "
+        f"(95% CI {_ci(report.get('nna_ci95'))}) "
         f"on {report['n_evaluated']}/{report['n_generated']} shapes ({report['n_empty']} empty); "
         f"train as generator: MMD {_fmt(base['mmd'])}, 1-NNA {_fmt(base['nna'])}"
     )
@@ -559,3 +568,10 @@ def summary_line(report: dict[str, Any]) -> str:
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
+
+
+def _ci(interval: Sequence[float | None] | None) -> str:
+    """A [low, high] interval as text; n/a when it was not computed."""
+    if not interval or any(x is None for x in interval):
+        return "n/a"
+    return f"{interval[0]:.3f}-{interval[1]:.3f}"

@@ -10,19 +10,19 @@ from collections.abc import Iterator
 
 import torch
 
+from shd.eval.field_bounds import MoEField
 from shd.eval.meshing import REFERENCE_LEVEL, REFERENCE_RESOLUTION, FieldFn, MeshResult, iter_meshes
 from shd.fields.config import FieldConfig
-from shd.fields.layout import Layout, unflatten
-from shd.fields.moe import expert_logits
+from shd.fields.layout import Layout
 from shd.progress import task
 
 
 def weights_field(
     flat: torch.Tensor, layout: Layout, field: FieldConfig, device: torch.device | str = "cpu"
-) -> FieldFn:
-    """(B, D) flat vectors as one batched field: points (B, P, 3) -> expert logits (B, P, E)."""
-    params = unflatten(flat.detach().float().to(device), layout)
-    return lambda points: expert_logits(params, points.to(device), field)
+) -> MoEField:
+    """(B, D) flat vectors as one batched field: points (B, P, 3) -> expert logits (B, P, E), combined
+    as `field.combine` says and bounded over boxes, so that meshing takes the sparse path."""
+    return MoEField.from_flat(flat, layout, field, device)
 
 
 def mesh_weights(

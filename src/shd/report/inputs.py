@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from shd import paths
 from shd.atomic import read_json_document
 from shd.config import dvc_lock_entries, read_yaml
 from shd.errors import InputError
@@ -23,7 +24,7 @@ from shd.eval.evaluate import GENERATED_KEY, SAMPLES_FORMAT, EvalPaths
 from shd.shards import read_shard
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-MODEL_DIR = Path("models/diffusion/model")
+MODEL_DIR = paths.MODEL
 LOCK_FILE = "dvc.lock"
 PARAMS_TITLE = "params (params.yaml)"
 EVALUATE_STAGE = "evaluate"
