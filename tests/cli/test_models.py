@@ -152,7 +152,7 @@ def project(tiny_project, store, tmp_path_factory) -> Path:
 
 
 def test_register_stage_refuses_nan_metrics_then_alias_is_missing(project, monkeypatch, tmp_path):
-    record = json.loads((project / "metrics/register.json").read_text())
+    record = json.loads((project / "reports/register.json").read_text())
     assert record["name"] == "shd-airplane-chair" and record["decision"] == "refused"
     assert record["champion"] is None
     monkeypatch.chdir(project)
@@ -236,7 +236,7 @@ def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(proje
     names = sorted(p.name for p in metrics.parent.iterdir())
     assert names == ["cli.generated.safetensors", "cli.json", "cli.nn_cd.csv", "cli.png", "cli.samples.json"]
     report = json.loads(metrics.read_text())
-    stage = json.loads((project / "metrics/eval.json").read_text())
+    stage = json.loads((project / "reports/eval.json").read_text())
     assert report["generator"] == str(project / "models/diffusion/model")
     assert report["n_generated"] == stage["n_generated"] and report["n_reference"] == stage["n_reference"]
     assert metrics.with_suffix(".nn_cd.csv").exists()

@@ -76,7 +76,7 @@ def test_overfit_stage_with_a_nan_shape_finishes(project_copy):
     assert done.returncode == 0, done.stderr
     ws = WeightSet.open(root / "data/weights")
     assert ws.ids(status="failed") == [bad] and len(ws.ids(status=None)) > 1
-    assert json.loads((root / "metrics/overfit.json").read_text())["n_failed"] == 1
+    assert json.loads((root / "reports/overfit.json").read_text())["n_failed"] == 1
 
 
 class DivergeAt(pl.Callback):
@@ -128,7 +128,7 @@ def test_bad_sampled_weights_are_empty_shapes_in_the_metrics(tiny_project, tmp_p
     )
     assert report["n_generated"] == 3 and report["n_empty"] >= 1
     assert report["n_evaluated"] + report["n_empty"] + report.get("clipped_generated", 0) >= 3 - 1
-    written = json.loads((tmp_path / "metrics/eval.json").read_text())  # strict JSON: no NaN tokens
+    written = json.loads((tmp_path / "reports/eval.json").read_text())  # strict JSON: no NaN tokens
     assert written["n_empty"] == report["n_empty"]
     every = evaluate_stage(
         tiny_project / "data/weights",

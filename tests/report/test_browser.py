@@ -1,7 +1,7 @@
 """The evaluate stage's report opened in headless Chromium with no network (as CI can: `make browser`).
 
 Checks what a person would: no console errors, every viewer drew a shape (read back from a screenshot
-of its box, not from the page's own claim), and the metrics table shows metrics/eval.json. Two pages:
+of its box, not from the page's own claim), and the metrics table shows reports/eval.json. Two pages:
 the one the tiny pipeline's evaluate stage wrote (end to end; its 40-step fits mesh to nothing) and one
 of a real evaluation of box fields (tests/eval/evaluate_data.py), whose shapes do mesh. One full-page
 screenshot is kept as report.png in the session's pytest temp folder (tests write nothing into the
@@ -128,8 +128,8 @@ def check_offline_and_quiet(opened: dict) -> None:
 
 
 def check_metrics_table(project: Path, opened: dict) -> None:
-    """Every value the page shows under a metrics key equals metrics/eval.json at 4 significant digits."""
-    metrics = json.loads((project / "metrics/eval.json").read_text())
+    """Every value the page shows under a metrics key equals reports/eval.json at 4 significant digits."""
+    metrics = json.loads((project / "reports/eval.json").read_text())
     assert {"mmd", "yardsticks.train_as_generator.mmd"} <= {k for k, _ in opened["cells"]}
     for key, text in opened["cells"]:
         value = _dig(metrics, key)

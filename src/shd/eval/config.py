@@ -66,7 +66,7 @@ class EvalPaths:
     `samples` (each one's mesh status and nearest reference / training shape, each reference's nearest
     generated CD) are kept so that the report shows what was scored without sampling again."""
 
-    metrics: Path = paths.EVAL_METRICS
+    metrics: Path = paths.EVAL_JSON  # the stage writes its headline numbers to paths.EVAL_METRICS
     nn_cd: Path = paths.EVAL_NN_CD
     grid: Path = paths.EVAL_GRID
     generated: Path = paths.EVAL_DIR / "generated.safetensors"

@@ -28,7 +28,7 @@ from shd.fields.config import FieldConfig
 from shd.fields.layout import Layout
 from shd.fields.weight_set import WeightSet
 
-# generation_metrics' names -> the names of record in metrics/eval.json
+# generation_metrics' names -> the names of record in reports/eval.json
 _RENAMES = {
     "n_generated": "n_evaluated",
     "1-nna": "nna",

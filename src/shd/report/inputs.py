@@ -77,7 +77,7 @@ def load_outputs(
 
 
 def from_project(root: str | Path) -> EvalOutputs:
-    """The evaluation a DVC project folder holds (metrics/eval.json and data/eval/)."""
+    """The evaluation a DVC project folder holds (reports/eval.json and data/eval/)."""
     root = Path(root)
     paths = EvalPaths.under(root)
     return load_outputs(paths.metrics, paths.samples, paths.generated, root)
