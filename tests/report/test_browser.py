@@ -22,9 +22,22 @@ import pytest
 from PIL import Image
 
 from shd.report import ReportConfig
-from shd.report.browser import Browser
+from shd.report.browser import Browser, find_chromium
 
 from .boxes import APP_MESHES, build_box_report
+
+NO_CHROMIUM = (
+    "Chromium not found (looked for /usr/bin/chromium and `chromium` on PATH): install it with "
+    "`sudo apt-get install chromium` (Debian/Ubuntu) or `make browser`; CI (CI=true) installs it"
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _chromium():
+    """Browser tests need Chromium: skipped with how to get it, except under CI, where they fail."""
+    if find_chromium() is None:
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(NO_CHROMIUM)
+
 
 VIEWERS = "document.querySelectorAll('.viewer[data-mesh]')"
 
