@@ -281,3 +281,30 @@ def test_dataset_validates_before_generating():
     gen = generate_dataset({"airplane": 2, "chair": -1}, 0, RATIOS)
     with pytest.raises(InputError, match="counts"):
         next(gen)
+
+
+def test_exact_split_sizes_give_the_reference_split_and_a_mismatch_names_the_field():
+    """The GPU profile's 3,237 / 202 / 606 airplanes: ratios cannot say it; prepare.split_sizes can."""
+    sizes = {"train": 3237, "val": 202, "test": 606}
+    splits = assign_splits("airplane", 4045, 0, RATIOS, split_sizes=sizes)
+    assert [splits.count(k) for k in SPLITS] == [3237, 202, 606]
+    # the same shuffle as the ratio split: only the cut points move
+    by_ratio = assign_splits("airplane", 4045, 0, RATIOS)
+    assert splits != by_ratio and [splits.count(k) for k in SPLITS] != [by_ratio.count(k) for k in SPLITS]
+    shapes = list(generate_dataset({"airplane": 3}, 0, RATIOS, split_sizes={"train": 1, "val": 1, "test": 1}))
+    assert sorted(s.split for s in shapes) == ["test", "train", "val"]
+    with pytest.raises(InputError, match="sum to 4044, but the count is 4045"):
+        assign_splits("airplane", 4045, 0, RATIOS, split_sizes={**sizes, "test": 605})
+    with pytest.raises(InputError, match="unknown split"):
+        assign_splits("airplane", 2, 0, RATIOS, split_sizes={"train": 1, "dev": 1})
+
+
+def test_prepare_config_checks_split_sizes_against_the_counts():
+    from shd.data.prepare import PrepareConfig
+
+    ok = PrepareConfig(counts={"airplane": 4045}, split_sizes={"train": 3237, "val": 202, "test": 606})
+    assert ok.split_sizes["test"] == 606
+    with pytest.raises(InputError, match=r"prepare.split_sizes \(counts.airplane\)"):
+        PrepareConfig(counts={"airplane": 4000}, split_sizes={"train": 3237, "val": 202, "test": 606})
+    with pytest.raises(InputError, match="only for the procedural source"):
+        PrepareConfig(source="shapenetpart", shapenetpart_root="/x", split_sizes={"train": 1})

@@ -14,7 +14,7 @@ span along z. Chairs: width along x, the back at -z and the front at +z.
 from shd.data.procedural.airplane import ENGINE_PLACEMENTS, TAIL_TYPES, WING_TYPES, AirplaneDesign
 from shd.data.procedural.assembly import GENERATOR_VERSION, generate_shape
 from shd.data.procedural.chair import ARM_STYLES, BACK_STYLES, CHAIR_BASES, SEAT_SHAPES, ChairDesign
-from shd.data.procedural.dataset import assign_splits, generate_dataset
+from shd.data.procedural.dataset import assign_splits, exact_split_sizes, generate_dataset
 
 __all__ = [
     "ARM_STYLES",
@@ -28,6 +28,7 @@ __all__ = [
     "AirplaneDesign",
     "ChairDesign",
     "assign_splits",
+    "exact_split_sizes",
     "generate_dataset",
     "generate_shape",
 ]

@@ -44,9 +44,32 @@ def _split_sizes(n: int, ratios: dict[str, float]) -> dict[str, int]:
     return sizes
 
 
-def assign_splits(category: str, n: int, seed: int, split_ratios: dict[str, float]) -> list[str]:
-    """Split of each index 0..n-1: a seeded shuffle of the indices cut by the ratios."""
-    sizes = _split_sizes(n, _validate_ratios(split_ratios))
+def exact_split_sizes(n: int, split_sizes: dict[str, int], where: str = "split_sizes") -> dict[str, int]:
+    """Exact shapes per split (e.g. the reference's 3,237 / 202 / 606), checked against the count."""
+    unknown = sorted(set(split_sizes) - set(SPLITS))
+    if unknown:
+        raise InputError(where, f"unknown split(s) {unknown}; expected keys among {list(SPLITS)}")
+    sizes = {k: split_sizes.get(k, 0) for k in SPLITS}
+    if any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0 for v in sizes.values()):
+        raise InputError(where, f"expected non-negative integers, got {split_sizes}")
+    if sum(sizes.values()) != n:
+        raise InputError(where, f"sizes {sizes} sum to {sum(sizes.values())}, but the count is {n}")
+    return {k: int(v) for k, v in sizes.items()}
+
+
+def assign_splits(
+    category: str,
+    n: int,
+    seed: int,
+    split_ratios: dict[str, float],
+    split_sizes: dict[str, int] | None = None,
+) -> list[str]:
+    """Split of each index 0..n-1: a seeded shuffle of the indices cut by the ratios, or by `split_sizes`
+    (exact shapes per split, summing to n) when given."""
+    if split_sizes is not None:
+        sizes = exact_split_sizes(n, split_sizes)
+    else:
+        sizes = _split_sizes(n, _validate_ratios(split_ratios))
     order = np.random.default_rng([seed, zlib.crc32(category.encode("utf-8")), _SPLIT_SALT]).permutation(n)
     out = [""] * n
     start = 0
@@ -58,9 +81,13 @@ def assign_splits(category: str, n: int, seed: int, split_ratios: dict[str, floa
 
 
 def generate_dataset(
-    counts: dict[str, int], seed: int, split_ratios: dict[str, float]
+    counts: dict[str, int],
+    seed: int,
+    split_ratios: dict[str, float],
+    split_sizes: dict[str, int] | None = None,
 ) -> Iterator[PreparedShape]:
-    """Yield `counts[category]` shapes per category with deterministic split assignment.
+    """Yield `counts[category]` shapes per category with deterministic split assignment (by the ratios, or
+    exactly `split_sizes` shapes per split of each category).
 
     Arguments are all validated before the first shape is generated, so a bad call fails fast.
     """
@@ -70,7 +97,7 @@ def generate_dataset(
         name = validate_generation_args(category, 0, seed)
         if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 0:
             raise InputError(f"counts['{category}']", f"expected a non-negative integer, got {count!r}")
-        plan.append((name, assign_splits(name, int(count), int(seed), ratios)))
+        plan.append((name, assign_splits(name, int(count), int(seed), ratios, split_sizes)))
     for name, splits in plan:
         for index, split in enumerate(splits):
             yield generate_shape(name, index, seed, split)
