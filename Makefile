@@ -47,10 +47,13 @@ workspace:
 	@test -d $(WS)/.dvc || ! test -x $(BIN)/dvc || (cd $(WS) && $(abspath $(BIN))/dvc init --no-scm -q)
 	@echo "workspace $(WS): params-profiles/$(PROFILE).yaml as params.yaml"
 
-test: setup browser
+# Chromium (browser tests) is installed only in CI (CI=true); elsewhere those tests skip and say how.
+CI_BROWSER := $(if $(filter true,$(CI)),browser)
+
+test: setup $(CI_BROWSER)
 	$(BIN)/python -m pytest -q
 
-test-all: setup browser
+test-all: setup $(CI_BROWSER)
 	$(BIN)/python -m pytest -q -m ''
 
 # Part-level applications on the trained model (after `make repro`): reports/apps/ + metrics/apps.json.
@@ -60,6 +63,7 @@ apps: setup
 
 lint: setup
 	$(BIN)/ruff check src pipelines tests benchmarks
+	$(BIN)/ruff format --check src pipelines tests benchmarks
 
 # Optuna sweeps of both kinds on the data `make repro` produced (budgets: params.yaml `sweep`); a rerun
 # continues the studies in sweeps/optuna.db. `shd sweep apply <kind>` merges a best result into params.yaml.
@@ -67,7 +71,7 @@ sweep: setup
 	$(BIN)/shd sweep overfit
 	$(BIN)/shd sweep diffusion
 
-# Debian's Chromium for the report's browser test (tests/report/test_browser.py); installed once.
+# Debian's Chromium for the report's browser test (tests/report/test_browser.py); installed once (root or sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq >/dev/null && \

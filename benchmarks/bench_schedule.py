@@ -14,9 +14,10 @@ tensor, EMA) in one CUDA graph: batch 32 is launch-bound (~16 steps/s through Li
 pipeline_cuda), and a replay launches it at once. `compile`: torch.compile of the loss as train.compile does;
 `eager`: neither (CPU). Warmup/capture/compile seconds are reported beside the curve, not in it.
 
-GPU (one H100, ~6 minutes for the five default schedules at --budget-s 45), from the repository root:
+GPU (one H100, ~6 minutes for the five default schedules at --budget-s 45), from the repository root
+(PYTHONPATH=src):
     python benchmarks/bench_schedule.py --device cuda --weights runs/shapenet-gpu/data/weights \
-        --samples runs/shapenet-gpu/data/samples --out-dir $OUT
+        --samples runs/shapenet-gpu/data/samples --out-dir $OUT --commit <sha>
 Back here: python benchmarks/bench_schedule.py --from-json FETCHED/schedule_cuda.json
 (copies it to benchmarks/results/, writes the BENCHMARKS.md section `schedule_cuda` and schedule_cuda.png).
 Schedules: `--plans FILE.json` (a list of {name, batch, lr, warmup, lr_schedule, ema_decay}).
@@ -348,7 +349,7 @@ def section(results: dict[str, Any], png: str) -> str:
         f"Weight set `{s['weights']}`: {s['n_train']} train fits, {s['n_val_references']} val references "
         f"({s['reference_source']}); net {net['depth']} x {net['width']}, {net['heads']} heads "
         f"(attention {net['attention']}); every schedule from the same seeded initialization, "
-        f"{s['budget_s']:.0f} s of training each (mode {s['mode']}), scored every {s['eval_every']:.0f} s "
+        f"{s['budget_s']:.0f} s of training each (mode {s['mode']}), scored every {s['eval_every']:g} s "
         "with "
         f"{s['val_samples']} DDIM-{s['val_steps']} samples meshed at {s['resolution']}^3 (EMA net). "
         f"Measured {results['date']}, commit {results.get('commit', '?')}.",
@@ -384,7 +385,7 @@ def section(results: dict[str, Any], png: str) -> str:
     curve_rows = [
         [
             r["name"],
-            f"{p['train_s']:.0f}",
+            f"{p['train_s']:.1f}",
             p["step"],
             f"{p['lr']:.2e}",
             f"{p['loss']:.4f}",
@@ -438,7 +439,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": f"schedule_{kind}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
-        "commit": _commit(),
+        "commit": args.commit or _commit(),
         "setup": {
             "weights": str(args.weights),
             "n_train": len(train),
@@ -492,6 +493,7 @@ def main() -> None:
     parser.add_argument("--val-steps", type=int, default=50)
     parser.add_argument("--resolution", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--commit", help="the commit being measured (the GPU machine's copy has no .git)")
     parser.add_argument("--out-dir", default=str(RESULTS))
     parser.add_argument("--from-json", help="rewrite the BENCHMARKS.md section and plot from a results file")
     parser.add_argument("--note", help="a note shown under the section (with --from-json)")

@@ -30,6 +30,7 @@ import yaml
 from shd.atomic import write_json
 from shd.diffusion.config import DiffusionConfig
 from shd.diffusion.train import train
+from shd.progress import quiet_known_noise
 from shd.sweep.config import sweep_config
 from shd.sweep.diffusion import SECTION, generation_objective
 from shd.sweep.space import merge, nest, suggest
@@ -107,6 +108,7 @@ def main() -> None:
     ap.add_argument("--sample-seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu", "auto"])
     args = ap.parse_args()
+    quiet_known_noise()
     params = yaml.safe_load((args.project / "params.yaml").read_text())
     configs = configurations(params, args.configs, args.sample_seed)
     out = args.out_dir / f"sweep_objective_{'cpu' if args.device == 'cpu' else 'gpu'}.json"

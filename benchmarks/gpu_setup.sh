@@ -22,6 +22,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 PY=${PYTHON:-python3}
+SITE=/tmp/shd-site  # the fallback install folder
+[ -d "$SITE" ] && export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export MLFLOW_DISABLE_TELEMETRY=true GX_ANALYTICS_ENABLED=false DVC_NO_ANALYTICS=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 echo "python: $($PY -c 'import sys; print(sys.executable, sys.version.split()[0])')"
 command -v make >/dev/null || echo "note: no make here (benchmarks/paper_scale_run.py builds the workspace itself)"
@@ -63,9 +65,16 @@ for wheel in sorted(Path(sys.argv[1]).glob("*.whl")):
 EOF
 )
   if [ -n "$TODO" ]; then
-    echo "installing $(echo "$TODO" | wc -l) wheels from $WHEELS"
+    echo "installing $(echo "$TODO" | wc -l) wheels from $WHEELS (the image lacks them):" \
+      $(for w in $TODO; do basename "$w" | cut -d- -f1; done)
     # shellcheck disable=SC2086
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir $TODO 2>&1 | grep -v -i "warning" | tail -5
+    if ! $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir $TODO; then
+      # an environment we may not write to: beside it, in $SITE (benchmarks/paper_scale_run.py adds it)
+      echo "pip could not install into $($PY -c 'import sys; print(sys.prefix)'); installing into $SITE"
+      # shellcheck disable=SC2086
+      $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" $TODO || exit 1
+      echo "then: export PYTHONPATH=$SITE:\$PYTHONPATH (for anything other than paper_scale_run.py)"
+    fi
   fi
 else
   echo "no wheels in $WHEELS (made by benchmarks/gpu_wheels.sh here, carried there)"

@@ -14,10 +14,14 @@ from shd.errors import InputError
 from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, summary_line
 from shd.fields.weight_set import WeightSet
 from shd.report import ReportConfig, build_report, from_project
-from shd.stage import console, main
+from shd.stage import console, main, write_metrics
 from shd.tracking.evaluation import log_evaluation
 
 WEIGHTS, SAMPLES, DIFFUSION, REPORT = paths.WEIGHTS, paths.SAMPLES, paths.DIFFUSION, paths.EVAL_REPORT
+HEADLINE = {  # the headline numbers of reports/eval.json -> metrics/eval.json (DVC metrics, tracked)
+    **{k: k for k in ("mmd", "cov", "nna")},
+    "nna_train": "yardsticks.train_as_generator.nna",  # the train set as generator: the yardstick
+}
 
 
 def diffusion_sampler(cfg: EvaluateConfig):
@@ -44,6 +48,7 @@ def run() -> None:
         report = evaluate_stage(WEIGHTS, SAMPLES, cfg=cfg)
     else:
         report = evaluate_generator(sample, WEIGHTS, SAMPLES, cfg=cfg, generator_name="diffusion")
+    write_metrics(paths.EVAL_METRICS, report, HEADLINE)
     page = build_report(from_project("."), REPORT, report_cfg)
     log_evaluation(report, WEIGHTS, SAMPLES, cfg=cfg, extra_artifacts=[REPORT])  # one run: metrics + page
     console.print(summary_line(report), highlight=False)

@@ -17,10 +17,11 @@ from shd.errors import InputError
 from shd.fields.config import OverfitConfig
 from shd.fields.fit import fit_sample_set, fit_with_fabric
 from shd.fields.report import iou_histogram
-from shd.stage import console, main
+from shd.stage import console, main, write_metrics
 from shd.tracking import log_stage_run
 
 WEIGHTS = paths.WEIGHTS
+HEADLINE = {"iou": "iou_mean", "part_iou": "iou_part_mean", "n_bad": "n_bad"}  # -> metrics/overfit.json
 
 
 def run() -> None:
@@ -59,14 +60,15 @@ def run() -> None:
         "fitted_shards": summary["fitted_shards"],
         "reused_shards": summary["reused_shards"],
     }
-    write_json(paths.OVERFIT_METRICS, metrics)
+    write_json(paths.OVERFIT_REPORT, metrics)  # the summary with timings and shard counts
+    write_metrics(paths.OVERFIT_METRICS, metrics, HEADLINE)  # its deterministic numbers
     iou_histogram(manifest["shapes"], paths.OVERFIT_IOU_PLOT)
     log_stage_run(
         "shd-overfit",
         f"overfit-{section.get('field', 'moe_equal')}",
         {"overfit": cfg.to_dict(), "accelerator": accelerator, "devices": devices},
         metrics,
-        artifacts=[paths.OVERFIT_METRICS, paths.OVERFIT_IOU_PLOT, WEIGHTS / "manifest.json"],
+        artifacts=[paths.OVERFIT_REPORT, paths.OVERFIT_IOU_PLOT, WEIGHTS / "manifest.json"],
     )
     console.print(
         f"overfit: {metrics['n_shapes']} shapes, IoU {metrics['iou_mean']:.4f}, part IoU "

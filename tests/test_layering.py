@@ -12,7 +12,18 @@ import pytest
 from tests.import_graph import ROOT, imported_modules, module_file, module_name
 
 SRC = ROOT / "src" / "shd"
-BASE = {"errors", "atomic", "shards", "config", "stage", "mlflow_store", "paths", "devices", "jsonio"}
+BASE = {
+    "errors",
+    "atomic",
+    "shards",
+    "config",
+    "stage",
+    "mlflow_store",
+    "paths",
+    "devices",
+    "jsonio",
+    "progress",
+}
 LAYER = {
     **dict.fromkeys(BASE, 0),
     "data": 1,

@@ -55,6 +55,7 @@ def _args(tmp_path: Path, weights: Path, **over) -> argparse.Namespace:
         val_steps=2,
         resolution=12,
         seed=0,
+        commit="abc1234",
         out_dir=str(tmp_path / "out"),
     )
     values.update(over)
@@ -88,7 +89,7 @@ def test_each_schedule_trains_its_budget_scored_along_the_way_and_makes_a_sectio
             assert p["lr"] == pytest.approx(plan["lr"] * factor)
     assert results["summary"]["winner"] in {p["name"] for p in PLANS} | {None}
     text = bs.section(results, "schedule_cpu.png")
-    assert "b8 warmup cosine" in text and "| schedule | train s |" in text
+    assert "b8 warmup cosine" in text and "commit abc1234" in text and "| schedule | train s |" in text
     png = bs.plot(results, tmp_path / "out" / "schedule_cpu.png")
     assert png.stat().st_size > 1000
 

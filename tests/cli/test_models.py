@@ -152,7 +152,7 @@ def project(tiny_project, store, tmp_path_factory) -> Path:
 
 
 def test_register_stage_refuses_nan_metrics_then_alias_is_missing(project, monkeypatch, tmp_path):
-    record = json.loads((project / "metrics/register.json").read_text())
+    record = json.loads((project / "reports/register.json").read_text())
     assert record["name"] == "shd-airplane-chair" and record["decision"] == "refused"
     assert record["champion"] is None
     monkeypatch.chdir(project)
@@ -172,7 +172,7 @@ def test_register_stage_refuses_nan_metrics_then_alias_is_missing(project, monke
     assert info["data"]["dvc"] == {} or all(v for v in info["data"]["dvc"].values())
 
 
-def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(project, tmp_path):
+def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(project, tmp_path, monkeypatch):
     ckpt = project / "models/diffusion/checkpoints/last.ckpt"
     folder = project / "models/diffusion/model"
     assert torch.equal(
@@ -225,12 +225,33 @@ def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(proje
         "--device",
         "cpu",
     ]
+    cwd = tmp_path / "cwd"  # evaluate writes only beside --out: nothing lands in the working folder
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    project_eval = {p: p.read_bytes() for p in (project / "data" / "eval").iterdir()}
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert not list(cwd.iterdir())
+    assert {p: p.read_bytes() for p in (project / "data" / "eval").iterdir()} == project_eval
+    names = sorted(p.name for p in metrics.parent.iterdir())
+    assert names == ["cli.generated.safetensors", "cli.json", "cli.nn_cd.csv", "cli.png", "cli.samples.json"]
     report = json.loads(metrics.read_text())
-    stage = json.loads((project / "metrics/eval.json").read_text())
+    stage = json.loads((project / "reports/eval.json").read_text())
     assert report["generator"] == str(project / "models/diffusion/model")
     assert report["n_generated"] == stage["n_generated"] and report["n_reference"] == stage["n_reference"]
     assert metrics.with_suffix(".nn_cd.csv").exists()
     not_json = args[:3] + ["--out", str(tmp_path / "m.txt")]
     assert "expected a .json file" in error_line(runner.invoke(app, not_json))
+
+
+def test_every_evaluation_file_of_evaluate_out_goes_beside_it(tmp_path):
+    """`shd evaluate --out X.json` routes every EvalPaths file next to X (a field added to EvalPaths
+    without a place beside X would land in the working folder, e.g. the project's data/eval)."""
+    from dataclasses import fields
+
+    from shd.eval.config import EvalPaths
+
+    placed = EvalPaths.beside(tmp_path / "x.json")
+    where = {f.name: getattr(placed, f.name) for f in fields(EvalPaths)}
+    assert all(p.parent == tmp_path and p.name.startswith("x.") for p in where.values()), where
+    assert len(set(where.values())) == len(where)

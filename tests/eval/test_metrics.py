@@ -7,6 +7,7 @@ from shd.eval.metrics import (
     generation_metrics,
     mmd_cov,
     n_to_generate,
+    nearest_in,
     novelty,
     one_nna,
     one_nna_ci,
@@ -125,6 +126,29 @@ def test_novelty_against_the_training_sets_own_spacing():
     assert out["fraction_closer_than_train_median"] == pytest.approx((nearest < yardstick).mean())
     assert out["fraction_closer_than_train_median"] >= 0.5
     assert out["skipped_generated"] == 1 and out["normalization"] == "unit_std"
+
+
+def test_training_spacing_is_computed_once_per_training_set_and_nearest_can_be_passed(monkeypatch):
+    import shd.eval.metrics as metrics
+
+    rng = np.random.default_rng(5)
+    train, gen = rng.normal(size=(6, 16, 3)), rng.normal(size=(3, 16, 3))
+    calls = []
+    real = metrics.chamfer_matrix
+
+    def counting(x, y=None, **kw):
+        calls.append((len(x), None if y is None else len(y)))
+        return real(x, y, **kw)
+
+    monkeypatch.setattr(metrics, "chamfer_matrix", counting)
+    first = novelty(gen, train, normalization="bbox")
+    near = nearest_in(gen, train, normalization="bbox")
+    calls.clear()
+    again = novelty(gen, train, normalization="bbox", nearest=near)
+    assert calls == []  # neither the training matrix nor the nearest search ran again
+    assert again == first
+    novelty(gen, train[:5], normalization="bbox")
+    assert (5, None) in calls  # another training set: its own matrix
 
 
 def test_oversampling_count():

@@ -260,10 +260,13 @@ def complete(
         category=category,
         cfg=cfg,
     )
+    visible = [p for p in summary["generated"] if p not in summary["empty_generated"]]
     typer.echo(
         f"kept {', '.join(summary['kept'])} (bit-identical: {summary['kept_bit_identical']}), "
-        f"generated {', '.join(summary['generated'])}"
+        f"generated {', '.join(visible) or 'no visible part'}"
     )
+    if summary["warning"]:
+        typer.echo(f"warning: {summary['warning']}", err=True)
     _done(summary, out)
 
 

@@ -118,9 +118,10 @@ def sample(
 @clear_errors
 def evaluate(
     model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)] = "models:/shd-airplane@champion",
-    out: Annotated[Path, typer.Option(help="Metrics JSON to write (CSV and PNG beside it).")] = Path(
-        "metrics/eval_cli.json"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(help="Metrics JSON to write; everything else (CSV, PNG, samples) goes beside it."),
+    ] = Path("metrics/eval_cli.json"),
     weights: Annotated[Path, typer.Option(help="Weight set (layout, test split).")] = paths.WEIGHTS,
     samples: Annotated[Path, typer.Option(help="Sample set (test surface clouds).")] = paths.SAMPLES,
     params: Annotated[Path, typer.Option(help="params.yaml; its `evaluate` section is the protocol.")] = Path(
@@ -154,7 +155,7 @@ def evaluate(
             cat = category if sampler.conditional else None
             return sampler.sample(count, category=cat, seed=seed)
 
-        paths = EvalPaths(out, out.with_suffix(".nn_cd.csv"), out.with_suffix(".png"))
+        paths = EvalPaths.beside(out)
         report = evaluate_generator(draw, weights, samples, paths, cfg, generator_name=model)
         if track:
             log_evaluation(report, weights, samples, paths, cfg)

@@ -20,7 +20,7 @@ def report(
     run: Annotated[
         str,
         typer.Argument(
-            help="A project folder (its metrics/eval.json and data/eval/), or the "
+            help="A project folder (its reports/eval.json and data/eval/), or the "
             "run id of an MLflow evaluate run (experiment shd-evaluate)."
         ),
     ],

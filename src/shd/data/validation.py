@@ -21,6 +21,7 @@ from shd.data.shape import PreparedShape
 from shd.data.shape_stats import shape_stats
 from shd.data.workers import n_workers, worker_pool
 from shd.errors import InputError
+from shd.progress import task
 
 
 @dataclass
@@ -68,11 +69,18 @@ def manifest_table(prepared_dir: Path, index: dict[str, Any], cfg: ValidationCon
     shapes = index["shapes"]
     workers = min(n_workers(cfg.workers, "params.yaml:validate.workers"), max(len(shapes), 1))
     args = ([prepared_dir] * len(shapes), shapes, [cfg.required_parts] * len(shapes))
-    if workers == 1:
-        rows = list(map(_shape_row, *args))
-    else:
-        with worker_pool(workers, ["shd.data.validation", "igl"]) as ex:
-            rows = list(ex.map(_shape_row, *args, chunksize=max(1, len(shapes) // (8 * workers))))
+    rows: list[dict[str, Any]] = []
+    with task("validate: shape statistics", total=len(shapes), unit="shapes") as advance:
+        if workers == 1:
+            for row in map(_shape_row, *args):
+                rows.append(row)
+                advance(1)
+        else:
+            with worker_pool(workers, ["shd.data.validation", "igl"]) as ex:
+                chunk = max(1, len(shapes) // (8 * workers))
+                for row in ex.map(_shape_row, *args, chunksize=chunk):
+                    rows.append(row)
+                    advance(1)
     for err in index.get("errors", []):
         rows.append(
             {
@@ -167,7 +175,9 @@ def validate(
     table = manifest_table(prepared_dir, index, cfg)
     if table.empty:
         raise InputError(prepared_dir / "index.json", "lists no shapes; nothing to validate")
-    result = _run_suite(table, cfg, Path(docs_dir) if (docs_dir and cfg.docs) else None)
+    with task("validate: expectation suite", total=1, unit="suite") as advance:
+        result = _run_suite(table, cfg, Path(docs_dir) if (docs_dir and cfg.docs) else None)
+        advance(1)
     reasons: dict[str, list[dict[str, Any]]] = {}
     summary = []
     for r in result.results:

@@ -44,6 +44,8 @@ def export_model(
     """Write the model folder (atomically per file, config last); returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    # the old config goes first: new tensors beside it would otherwise claim its data fingerprint
+    (folder / CONFIG_FILE).unlink(missing_ok=True)
     _save_tensors(folder / WEIGHTS_FILE, net.state_dict())
     _save_tensors(folder / NORM_FILE, normalizer.tensors())
     layout = net.tokens.layout

@@ -31,12 +31,7 @@ from shd.diffusion.export import CONFIG_FILE, NORM_FILE, WEIGHTS_FILE, read_conf
 from shd.diffusion.sampler import WeightSampler
 from shd.diffusion.train import train
 from shd.errors import InputError
-from shd.eval.evaluate import (
-    EvaluateConfig,
-    stage_category,
-    surface_clouds,
-    training_pick,
-)
+from shd.eval.config import EvaluateConfig
 from shd.eval.metrics import n_to_generate
 from shd.eval.quality_table import (
     NOISE_LEVELS,
@@ -48,6 +43,7 @@ from shd.eval.quality_table import (
     score_weights,
     table_document,
 )
+from shd.eval.scoring import stage_category, surface_clouds, training_pick
 from shd.fields.weight_set import WeightSet
 
 # row -> (method, steps) of the semantic model's sampler

@@ -235,6 +235,8 @@ def mesh_batch(
     if method not in METHODS:
         raise ValueError(f"meshing method must be one of {METHODS}, got {method!r}")
     device = torch.device(device)
+    if n_shapes == 0:
+        return []
     sparse = method == "sparse" or (method == "auto" and is_bounded(field_fn))
     if sparse and not is_bounded(field_fn):
         raise ValueError(

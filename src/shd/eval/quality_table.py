@@ -28,15 +28,11 @@ import numpy as np
 import torch
 
 from shd.errors import InputError
-from shd.eval.evaluate import (
-    Clouds,
-    EvaluateConfig,
-    evaluate_weight_vectors,
-    json_ready,
-    train_as_generator_scored,
-)
+from shd.eval.config import EvaluateConfig
+from shd.eval.scoring import Clouds, evaluate_weight_vectors, train_as_generator_scored
 from shd.fields.config import FieldConfig
 from shd.fields.layout import Layout
+from shd.jsonio import json_ready
 
 TABLE_FORMAT = "shd-quality-table/1"
 ROW_NAMES = (

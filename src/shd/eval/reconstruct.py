@@ -14,6 +14,7 @@ from shd.eval.field_bounds import MoEField
 from shd.eval.meshing import REFERENCE_LEVEL, REFERENCE_RESOLUTION, FieldFn, MeshResult, iter_meshes
 from shd.fields.config import FieldConfig
 from shd.fields.layout import Layout
+from shd.progress import task
 
 
 def weights_field(
@@ -54,7 +55,9 @@ def mesh_weights(
     done = iter_meshes(
         batches(), resolution=resolution, level=level, chunk_points=chunk_points, device=device
     )
-    for start, batch in zip(range(0, len(rows), batch_size), done, strict=True):
-        for row, mesh in zip(rows[start : start + batch_size], batch, strict=True):
-            meshes[row] = mesh
+    with task(f"meshing at {resolution}^3", total=len(rows), unit="shapes") as advance:
+        for start, batch in zip(range(0, len(rows), batch_size), done, strict=True):
+            for row, mesh in zip(rows[start : start + batch_size], batch, strict=True):
+                meshes[row] = mesh
+            advance(len(batch))
     return meshes

@@ -9,7 +9,8 @@ are then evaluated exactly as the dense grid evaluates them (same coordinates, s
 Why this gives the dense grid's mesh: marching cubes emits triangles only in cells with corners on
 both sides of the level. Every such cell lies in a brick whose grid points are not all on one side,
 and such a brick's bound cannot exclude the level, at any size, so it is kept; a brick's box holds all
-its grid points, those on its faces included. So every crossing cell is evaluated, with the dense
+its grid points, those on its faces included (boxes are padded by 1e-6, far more than the grid
+coordinates' rounding). So every crossing cell is evaluated, with the dense
 grid's values, however thin the part: nothing here is a tuned margin. A NaN bound keeps its brick
 (NaN compares false), so a NaN field is evaluated and reported as one.
 """
@@ -24,6 +25,7 @@ from typing import Protocol
 import torch
 
 DEFAULT_SIZES = (32, 16, 8, 4, 2)
+_BOX_PAD = 1e-6
 
 
 class BoundedField(Protocol):
@@ -122,7 +124,8 @@ def evaluate_band(
             inside_grid = (coords * size < last).all(dim=1)
             coords, shape = coords[inside_grid], shape[inside_grid]
         first = coords * size
-        lo, hi = axis[first], axis[(first + size).clamp(max=last)]
+        # widened by far more than linspace's rounding, so each box surely holds its points
+        lo, hi = axis[first] - _BOX_PAD, axis[(first + size).clamp(max=last)] + _BOX_PAD
         b_lo, b_hi = _bounds(field, shape, lo, hi, n_shapes, max(1, chunk_points // 8))
         bounded += len(coords)
         is_above = b_lo > level

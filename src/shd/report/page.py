@@ -1,7 +1,7 @@
 """The report's HTML: metrics table with yardsticks, versions, shape grids, application panels.
 
 Plain strings with every value escaped; no template engine and nothing fetched when the page opens.
-Table cells carry `data-row`/`data-key` (the path of the value in metrics/eval.json), so the browser
+Table cells carry `data-row`/`data-key` (the path of the value in reports/eval.json), so the browser
 test reads back exactly what a person sees and compares it with the file.
 """
 
@@ -25,7 +25,7 @@ COLUMNS = (
     ("n_generated", "generated", "weight vectors decoded"),
     ("n_empty", "empty", "shapes with no usable mesh"),
 )
-# (row key, path of the row in metrics/eval.json, label)
+# (row key, path of the row in reports/eval.json, label)
 ROWS = (
     ("generated", (), "this run"),
     ("train_as_generator", ("yardsticks", "train_as_generator"), "oracle: training set as generator"),
