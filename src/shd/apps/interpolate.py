@@ -45,7 +45,7 @@ def interpolate_part(
     if method not in INTERPOLATIONS:
         raise InputError(f"method '{method}'", f"expected one of {', '.join(INTERPOLATIONS)}")
     if frames < 2:
-        raise InputError("--steps", f"an interpolation needs at least 2 frames, got {frames}")
+        raise InputError("--frames", f"an interpolation needs at least 2 frames, got {frames}")
     mask = expert_mask(sampler, [expert])
     norm = sampler.normalizer
     mean, std = norm.mean.detach().cpu()[mask], norm.std.detach().cpu()[mask]

@@ -17,6 +17,7 @@ app = typer.Typer(
     help="SemanticHyperDiffusion: part-aware diffusion in the weight space of occupancy MLPs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[apps.steps]" is a hint, not Rich markup
 )
 app.add_typer(data_app, name="data")
 models.register(app)

@@ -13,18 +13,17 @@ from typing import Annotated, Any
 
 import typer
 
-from shd.cli.common import clear_errors
-
-PARENT_HELP = (
-    "Parent: a shape id of the weight set (e.g. proc-airplane-00003) or sample:<seed> "
-    "(a shape sampled from the model with that seed, e.g. sample:7)."
+from shd.cli.common import (
+    DEFAULT_MODEL,
+    MODEL_HELP,
+    PARENT_HELP,
+    check_device,
+    check_model,
+    clear_errors,
+    out_folder,
 )
-Model = Annotated[
-    str,
-    typer.Option(
-        "--model", help="Exported model folder (the train stage's models/diffusion/model) or registry URI."
-    ),
-]
+
+Model = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)]
 Weights = Annotated[Path, typer.Option("--weights", help="Weight set for shape-id parents.")]
 Params = Annotated[
     Path,
@@ -33,16 +32,13 @@ Params = Annotated[
         help="params.yaml whose `apps` section gives the defaults (built-in defaults when absent).",
     ),
 ]
-Device = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (params.yaml apps.device).")]
+Device = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda[:index] [apps.device].")]
 Steps = Annotated[
-    int | None, typer.Option("--ddim-steps", help="DDIM steps of a full chain (params.yaml apps.steps).")
+    int | None,
+    typer.Option("--steps", help="DDIM steps of a full chain [apps.steps].", min=1),
 ]
-Seed = Annotated[
-    int | None, typer.Option("--seed", help="Seed of sampling / harmonizing (params.yaml apps.seed).")
-]
-Resolution = Annotated[
-    int | None, typer.Option("--resolution", help="Mesh grid (params.yaml apps.resolution).")
-]
+Seed = Annotated[int | None, typer.Option("--seed", help="Seed of sampling / harmonizing [apps.seed].")]
+Resolution = Annotated[int | None, typer.Option("--resolution", help="Mesh grid [apps.resolution].", min=8)]
 Category = Annotated[
     str | None,
     typer.Option(
@@ -50,6 +46,12 @@ Category = Annotated[
         help="Category of sampled parents (default: the shape-id parent's, or the model's first).",
     ),
 ]
+
+
+def _check(model: str, device: str | None) -> None:
+    """What the arguments alone can tell, before torch is imported (seconds)."""
+    check_device(device)
+    check_model(model)
 
 
 def _config(params: Path, **overrides: Any):
@@ -97,8 +99,8 @@ def hybrid(
     parts_b: Annotated[
         str | None, typer.Option("--parts-b", help="Parts taken from parent B, comma-separated.")
     ] = None,
-    parent_a: Annotated[str, typer.Option("--parent-a", help=PARENT_HELP)] = "sample:0",
-    parent_b: Annotated[str, typer.Option("--parent-b", help=PARENT_HELP)] = "sample:1",
+    parent_a: Annotated[str, typer.Option("--parent-a", help="Parent A: " + PARENT_HELP)] = "sample:0",
+    parent_b: Annotated[str, typer.Option("--parent-b", help="Parent B: " + PARENT_HELP)] = "sample:1",
     harmonize: Annotated[
         float | None,
         typer.Option(
@@ -110,7 +112,7 @@ def hybrid(
         ),
     ] = None,
     n: Annotated[int, typer.Option("-n", help="Harmonized variants (seeds seed..seed+n-1).")] = 1,
-    model: Model = "models/diffusion/model",
+    model: Model = DEFAULT_MODEL,
     weights: Weights = Path("data/weights"),
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports/apps/hybrid"),
     category: Category = None,
@@ -131,23 +133,25 @@ def hybrid(
 
       shd hybrid --parent-a proc-airplane-00003 --parent-b sample:7 --parts-b wing --harmonize 0
     """
+    _check(model, device)
     from shd.apps.hybrid import run_hybrid
 
     cfg = _config(params, steps=steps, seed=seed, resolution=resolution, device=device)
-    sampler, weight_set = _open(model, weights, cfg, [parent_a, parent_b])
-    summary = run_hybrid(
-        sampler,
-        out,
-        parts_a=parts_a,
-        parts_b=parts_b,
-        parent_a=parent_a,
-        parent_b=parent_b,
-        weights=weight_set,
-        n=n,
-        harmonize=harmonize,
-        category=category,
-        cfg=cfg,
-    )
+    with out_folder(out):
+        sampler, weight_set = _open(model, weights, cfg, [parent_a, parent_b])
+        summary = run_hybrid(
+            sampler,
+            out,
+            parts_a=parts_a,
+            parts_b=parts_b,
+            parent_a=parent_a,
+            parent_b=parent_b,
+            weights=weight_set,
+            n=n,
+            harmonize=harmonize,
+            category=category,
+            cfg=cfg,
+        )
     fid = summary["part_cd_to_source"]
     typer.echo(
         "part CD to its source (stitched): "
@@ -162,19 +166,20 @@ def hybrid(
 
 @clear_errors
 def interpolate(
-    a: Annotated[str, typer.Option("--a", help="Start parent. " + PARENT_HELP)],
-    b: Annotated[str, typer.Option("--b", help="End parent. " + PARENT_HELP)],
+    parent_a: Annotated[str, typer.Option("--parent-a", help="Start parent: " + PARENT_HELP)],
+    parent_b: Annotated[str, typer.Option("--parent-b", help="End parent: " + PARENT_HELP)],
     part: Annotated[
         str, typer.Option("--part", help="The part whose expert is blended (others fixed to parent A's).")
     ],
     frames: Annotated[
-        int | None, typer.Option("--steps", help="Frames, both parents included [apps.interp_steps].")
+        int | None,
+        typer.Option("--frames", help="Frames, both parents included [apps.interp_steps].", min=2),
     ] = None,
-    model: Model = "models/diffusion/model",
+    model: Model = DEFAULT_MODEL,
     weights: Weights = Path("data/weights"),
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports/apps/interpolate"),
     category: Category = None,
-    ddim_steps: Steps = None,
+    steps: Steps = None,
     resolution: Resolution = None,
     device: Device = None,
     params: Params = Path("params.yaml"),
@@ -185,17 +190,27 @@ def interpolate(
 
     Examples:
 
-      shd interpolate --a proc-airplane-00000 --b proc-airplane-00005 --part wing --steps 8
+      shd interpolate --parent-a proc-airplane-00000 --parent-b proc-airplane-00005 --part wing --frames 8
 
-      shd interpolate --a sample:0 --b sample:1 --part engine
+      shd interpolate --parent-a sample:0 --parent-b sample:1 --part engine
     """
+    _check(model, device)
     from shd.apps.interpolate import run_interpolate
 
-    cfg = _config(params, steps=ddim_steps, resolution=resolution, device=device)
-    sampler, weight_set = _open(model, weights, cfg, [a, b])
-    summary = run_interpolate(
-        sampler, out, a=a, b=b, part=part, weights=weight_set, frames=frames, category=category, cfg=cfg
-    )
+    cfg = _config(params, steps=steps, resolution=resolution, device=device)
+    with out_folder(out):
+        sampler, weight_set = _open(model, weights, cfg, [parent_a, parent_b])
+        summary = run_interpolate(
+            sampler,
+            out,
+            a=parent_a,
+            b=parent_b,
+            part=part,
+            weights=weight_set,
+            frames=frames,
+            category=category,
+            cfg=cfg,
+        )
     for method, r in summary["methods"].items():
         done = [c for c in r["step_cd"] if c is not None]  # None: a frame without a mesh
         typer.echo(
@@ -207,7 +222,7 @@ def interpolate(
 
 @clear_errors
 def complete(
-    source: Annotated[str, typer.Option("--from", help="The shape to complete. " + PARENT_HELP)],
+    parent: Annotated[str, typer.Option("--parent", help="The shape to complete: " + PARENT_HELP)],
     keep: Annotated[
         str, typer.Option("--keep", help="Parts kept (comma-separated); the others are generated.")
     ],
@@ -222,7 +237,7 @@ def complete(
         float,
         typer.Option("--harmonize", help="Optional SDEdit pass afterwards (then kept parts change too)."),
     ] = 0.0,
-    model: Model = "models/diffusion/model",
+    model: Model = DEFAULT_MODEL,
     weights: Weights = Path("data/weights"),
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports/apps/complete"),
     category: Category = None,
@@ -238,26 +253,28 @@ def complete(
 
     Examples:
 
-      shd complete --from proc-airplane-00002 --keep body,wing -n 4
+      shd complete --parent proc-airplane-00002 --keep body,wing -n 4
 
-      shd complete --from sample:3 --keep body --resample 5
+      shd complete --parent sample:3 --keep body --resample 5
     """
+    _check(model, device)
     from shd.apps.complete import run_complete
 
     cfg = _config(params, steps=steps, seed=seed, resolution=resolution, device=device)
-    sampler, weight_set = _open(model, weights, cfg, [source])
-    summary = run_complete(
-        sampler,
-        out,
-        source=source,
-        keep=keep,
-        weights=weight_set,
-        n=n,
-        resample=resample,
-        harmonize=harmonize,
-        category=category,
-        cfg=cfg,
-    )
+    with out_folder(out):
+        sampler, weight_set = _open(model, weights, cfg, [parent])
+        summary = run_complete(
+            sampler,
+            out,
+            source=parent,
+            keep=keep,
+            weights=weight_set,
+            n=n,
+            resample=resample,
+            harmonize=harmonize,
+            category=category,
+            cfg=cfg,
+        )
     typer.echo(
         f"kept {', '.join(summary['kept'])} (bit-identical: {summary['kept_bit_identical']}), "
         f"generated {', '.join(summary['generated'])}"
