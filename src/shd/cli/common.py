@@ -1,9 +1,9 @@
-"""What every `shd` command shares: one-line errors with exit code 2, the options several commands take,
-argument checks that run before the heavy imports, and `--out` folders that a failure does not leave
-behind.
+"""What every `shd` command shares: one-line errors with exit code 2, the options several commands take
+(the default model is the API's), argument checks that run before the heavy imports, and `--out`
+folders that a failure does not leave behind.
 
-Modules here import only the standard library, Typer and `shd.errors`: `shd --help` and an argument
-error must not pay for torch, MLflow or Lightning (seconds each).
+Modules here import only the standard library, Typer, `shd.errors` and the light `shd.api`:
+`shd --help` and an argument error must not pay for torch, MLflow or Lightning (seconds each).
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ from typing import Any
 
 import typer
 
+from shd.api import DEFAULT_MODEL, missing_extra  # noqa: F401  (DEFAULT_MODEL: re-exported)
 from shd.errors import InputError
 
-# The one default model of every command that samples: the folder the train stage exports. It needs no
-# MLflow store (the light install has none); `--model models:/shd-airplane@champion` picks the registry.
-DEFAULT_MODEL = "models/diffusion/model"
 MODEL_HELP = (
     "Model: an exported model folder (default: the train stage's), a training checkpoint (.ckpt), "
     "models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/<path> or a run id."
@@ -32,21 +30,11 @@ PARENT_HELP = (
     "a shape id of the weight set (e.g. proc-airplane-00003) or sample:<seed> "
     "(a shape sampled from the model with that seed, e.g. sample:7)."
 )
-# Installed by `pip install 'shd[pipeline]'` (`make setup`), left out of the light install.
-PIPELINE_MODULES = ("dvc", "mlflow", "great_expectations", "optuna", "optuna_integration")
-PIPELINE_EXTRA = "pip install 'shd[pipeline]'"
-
-
-def missing_extra(exc: ModuleNotFoundError) -> InputError | None:
-    """The clear error for a pipeline library the light install lacks (None for any other module)."""
-    top = (exc.name or "").split(".")[0]
-    if top not in PIPELINE_MODULES:
-        return None
-    return InputError(top, f"not installed: this needs the pipeline extra ({PIPELINE_EXTRA})")
 
 
 def clear_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn InputError (and a missing pipeline extra) into one line on stderr and exit code 2."""
+    """Turn InputError, and a pipeline library missing from a light install, into one line on stderr
+    and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
