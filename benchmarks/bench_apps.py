@@ -27,7 +27,7 @@ from shd.apps.examples import write_examples
 from shd.apps.quality import quality_figures, write_quality
 from shd.config import load_params, section_config
 from shd.data.sample_store import SampleSet
-from shd.diffusion.export import load_model
+from shd.diffusion.api import load_model
 from shd.diffusion.sampler import WeightSampler
 from shd.fields.weight_set import WeightSet
 

@@ -249,8 +249,8 @@ def sampling_time(
 def nna_per_setting(model_dir: str, sample_dir: str, resolution: int, device: torch.device) -> list[dict]:
     """1-NNA (and MMD, COV) of a trained model per sampler setting vs the val + test surface clouds."""
     from shd.data.sample_store import SampleSet
+    from shd.diffusion.api import load_model
     from shd.diffusion.evaluate import generation_report
-    from shd.diffusion.export import load_model
 
     samples = SampleSet.open(sample_dir)
     ids = samples.ids(split="val") + samples.ids(split="test")
@@ -304,8 +304,8 @@ def normalization_experiment(weights: str, sample_dir: str, out: Path, steps: in
     import tempfile
 
     from shd.data.sample_store import SampleSet
+    from shd.diffusion.api import load_model
     from shd.diffusion.evaluate import generation_report
-    from shd.diffusion.export import load_model
     from shd.diffusion.train import train
     from shd.fields.weight_set import WeightSet
 

@@ -6,7 +6,7 @@ Three steps, because the GPU machine has neither great-expectations nor manifold
   2. on the GPU:  cd .gpurun && bash ../benchmarks/pipeline_gpu/run.sh     (wheels in ../.gpu_wheels)
   3. here:        python benchmarks/bench_pipeline_gpu.py collect FOLDER
      (FOLDER: run.sh's $OUT/gpurun, and its printed output as stdout.txt)
-`collect` reads the stage logs, metrics/eval.json and the per-sampler rows run.sh printed, writes
+`collect` reads the stage logs, reports/eval.json and the per-sampler rows run.sh printed, writes
 benchmarks/results/pipeline_cuda.json and the BENCHMARKS.md section.
 """
 
@@ -72,7 +72,7 @@ def collect(folder: Path, note: str | None) -> dict:
     stages = {m[0]: int(m[2]) for m in re.findall(r"STAGE (\w+) rc=(\d+) (\d+) s", stdout)}
     overfit = re.search(r"overfit: (\d+) shapes, IoU ([\d.]+), part IoU ([\d.]+)", stdout)
     sampler_rows = json.loads(next(line for line in stdout.splitlines() if line.startswith('[{"method"')))
-    evaluation = json.loads((folder / "gpurun" / "metrics" / "eval.json").read_text())
+    evaluation = json.loads((folder / "gpurun" / "reports" / "eval.json").read_text())
     config = json.loads((folder / "gpurun" / "model_config.json").read_text())
     gpu = next(line for line in stdout.splitlines() if "NVIDIA" in line).strip()
     fits = {"n_shapes": int(overfit[1]), "iou": float(overfit[2]), "part_iou": float(overfit[3])}

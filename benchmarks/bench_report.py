@@ -171,7 +171,7 @@ def main() -> None:
     cases: dict[str, dict[str, Any]] = {}
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
-        from shd.diffusion.sampler import sample_generated
+        from shd.diffusion.api import sample_generated
 
         category, _ = n_to_sample(project / "data/weights", project / "data/samples", EvaluateConfig())
         flat = sample_generated(

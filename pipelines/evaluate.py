@@ -7,20 +7,21 @@ interactive report (shd.report, params section `report`) is built from the stage
 the same MLflow run.
 """
 
-from pathlib import Path
-
+from shd import paths
 from shd.config import load_params, section_config
+from shd.devices import resolve_device
 from shd.errors import InputError
-from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, resolve_device, summary_line
+from shd.eval.evaluate import EvaluateConfig, evaluate_generator, evaluate_stage, summary_line
 from shd.fields.weight_set import WeightSet
 from shd.report import ReportConfig, build_report, from_project
-from shd.stage import console, main
+from shd.stage import console, main, write_metrics
 from shd.tracking.evaluation import log_evaluation
 
-WEIGHTS = Path("data/weights")
-SAMPLES = Path("data/samples")
-DIFFUSION = Path("models/diffusion")
-REPORT = Path("reports/eval_report.html")
+WEIGHTS, SAMPLES, DIFFUSION, REPORT = paths.WEIGHTS, paths.SAMPLES, paths.DIFFUSION, paths.EVAL_REPORT
+HEADLINE = {  # the headline numbers of reports/eval.json -> metrics/eval.json (DVC metrics, tracked)
+    **{k: k for k in ("mmd", "cov", "nna")},
+    "nna_train": "yardsticks.train_as_generator.nna",  # the train set as generator: the yardstick
+}
 
 
 def diffusion_sampler(cfg: EvaluateConfig):
@@ -28,10 +29,10 @@ def diffusion_sampler(cfg: EvaluateConfig):
     if not DIFFUSION.exists():
         return None
     try:
-        from shd.diffusion.sampler import sample_generated
+        from shd.diffusion.api import sample_generated
     except ImportError as exc:
         raise InputError(DIFFUSION, f"exists, but the diffusion package cannot sample it ({exc})") from None
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "evaluate.device")
     layout = WeightSet.open(WEIGHTS).layout  # a model trained on another layout is refused
     return lambda n, category, seed: sample_generated(
         DIFFUSION, n, category=category, seed=seed, device=device, layout=layout
@@ -47,6 +48,7 @@ def run() -> None:
         report = evaluate_stage(WEIGHTS, SAMPLES, cfg=cfg)
     else:
         report = evaluate_generator(sample, WEIGHTS, SAMPLES, cfg=cfg, generator_name="diffusion")
+    write_metrics(paths.EVAL_METRICS, report, HEADLINE)
     page = build_report(from_project("."), REPORT, report_cfg)
     log_evaluation(report, WEIGHTS, SAMPLES, cfg=cfg, extra_artifacts=[REPORT])  # one run: metrics + page
     console.print(summary_line(report), highlight=False)

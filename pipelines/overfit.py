@@ -8,20 +8,20 @@ The merged weight set is the one a single process writes (same shards, same shar
 
 import argparse
 import json
-from pathlib import Path
 
-import torch
-
+from shd import paths
 from shd.atomic import write_json
 from shd.config import load_params
+from shd.devices import resolve_device
 from shd.errors import InputError
 from shd.fields.config import OverfitConfig
 from shd.fields.fit import fit_sample_set, fit_with_fabric
 from shd.fields.report import iou_histogram
-from shd.stage import console, main
+from shd.stage import console, main, write_metrics
 from shd.tracking import log_stage_run
 
-WEIGHTS = Path("data/weights")
+WEIGHTS = paths.WEIGHTS
+HEADLINE = {"iou": "iou_mean", "part_iou": "iou_part_mean", "n_bad": "n_bad"}  # -> metrics/overfit.json
 
 
 def run() -> None:
@@ -38,8 +38,8 @@ def run() -> None:
 
     shard = parse_shard(arguments().shard)
     if shard is not None:
-        device = "cuda" if accelerator in ("auto", "cuda", "gpu") and torch.cuda.is_available() else "cpu"
-        summary = fit_sample_set("data/samples", WEIGHTS, cfg, device=device, shard=shard, progress=progress)
+        device = resolve_device("cuda" if accelerator == "gpu" else accelerator, "overfit.accelerator")
+        summary = fit_sample_set(paths.SAMPLES, WEIGHTS, cfg, device=device, shard=shard, progress=progress)
         if "n_shapes" not in summary:
             console.print(
                 f"overfit: shard {shard[0]}/{shard[1]} done ({summary['fitted_shards']} weight "
@@ -49,7 +49,7 @@ def run() -> None:
             return
     else:
         summary = fit_with_fabric(
-            "data/samples", WEIGHTS, cfg, accelerator=accelerator, devices=devices, progress=progress
+            paths.SAMPLES, WEIGHTS, cfg, accelerator=accelerator, devices=devices, progress=progress
         )
         if summary.get("rank", 0) != 0:  # Fabric: rank 0 reports
             return
@@ -60,14 +60,15 @@ def run() -> None:
         "fitted_shards": summary["fitted_shards"],
         "reused_shards": summary["reused_shards"],
     }
-    write_json("metrics/overfit.json", metrics)
-    iou_histogram(manifest["shapes"], "reports/overfit_iou.png")
+    write_json(paths.OVERFIT_REPORT, metrics)  # the summary with timings and shard counts
+    write_metrics(paths.OVERFIT_METRICS, metrics, HEADLINE)  # its deterministic numbers
+    iou_histogram(manifest["shapes"], paths.OVERFIT_IOU_PLOT)
     log_stage_run(
         "shd-overfit",
         f"overfit-{section.get('field', 'moe_equal')}",
         {"overfit": cfg.to_dict(), "accelerator": accelerator, "devices": devices},
         metrics,
-        artifacts=["metrics/overfit.json", "reports/overfit_iou.png", WEIGHTS / "manifest.json"],
+        artifacts=[paths.OVERFIT_REPORT, paths.OVERFIT_IOU_PLOT, WEIGHTS / "manifest.json"],
     )
     console.print(
         f"overfit: {metrics['n_shapes']} shapes, IoU {metrics['iou_mean']:.4f}, part IoU "

@@ -2,27 +2,31 @@
 
 import sys
 
+from shd import paths
 from shd.config import load_params, section_config
 from shd.data.validation import ValidationConfig, ValidationFailed, validate
-from shd.stage import console, main
+from shd.stage import console, main, write_metrics
+
+HEADLINE = {"pass_rate": "pass_rate"}  # reports/validation.json (drop list) -> metrics/validation.json
 
 
 def run() -> None:
     cfg = section_config(load_params(), "validate", ValidationConfig)
     try:
         report = validate(
-            "data/prepared",
-            "data/validated",
-            "reports/validation.json",
+            paths.PREPARED,
+            paths.VALIDATED,
+            paths.VALIDATION_REPORT,
             cfg,
-            docs_dir="reports/validation_docs",
+            docs_dir=paths.VALIDATION_DOCS,
         )
     except ValidationFailed as exc:
         console.print(f"[red]validation failed:[/red] {exc}", highlight=False)
         sys.exit(1)
+    write_metrics(paths.VALIDATION_METRICS, report, HEADLINE)
     console.print(
         f"validation: kept {report['n_kept']}/{report['n_total']} shapes "
-        f"(pass rate {report['pass_rate']:.1%}); drop list in reports/validation.json"
+        f"(pass rate {report['pass_rate']:.1%}); drop list in {paths.VALIDATION_REPORT}"
     )
 
 

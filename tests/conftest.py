@@ -1,4 +1,5 @@
-"""Session-wide fixtures shared by the test packages, and Triton's interpreter on CPU-only machines."""
+"""Session-wide fixtures shared by the test packages, Triton's interpreter on CPU-only machines, and the
+guard that fails the session when a test wrote into the checkout (tests/checkout_guard.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,32 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from tests.tiny_project import make_project, run_stages
+from tests import checkout_guard
+from tests.tiny_project import REPO, make_project, run_stages
+
+_GUARD = pytest.StashKey[checkout_guard.Snapshot]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Snapshot the checkout (not in xdist workers: the controller guards the whole session)."""
+    if not hasattr(session.config, "workerinput") and checkout_guard.is_git_checkout(REPO):
+        session.config.stash[_GUARD] = checkout_guard.snapshot(REPO)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session, naming the paths, when the checkout changed while the tests ran."""
+    before = session.config.stash.get(_GUARD, None)
+    if before is None:
+        return
+    changes = checkout_guard.changed_paths(before, checkout_guard.snapshot(REPO))
+    if changes:
+        message = checkout_guard.report(REPO, changes)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("\n" + message, red=True, bold=True)  # after the progress line
+        else:
+            print(message)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

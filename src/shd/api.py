@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shd import paths
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 # The one default model of the API and of every CLI command that samples: the folder the train stage
 # exports. It needs no MLflow store (the light install has none); models:/shd-airplane@champion is the
 # registry's pick.
-DEFAULT_MODEL = "models/diffusion/model"
+DEFAULT_MODEL = str(paths.MODEL)
 # Installed by `pip install 'shd[pipeline]'` (`make setup`), left out of the light install.
 PIPELINE_MODULES = ("dvc", "mlflow", "great_expectations", "optuna", "optuna_integration")
 PIPELINE_EXTRA = "pip install 'shd[pipeline]'"

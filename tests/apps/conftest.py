@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from shd.apps.config import AppsConfig
-from shd.diffusion.export import load_model
+from shd.diffusion.api import load_model
 from shd.fields.weight_set import WeightSet
 
 # The tiny project's 40-step fits never reach the reference iso-level logit(0.8) (their logits peak

@@ -132,7 +132,7 @@ def test_interpolate_and_complete_commands(common, tmp_path):
     [
         (
             ["complete", "--parent", "proc-airplane-00000", "--keep", "body,rudder"],
-            "part 'rudder': not a part of airplane; valid parts: body, wing, tail, engine",
+            "--keep: part 'rudder': not a part of airplane; valid parts: body, wing, tail, engine",
         ),
         (
             [
@@ -162,7 +162,7 @@ def test_interpolate_and_complete_commands(common, tmp_path):
                 "-n",
                 "3",
             ],
-            "identical copies",
+            "-n: 3 hybrids without harmonization would be 3 identical copies",
         ),
     ],
 )
@@ -171,3 +171,35 @@ def test_bad_input_is_one_line_and_exit_2(common, tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o" / "summary.json").exists()
+
+
+@pytest.mark.slow  # 27 s on the loaded 2-core machine
+def test_apps_command_writes_the_examples_and_the_quality_figures(common, tiny_project, tmp_path):
+    """`make apps`: the three example folders, then metrics JSON (was pipelines/apps.py, not a stage)."""
+    params = yaml.safe_dump(
+        {"apps": {**APPS, "harmonize": 0.3, "quality_pairs": 1, "quality_keep": ["body", "wing"]}}
+    )
+    (tmp_path / "params.yaml").write_text(params)
+    out, metrics = tmp_path / "apps", tmp_path / "apps.json"
+    samples = ["--samples", str(tiny_project / "data/samples")]
+    result = runner.invoke(app, ["apps", *common, *samples, "--out", str(out), "--metrics", str(metrics)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {"hybrid", "interpolate", "complete"}
+    assert json.loads(metrics.read_text())["completion"]["kept_bit_identical"] is True
+    assert f"wrote {out}, {metrics}" in result.output
+
+
+def test_library_parameter_names_become_the_commands_flags():
+    """The library names parameters (parts_a, n, frames); the CLI line names the flags users typed."""
+    from shd.cli.apps import hybrid, interpolate
+    from shd.cli.common import as_flags
+    from shd.errors import InputError
+
+    def shown(where, command):
+        return as_flags(InputError(where, "x"), command).where
+
+    assert shown("parts_a/parts_b", hybrid) == "--parts-a/--parts-b"
+    assert shown("parts_b: part 'wings'", hybrid) == "--parts-b: part 'wings'"
+    assert (shown("n", hybrid), shown("frames", interpolate)) == ("-n", "--steps")
+    assert shown("data/weights", hybrid) == "data/weights"  # a path stays a path
+    assert shown("parents", hybrid) == "parents"

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from shd.cli import app
-from shd.diffusion.export import load_model
+from shd.diffusion.api import load_model
 from shd.tracking.model_ref import load_sampler
 from shd.tracking.registry import build_card, register
 from tests.tiny_project import run_stage
@@ -157,7 +157,7 @@ def project(tiny_project, store, tmp_path_factory) -> Path:
 
 
 def test_register_stage_refuses_nan_metrics_then_alias_is_missing(project, monkeypatch, tmp_path):
-    record = json.loads((project / "metrics/register.json").read_text())
+    record = json.loads((project / "reports/register.json").read_text())
     assert record["name"] == "shd-airplane-chair" and record["decision"] == "refused"
     assert record["champion"] is None
     monkeypatch.chdir(project)
@@ -177,7 +177,7 @@ def test_register_stage_refuses_nan_metrics_then_alias_is_missing(project, monke
     assert info["data"]["dvc"] == {} or all(v for v in info["data"]["dvc"].values())
 
 
-def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(project, tmp_path):
+def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(project, tmp_path, monkeypatch):
     ckpt = project / "models/diffusion/checkpoints/last.ckpt"
     folder = project / "models/diffusion/model"
     assert torch.equal(
@@ -230,10 +230,18 @@ def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(proje
         "--device",
         "cpu",
     ]
+    cwd = tmp_path / "cwd"  # evaluate writes only beside --out: nothing lands in the working folder
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    project_eval = {p: p.read_bytes() for p in (project / "data" / "eval").iterdir()}
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert not list(cwd.iterdir())
+    assert {p: p.read_bytes() for p in (project / "data" / "eval").iterdir()} == project_eval
+    names = sorted(p.name for p in metrics.parent.iterdir())
+    assert names == ["cli.generated.safetensors", "cli.json", "cli.nn_cd.csv", "cli.png", "cli.samples.json"]
     report = json.loads(metrics.read_text())
-    stage = json.loads((project / "metrics/eval.json").read_text())
+    stage = json.loads((project / "reports/eval.json").read_text())
     assert report["generator"] == str(project / "models/diffusion/model")
     assert report["n_generated"] == stage["n_generated"] and report["n_reference"] == stage["n_reference"]
     assert metrics.with_suffix(".nn_cd.csv").exists()

@@ -44,7 +44,7 @@ def test_folder_report_is_self_contained(boxes, tmp_path):
 def test_run_id_report_downloads_the_run_and_logs_the_page(boxes, tmp_path, monkeypatch):
     monkeypatch.chdir(boxes)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    report = json.loads((boxes / "metrics/eval.json").read_text())
+    report = json.loads((boxes / "reports/eval.json").read_text())
     run_id = log_evaluation(
         report, "data/weights", "data/samples", EvalPaths(), EvaluateConfig(render_count=0)
     )

@@ -178,6 +178,17 @@ def test_points_and_mesh_paths_share_one_orientation(
         assert extent[1] < extent[0] and extent[1] < extent[2]
 
 
+def test_both_paths_record_the_same_import_metadata(
+    points_only_v0: PreparedShape, mesh_import: PreparedShape
+) -> None:
+    """Rotation, grid and centring are written by one helper for both paths, then each path's own keys."""
+    common = ("rotation", "grid_resolution", "center_mode", "centre", "scale", "layout", "points_file")
+    for key in common:
+        assert key in points_only_v0.meta and key in mesh_import.meta, key
+    assert points_only_v0.meta["rotation"] == mesh_import.meta["rotation"]
+    assert list(points_only_v0.meta)[:3] == list(mesh_import.meta)[:3] == list(common[:3])
+
+
 def _meshes_root_with(tmp_path: Path, mesh: trimesh.Trimesh | None) -> Path:
     root = tmp_path / "meshes"
     folder = root / SYN / V0_ID / "models"

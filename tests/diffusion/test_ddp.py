@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from shd.diffusion.export import load_model
+from shd.diffusion.api import load_model
 
 from .conftest import make_weight_set, random_weights
 

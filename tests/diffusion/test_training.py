@@ -9,9 +9,9 @@ import mlflow
 import pytest
 import torch
 
+from shd.diffusion.api import load_model, sample_generated
 from shd.diffusion.callbacks import RUN_FILE
-from shd.diffusion.export import export_model, load_model
-from shd.diffusion.sampler import sample_generated
+from shd.diffusion.export import export_model, read_config
 from shd.diffusion.train import train
 
 from .conftest import make_weight_set, random_weights
@@ -229,3 +229,80 @@ def test_switching_speed_options_resumes_the_run(store, tmp_path):
     )
     assert second["resumed"] and second["run_id"] == first["run_id"]
     assert second["global_step"] == 2 * first["global_step"]
+
+
+SHORT = {**QUIET, "batch_size": 4, "max_epochs": 1, "checkpoint_every": 1, "val_check_every": 1}
+SMALL_NET = {"depth": 1, "width": 32, "heads": 2}
+
+
+def _short_run(ws: Path, out: Path, store: Path, **train_options) -> dict:
+    return train(ws, {"net": SMALL_NET, "train": {**SHORT, **train_options}}, out, tracking_root=store)
+
+
+def _trained_fingerprint(ws: Path) -> str:
+    """The data fingerprint of a weight set as the trainer loads it (independently of any export)."""
+    from shd.diffusion.datamodule import data_fingerprint, load_split
+    from shd.fields.weight_set import WeightSet
+
+    weights = WeightSet.open(ws)
+    return data_fingerprint(weights, load_split(weights, "train"), load_split(weights, "val"))
+
+
+def test_changed_data_trains_afresh_and_the_export_names_the_new_data(store, tmp_path):
+    """`dvc exp run -S overfit...` refits the weights: training must not resume the old checkpoints
+    (which had reached max_epochs, so nothing would train) and export their weights as the new data's.
+    The refit here even keeps the shards' config fingerprint: only the weights themselves differ."""
+    splits, cats = ["train"] * 4 + ["val"], ["airplane"] * 5
+    ws = make_weight_set(tmp_path / "weights", random_weights(5, seed=3), splits, cats)
+    first = _short_run(ws, tmp_path / "out", store)
+    old_net = load_model(first["model_dir"], "cpu").net.state_dict()
+    make_weight_set(tmp_path / "weights", random_weights(5, seed=4), splits, cats)  # the refit
+
+    second = _short_run(ws, tmp_path / "out", store)
+    assert not second["resumed"] and second["global_step"] == first["global_step"] > 0
+    assert second["train_loss"] is not None  # it trained
+    new_net = load_model(second["model_dir"], "cpu").net.state_dict()
+    assert not all(torch.equal(old_net[k], new_net[k]) for k in old_net)
+    assert second["data_fingerprint"] == _trained_fingerprint(ws) != first["data_fingerprint"]
+    exported = read_config(second["model_dir"])
+    assert exported["data_fingerprint"] == _trained_fingerprint(ws)
+    assert [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith("checkpoints-")]
+
+
+@pytest.mark.parametrize(
+    "change", [{"lr": 1e-3}, {"seed": 1}, {"batch_size": 2}, {"ema_decay": 0.9}, {"normalization": "scalar"}]
+)
+def test_a_changed_training_param_trains_afresh(store, tmp_path, change):
+    """Optimizer, seed, batch, EMA or normalization changed: the old trajectory is not continued (its
+    checkpoints are moved aside), even with max_epochs raised at the same time."""
+    ws = make_weight_set(tmp_path / "weights", random_weights(5), ["train"] * 4 + ["val"], ["airplane"] * 5)
+    first = _short_run(ws, tmp_path / "out", store)
+    second = _short_run(ws, tmp_path / "out", store, max_epochs=2, **change)
+    assert not second["resumed"] and second["run_id"] != first["run_id"]
+    batches = -(-4 // change.get("batch_size", 4))
+    assert second["global_step"] == 2 * batches and second["epochs"] == 2
+    aside = [p for p in (tmp_path / "out").iterdir() if p.name.startswith("checkpoints-")]
+    assert len(aside) == 1 and (aside[0] / "last.ckpt").exists()
+
+
+def test_raised_max_epochs_resumes_and_trains_the_extra_epochs(store, tmp_path):
+    """The same data and settings with more epochs: continuing is right, and the extra epochs train."""
+    ws = make_weight_set(tmp_path / "weights", random_weights(5), ["train"] * 4 + ["val"], ["airplane"] * 5)
+    first = _short_run(ws, tmp_path / "out", store)
+    second = _short_run(ws, tmp_path / "out", store, max_epochs=3)
+    assert second["resumed"] and second["run_id"] == first["run_id"]
+    assert second["global_step"] == 3 * first["global_step"] and second["epochs"] == 3
+    assert second["train_loss"] is not None
+    assert read_config(second["model_dir"])["data_fingerprint"] == _trained_fingerprint(ws)
+    # fewer epochs than the checkpoint already has: continuing would export an overtrained model
+    third = _short_run(ws, tmp_path / "out", store, max_epochs=2)
+    assert not third["resumed"] and third["global_step"] == 2 * first["global_step"]
+
+
+def test_a_longer_run_under_a_decaying_lr_trains_afresh(store, tmp_path):
+    """With a cosine lr schedule the length sets every step's lr: a raised max_epochs is another
+    trajectory, so it does not continue the shorter run's checkpoints."""
+    ws = make_weight_set(tmp_path / "weights", random_weights(5), ["train"] * 4 + ["val"], ["airplane"] * 5)
+    first = _short_run(ws, tmp_path / "out", store, lr_schedule="cosine")
+    second = _short_run(ws, tmp_path / "out", store, lr_schedule="cosine", max_epochs=2)
+    assert not second["resumed"] and second["global_step"] == 2 * first["global_step"]

@@ -118,6 +118,16 @@ def test_metrics_equal_a_direct_generation_metrics_call(project, staged):
     assert report["mmd"] == pytest.approx(direct["mmd"], rel=1e-9)
     assert report["cov"] == pytest.approx(direct["cov"])
     assert report["nna"] == pytest.approx(direct["1-nna"])
+    assert report["nna_ci95"] == pytest.approx(direct["1-nna_ci95"])  # same resamples (seed)
+
+
+def test_every_row_and_the_summary_line_carry_the_1nna_interval(staged):
+    report, _ = staged
+    for row in (report, *report["yardsticks"].values()):
+        low, high = row["nna_ci95"]
+        assert low <= row["nna"] <= high and row["nna_resamples"] == CFG.nna_resamples
+    low, high = report["nna_ci95"]
+    assert f"(95% CI {low:.3f}-{high:.3f})" in ev.summary_line(report)
 
 
 def test_nan_weights_count_as_empty_and_do_not_crash(project):

@@ -3,11 +3,15 @@ import pytest
 
 from shd.eval.chamfer import chamfer_matrix
 from shd.eval.metrics import (
+    bootstrap_draws,
     generation_metrics,
     mmd_cov,
     n_to_generate,
+    nearest_in,
     novelty,
     one_nna,
+    one_nna_ci,
+    one_nna_resampled,
     part_chamfer,
     part_metrics,
 )
@@ -124,5 +128,95 @@ def test_novelty_against_the_training_sets_own_spacing():
     assert out["skipped_generated"] == 1 and out["normalization"] == "unit_std"
 
 
+def test_training_spacing_is_computed_once_per_training_set_and_nearest_can_be_passed(monkeypatch):
+    import shd.eval.metrics as metrics
+
+    rng = np.random.default_rng(5)
+    train, gen = rng.normal(size=(6, 16, 3)), rng.normal(size=(3, 16, 3))
+    calls = []
+    real = metrics.chamfer_matrix
+
+    def counting(x, y=None, **kw):
+        calls.append((len(x), None if y is None else len(y)))
+        return real(x, y, **kw)
+
+    monkeypatch.setattr(metrics, "chamfer_matrix", counting)
+    first = novelty(gen, train, normalization="bbox")
+    near = nearest_in(gen, train, normalization="bbox")
+    calls.clear()
+    again = novelty(gen, train, normalization="bbox", nearest=near)
+    assert calls == []  # neither the training matrix nor the nearest search ran again
+    assert again == first
+    novelty(gen, train[:5], normalization="bbox")
+    assert (5, None) in calls  # another training set: its own matrix
+
+
 def test_oversampling_count():
     assert n_to_generate(606) == 667 and n_to_generate(10) == 11 and n_to_generate(0) == 0
+
+
+def _distances(g: int, r: int, shift: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Euclidean distance matrices of g generated and r reference points in the plane (no ties)."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(g, 2)), rng.normal(size=(r, 2)) + shift
+
+    def d(a, b):
+        return np.linalg.norm(a[:, None] - b[None], axis=-1)
+
+    return d(x, x), d(x, y), d(y, y)
+
+
+def _resampled_by_brute_force(d_gg, d_gr, d_rr, n_resamples, seed):
+    """Each resample built as an explicit matrix, copies of one cloud never each other's neighbour."""
+    g, r = d_gr.shape
+    full = np.block([[d_gg, d_gr], [d_gr.T, d_rr]])
+    out = []
+    for gi, ri in bootstrap_draws(g, r, n_resamples, seed):
+        idx = np.r_[gi, g + ri]
+        m = full[np.ix_(idx, idx)].copy()
+        m[idx[:, None] == idx[None, :]] = np.inf
+        is_gen = idx < g
+        out.append((is_gen[m.argmin(axis=1)] == is_gen).mean())
+    return np.array(out)
+
+
+def test_resampled_1nna_matches_explicit_resampled_matrices():
+    d = _distances(15, 12, 0.5, seed=3)
+    fast = one_nna_resampled(*d, n_resamples=40, seed=5)
+    np.testing.assert_allclose(fast, _resampled_by_brute_force(*d, 40, 5), rtol=1e-12)
+
+
+def test_resampled_1nna_finds_a_neighbour_beyond_the_nearest_columns(monkeypatch):
+    # with only the 2 nearest columns searched first, many rows fall back to their full neighbour order
+    import shd.eval.metrics as metrics
+
+    monkeypatch.setattr(metrics, "_NEAR_COLUMNS", 2)
+    d = _distances(15, 12, 0.5, seed=4)
+    np.testing.assert_allclose(
+        one_nna_resampled(*d, n_resamples=40, seed=1), _resampled_by_brute_force(*d, 40, 1), rtol=1e-12
+    )
+
+
+def test_1nna_interval_contains_the_estimate_shrinks_with_more_samples_and_is_seeded():
+    small, large = _distances(20, 20, 0.7, seed=0), _distances(300, 300, 0.7, seed=0)
+    for d in (small, large):
+        low, high = one_nna_ci(*d, n_resamples=300, seed=0)
+        assert low <= one_nna(*d)["1-nna"] <= high
+    width = {n: np.diff(one_nna_ci(*d, n_resamples=300, seed=0))[0] for n, d in (("s", small), ("l", large))}
+    assert width["l"] < 0.5 * width["s"]  # ~1/sqrt(n): 15x the samples, ~1/4 the width
+    assert one_nna_ci(*large, seed=7) == one_nna_ci(*large, seed=7)
+    seeded = one_nna_resampled(*small, n_resamples=50, seed=7)
+    np.testing.assert_array_equal(seeded, one_nna_resampled(*small, n_resamples=50, seed=7))
+    assert not np.array_equal(seeded, one_nna_resampled(*small, n_resamples=50, seed=8))
+
+
+def test_separated_sets_have_a_point_interval_and_the_report_carries_it():
+    low, high = one_nna_ci(*_distances(10, 10, 50.0, seed=1), n_resamples=100)
+    assert low == high == 1.0  # every resample still separates them perfectly
+    rng = np.random.default_rng(4)
+    report = generation_metrics(
+        rng.normal(size=(6, 16, 3)), rng.normal(size=(6, 16, 3)), normalization="bbox"
+    )
+    low, high = report["1-nna_ci95"]
+    assert low <= report["1-nna"] <= high and report["nna_resamples"] == 1000
+    assert np.isnan(generation_metrics(GEN, REF, normalization="bbox", nna_resamples=0)["1-nna_ci95"]).all()

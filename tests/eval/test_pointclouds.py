@@ -39,12 +39,26 @@ def test_sampling_is_seeded_and_skips_what_cannot_be_sampled():
     assert not np.array_equal(sample_clouds(meshes, 64, seed=4).points, a.points)
 
 
-def test_unit_std_normalization_centres_and_scales_each_cloud():
+def test_unit_std_matches_the_reference_test_code_on_an_off_centre_cloud():
+    # Two points, (0, 0, 0) and (2, 4, 6): centroid (1, 2, 3), off the x = y = z line.
+    # Scale = unbiased std of the 6 coordinates as given, 0 0 0 2 4 6: mean 2, squared deviations
+    # 4 4 4 0 4 16 = 32, / (6 - 1) = 6.4, so scale = sqrt(6.4) (the centred coordinates -1 -2 -3 1 2 3
+    # would give sqrt(28 / 5) = sqrt(5.6) instead). Result: +-(1, 2, 3) / sqrt(6.4).
+    cloud = np.array([[0.0, 0.0, 0.0], [2.0, 4.0, 6.0]])
+    expected = np.array([[-1.0, -2.0, -3.0], [1.0, 2.0, 3.0]]) / np.sqrt(6.4)
+    np.testing.assert_allclose(normalize(cloud, "unit_std"), expected, rtol=1e-12)
+    np.testing.assert_allclose(normalize(cloud[None], "unit_std")[0], expected, rtol=1e-12)
+
+
+def test_unit_std_centres_each_cloud_and_uses_its_own_scale():
     rng = np.random.default_rng(0)
-    clouds = rng.normal(size=(3, 500, 3)) * [1, 2, 3] + [4, -1, 0.5]
+    clouds = (
+        rng.normal(size=(3, 500, 3)) * [1, 2, 3] + np.array([[4, -1, 0.5], [0, 0, 0], [-2, 5, 1]])[:, None]
+    )
     out = normalize(clouds, "unit_std")
     np.testing.assert_allclose(out.mean(axis=1), 0, atol=1e-12)
-    np.testing.assert_allclose(out.reshape(3, -1).std(axis=1, ddof=1), 1, rtol=1e-12)
+    for c, o in zip(clouds, out, strict=True):  # each cloud divided by its own (uncentred) scale
+        np.testing.assert_allclose(o * c.std(ddof=1), c - c.mean(axis=0), rtol=1e-12)
 
 
 def test_bbox_normalization_fits_the_longest_side_to_one():
@@ -63,3 +77,5 @@ def test_single_cloud_unknown_name_and_degenerate_cloud():
     with pytest.raises(InputError, match="unit_std, bbox"):
         normalize(cloud, "lion")
     assert np.isnan(normalize(np.ones((1, 10, 3)), "unit_std")).all()
+    # all points at (1, 2, 3): the uncentred coordinates have a spread, but the cloud is one point
+    assert np.isnan(normalize(np.tile([1.0, 2.0, 3.0], (1, 10, 1)), "unit_std")).all()

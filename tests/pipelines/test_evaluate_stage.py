@@ -53,7 +53,7 @@ def stage_run():
 
 def test_entry_evaluates_test_reconstructions_and_logs_one_run(project):
     stage_run()()
-    report = json.loads(Path("metrics/eval.json").read_text())
+    report = json.loads(Path("reports/eval.json").read_text())
     assert report["generator"] == "test_reconstruction" and report["n_reference"] == SPLITS.count("test")
     assert report["yardsticks"]["single_baseline"]["weights"] == "data/weights_single"
     assert Path("plots/eval/nn_cd.csv").exists() and Path("reports/eval_grid.png").exists()
@@ -90,7 +90,7 @@ def test_diffusion_samples_are_evaluated_once_the_model_exists(project, monkeypa
         return ws.load_flat(ws.ids(split="train"))[:n]
 
     monkeypatch.setitem(
-        sys.modules, "shd.diffusion.sampler", types.SimpleNamespace(sample_generated=sample_generated)
+        sys.modules, "shd.diffusion.api", types.SimpleNamespace(sample_generated=sample_generated)
     )
     (project / "models/diffusion").mkdir(parents=True)
     try:
@@ -98,7 +98,7 @@ def test_diffusion_samples_are_evaluated_once_the_model_exists(project, monkeypa
         stage_run()()
     finally:
         (project / "models/diffusion").rmdir()
-    report = json.loads(Path("metrics/eval.json").read_text())
+    report = json.loads(Path("reports/eval.json").read_text())
     assert calls == [(Path("models/diffusion"), 4, "airplane", 0)]  # ceil(1.1 x 3 references)
     assert report["generator"] == "diffusion" and report["n_generated"] == 4
     assert report["yardsticks"]["single_baseline"] is None

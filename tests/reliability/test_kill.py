@@ -3,7 +3,7 @@
 - overfit: finished weight shards are kept (untouched) and the rerun ends with the weights of an
   uninterrupted run with the same seed (the session's tiny project is that run);
 - train: the rerun resumes from the last checkpoint, in the same MLflow run;
-- evaluate: metrics/eval.json is all-or-nothing (the old complete file or the new one);
+- evaluate: reports/eval.json is all-or-nothing (the old complete file or the new one);
 - `dvc repro` after a kill finishes cleanly and leaves the pipeline up to date.
 """
 
@@ -67,7 +67,7 @@ def check_overfit_after_kill(root: Path, reference: Path, out: Outcome) -> None:
     kept = shard_times(weights)
     rerun_ok(root, "overfit")
     assert {k: v for k, v in shard_times(weights).items() if k in kept} == kept  # finished shards kept
-    metrics = json.loads((root / "metrics/overfit.json").read_text())
+    metrics = json.loads((root / "reports/overfit.json").read_text())
     assert metrics["reused_shards"] >= len(kept)
     assert_same_weights(weights, reference)
     assert not leftover_temporaries(weights) and not leftover_temporaries(root / "metrics")
@@ -128,7 +128,7 @@ def test_train_resumes_from_its_last_checkpoint_in_the_same_run(project_copy, se
     step = torch.load(ckpt / "last.ckpt", weights_only=True, map_location="cpu")["global_step"]
     assert step > 0
     rerun_ok(root, "train")
-    summary = json.loads((root / "metrics/train.json").read_text())
+    summary = json.loads((root / "reports/train.json").read_text())
     assert summary["resumed"] and summary["run_id"] == run_id and summary["epochs"] == 6
     import mlflow
 
@@ -138,14 +138,14 @@ def test_train_resumes_from_its_last_checkpoint_in_the_same_run(project_copy, se
 
 
 def _eval_json_states(root: Path) -> object:
-    path = root / "metrics/eval.json"
+    path = root / "reports/eval.json"
     return json.loads(path.read_text()) if path.exists() else None  # raises on a half-written file
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_evaluate_is_all_or_nothing(project_copy, seed, record_property):
-    keep = ("data/samples", "data/weights", "models/diffusion", "metrics/eval.json")
+    keep = ("data/samples", "data/weights", "models/diffusion", "reports/eval.json")
     root = project_copy(keep, evaluate={"seed": seed + 1})
     before = _eval_json_states(root)
     probe = project_copy(keep[:3], name="probe", evaluate={"seed": seed + 1})
@@ -198,4 +198,4 @@ def test_dvc_repro_after_kills_finishes_cleanly(project_copy, record_property):
         assert done.returncode == 0, (stage, done.stdout[-3000:], done.stderr[-3000:])
     status = dvc(root, "status")
     assert status.returncode == 0 and "up to date" in status.stdout.lower(), status.stdout
-    assert json.loads((root / "metrics/eval.json").read_text())["n_generated"] >= 1
+    assert json.loads((root / "reports/eval.json").read_text())["n_generated"] >= 1

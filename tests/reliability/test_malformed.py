@@ -35,8 +35,7 @@ from shd.data.shapenetpart import (
     parse_v0,
     parse_v0_normal,
 )
-from shd.diffusion.export import load_model
-from shd.diffusion.sampler import sample_generated
+from shd.diffusion.api import load_model, sample_generated
 from shd.errors import InputError
 from shd.fields.fit import fit_sample_set
 from shd.fields.weight_set import WeightSet

@@ -8,6 +8,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -75,7 +76,21 @@ def test_overfit_stage_with_a_nan_shape_finishes(project_copy):
     assert done.returncode == 0, done.stderr
     ws = WeightSet.open(root / "data/weights")
     assert ws.ids(status="failed") == [bad] and len(ws.ids(status=None)) > 1
-    assert json.loads((root / "metrics/overfit.json").read_text())["n_failed"] == 1
+    assert json.loads((root / "reports/overfit.json").read_text())["n_failed"] == 1
+
+
+class DivergeAt(pl.Callback):
+    """The weights turn NaN at the start of epoch `epoch`, so the loss does too: a divergence in the middle
+    of a training whose params did not change (a changed lr would train afresh, not resume)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            with torch.no_grad():
+                for param in pl_module.net.parameters():
+                    param.fill_(float("nan"))
 
 
 def test_diverging_diffusion_training_stops_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -86,14 +101,15 @@ def test_diverging_diffusion_training_stops_and_keeps_the_last_good_checkpoint(t
     last = out / "checkpoints" / "last.ckpt"
     kept = last.read_bytes()
     metrics = tmp_path / "train.json"
-    diverging = {"net": NET, "train": {**good["train"], "max_epochs": 3, "lr": 1e30}}
+    longer = {"net": NET, "train": {**good["train"], "max_epochs": 3}}
     with pytest.raises(TrainingDiverged, match=r"non-finite loss .* at step \d+ .*last\.ckpt is kept"):
-        train(ws, diverging, out, tracking_root=store, metrics_path=metrics)
+        train(ws, longer, out, tracking_root=store, metrics_path=metrics, callbacks=[DivergeAt(1)])
     assert last.read_bytes() == kept and not metrics.exists()
     state = torch.load(last, weights_only=True, map_location="cpu")["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     again = train(ws, {**good, "train": {**good["train"], "max_epochs": 2}}, out, tracking_root=store)
     assert again["resumed"] and again["run_id"] == first["run_id"]  # the kept checkpoint resumes
+    assert again["global_step"] == 2 * first["global_step"]
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, 1e30], ids=["nan", "inf", "huge"])
@@ -112,7 +128,7 @@ def test_bad_sampled_weights_are_empty_shapes_in_the_metrics(tiny_project, tmp_p
     )
     assert report["n_generated"] == 3 and report["n_empty"] >= 1
     assert report["n_evaluated"] + report["n_empty"] + report.get("clipped_generated", 0) >= 3 - 1
-    written = json.loads((tmp_path / "metrics/eval.json").read_text())  # strict JSON: no NaN tokens
+    written = json.loads((tmp_path / "reports/eval.json").read_text())  # strict JSON: no NaN tokens
     assert written["n_empty"] == report["n_empty"]
     every = evaluate_stage(
         tiny_project / "data/weights",

@@ -78,7 +78,7 @@ def test_overfit_keeps_its_results_when_the_server_is_down(project_copy, unreach
     assert (root / "data/weights/manifest.json").exists() and (root / "metrics/overfit.json").exists()
     back = run_stage(root, "overfit")
     assert back.returncode == 0, back.stderr
-    assert json.loads((root / "metrics/overfit.json").read_text())["fitted_shards"] == 0
+    assert json.loads((root / "reports/overfit.json").read_text())["fitted_shards"] == 0
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import torch
 
 from shd.data.sample_store import SampleSet
 from shd.data.shape import PreparedShape
-from shd.diffusion.export import load_model
+from shd.diffusion.api import load_model
 from shd.diffusion.train import train
 from shd.errors import InputError
 from shd.fields.weight_set import WeightSet

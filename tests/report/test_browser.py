@@ -1,10 +1,11 @@
 """The evaluate stage's report opened in headless Chromium with no network (as CI can: `make browser`).
 
 Checks what a person would: no console errors, every viewer drew a shape (read back from a screenshot
-of its box, not from the page's own claim), and the metrics table shows metrics/eval.json. Two pages:
+of its box, not from the page's own claim), and the metrics table shows reports/eval.json. Two pages:
 the one the tiny pipeline's evaluate stage wrote (end to end; its 40-step fits mesh to nothing) and one
 of a real evaluation of box fields (tests/eval/evaluate_data.py), whose shapes do mesh. One full-page
-screenshot is kept in tests/_artifacts/report.png.
+screenshot is kept as report.png in the session's pytest temp folder (tests write nothing into the
+checkout), or in $SHD_TEST_ARTIFACTS when set (a CI job that uploads it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -20,11 +22,23 @@ import pytest
 from PIL import Image
 
 from shd.report import ReportConfig
-from shd.report.browser import Browser
+from shd.report.browser import Browser, find_chromium
 
 from .boxes import APP_MESHES, build_box_report
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "_artifacts"
+NO_CHROMIUM = (
+    "Chromium not found (looked for /usr/bin/chromium and `chromium` on PATH): install it with "
+    "`sudo apt-get install chromium` (Debian/Ubuntu) or `make browser`; CI (CI=true) installs it"
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _chromium():
+    """Browser tests need Chromium: skipped with how to get it, except under CI, where they fail."""
+    if find_chromium() is None:
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(NO_CHROMIUM)
+
+
 VIEWERS = "document.querySelectorAll('.viewer[data-mesh]')"
 
 
@@ -40,7 +54,10 @@ def _expected_viewers(project: Path, max_shapes: int, worst: int) -> int:
 def _dig(data, dotted: str):
     """The value at a dotted path of eval.json; None where a level is missing (shown as n/a)."""
     for key in dotted.split("."):
-        data = None if data is None else data.get(key)
+        if isinstance(data, list):  # an interval: .0 low, .1 high
+            data = data[int(key)]
+        else:
+            data = None if data is None else data.get(key)
     return data
 
 
@@ -50,7 +67,7 @@ def _drawn(png: bytes) -> tuple[float, int]:
     return float((pixels.min(axis=1) < 235).mean()), len(np.unique(pixels // 16, axis=0))
 
 
-def visit(page: Path, shot: str | None = None) -> dict:
+def visit(page: Path, shot: Path | None = None) -> dict:
     """Open the page, scroll every viewer into view (they start lazily, as a reader scrolls) and read
     back its pixels, the shown table values, the console and the requests."""
     with Browser(width=1280, height=900, timeout=120) as browser:
@@ -72,8 +89,8 @@ def visit(page: Path, shot: str | None = None) -> dict:
         turned = drag_first_viewer(browser) if n else None
         if shot:
             browser.evaluate("window.scrollTo(0, 0)")
-            ARTIFACTS.mkdir(exist_ok=True)
-            (ARTIFACTS / shot).write_bytes(browser.screenshot())
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            shot.write_bytes(browser.screenshot())
         state = browser.evaluate("window.shdReport")
         return {"log": browser.log, "boxes": boxes, "cells": cells, "state": state, "turned": turned}
 
@@ -107,7 +124,9 @@ def boxes_page(tmp_path_factory) -> tuple[Path, dict]:
     """The report of a real evaluation of box-field shapes (shapes that mesh at any resolution), with
     the single-MLP baseline and one application panel."""
     root = build_box_report(tmp_path_factory.mktemp("boxes"))
-    return root, visit(root / "reports/eval_report.html", shot="report.png")
+    kept = os.environ.get("SHD_TEST_ARTIFACTS")
+    shots = Path(kept) if kept else tmp_path_factory.mktemp("artifacts")
+    return root, visit(root / "reports/eval_report.html", shot=shots / "report.png")
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +141,8 @@ def check_offline_and_quiet(opened: dict) -> None:
 
 
 def check_metrics_table(project: Path, opened: dict) -> None:
-    """Every value the page shows under a metrics key equals metrics/eval.json at 4 significant digits."""
-    metrics = json.loads((project / "metrics/eval.json").read_text())
+    """Every value the page shows under a metrics key equals reports/eval.json at 4 significant digits."""
+    metrics = json.loads((project / "reports/eval.json").read_text())
     assert {"mmd", "yardsticks.train_as_generator.mmd"} <= {k for k, _ in opened["cells"]}
     for key, text in opened["cells"]:
         value = _dig(metrics, key)
@@ -158,6 +177,6 @@ def test_metrics_table_shows_eval_json(boxes_page, stage_page):
     root, opened = boxes_page
     keys = {k for k, _ in opened["cells"]}
     for row in ("", "yardsticks.train_as_generator.", "yardsticks.single_baseline."):
-        assert {f"{row}mmd", f"{row}cov", f"{row}nna"} <= keys
+        assert {f"{row}mmd", f"{row}cov", f"{row}nna", f"{row}nna_ci95.0", f"{row}nna_ci95.1"} <= keys
     check_metrics_table(root, opened)
     check_metrics_table(*stage_page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -92,3 +93,17 @@ def test_display_meshes_keep_to_the_face_budget(boxes):
     for m in capped:
         assert m.ok and (len(m.faces) <= 800 or m.meta["resolution"] == MIN_RESOLUTION)
         assert m.meta["resolution"] < 40
+
+
+def test_the_quality_table_panel_is_on_the_page_when_the_table_exists(boxes, tmp_path):
+    from shd.report import ReportConfig
+    from shd.report.build import build_page
+
+    from .test_quality import _table
+
+    cfg = ReportConfig(max_shapes=0, worst_covered=0, apps=str(tmp_path / "none"))
+    assert 'id="quality"' not in build_page(from_project(boxes), cfg)[0]
+    table = tmp_path / "quality_table.json"
+    table.write_text(json.dumps(_table()))
+    text = build_page(from_project(boxes), replace(cfg, quality_table=str(table)))[0]
+    assert 'id="quality"' in text and 'id="novelty-scatter"' in text

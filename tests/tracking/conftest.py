@@ -60,7 +60,7 @@ def export_tiny_model(folder: Path, seed: int = 0) -> Path:
 def eval_report(
     nna: float | None, mmd: float | None = 0.5, cov: float | None = 0.5, resolution: int = 64
 ) -> dict:
-    """The fields of metrics/eval.json that registration reads."""
+    """The fields of reports/eval.json that registration reads."""
     return {
         "generator": "diffusion",
         "category": "airplane",

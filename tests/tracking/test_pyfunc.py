@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from shd.diffusion.export import load_model
+from shd.diffusion.api import load_model
 from shd.errors import InputError
 from shd.mlflow_store import tracking_uri
 from shd.tracking.model_ref import load_sampler, resolve_model_folder
@@ -75,7 +75,9 @@ def test_logged_model_has_a_signature_and_a_torch_requirement_a_cuda_machine_mee
     assert torch_req == [f"torch>={major_minor}"], requirements
     assert not any("+" in r for r in requirements)  # no local build tag such as +cpu
     # a request typed as the schema says (ints where doubles are expected are widened) still samples
-    out = mlflow.pyfunc.load_model(f"models:/{NAME}/{record['version']}").predict({"n": 1, "steps": 2, "guidance": 1})
+    out = mlflow.pyfunc.load_model(f"models:/{NAME}/{record['version']}").predict(
+        {"n": 1, "steps": 2, "guidance": 1}
+    )
     assert out["weights"].shape[0] == 1
 
 

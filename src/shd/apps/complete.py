@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from shd.apps.config import DEFAULTS, AppsConfig
@@ -21,7 +22,11 @@ from shd.apps.outputs import OutputFolder, mesh_all, part_cd
 from shd.apps.parents import expert_mask, part_indices, part_names, resolve_parents
 from shd.diffusion.sampler import WeightSampler
 from shd.errors import InputError
+from shd.eval.meshing import MeshResult
 from shd.fields.weight_set import WeightSet
+
+# a part whose fits reach less than this mean IoU is named as the likely reason it is generated empty
+POOR_PART_IOU = 0.5
 
 
 def complete_parts(
@@ -47,11 +52,11 @@ def complete_parts(
             "parents", f"expected (P, {sampler.layout.dim}) weight vectors, got {tuple(parents.shape)}"
         )
     if not keep:
-        raise InputError("--keep", "name at least one part to keep (nothing kept is plain sampling)")
+        raise InputError("keep", "name at least one part to keep (nothing kept is plain sampling)")
     if len(set(keep)) >= sampler.layout.n_experts:
-        raise InputError("--keep", "every part is kept: nothing left to generate")
+        raise InputError("keep", "every part is kept: nothing left to generate")
     if n < 1:
-        raise InputError("-n", f"must be >= 1, got {n}")
+        raise InputError("n", f"must be >= 1, got {n}")
     mask = expert_mask(sampler, keep)
     rows = parents.repeat_interleave(n, 0)
     filled = sampler.inpaint(
@@ -63,6 +68,52 @@ def complete_parts(
             sampler, out, harmonize, steps=steps, category=category, seed=seed + 1, guidance=guidance
         )
     return out
+
+
+def part_faces(mesh: MeshResult, n_parts: int) -> list[int]:
+    """Faces labelled with each part (arg-max expert at the face); zeros for a failed mesh."""
+    if not mesh.ok:
+        return [0] * n_parts
+    return np.bincount(mesh.face_labels, minlength=n_parts)[:n_parts].tolist()
+
+
+def same_mesh(a: MeshResult, b: MeshResult) -> bool:
+    return a.ok and b.ok and np.array_equal(a.faces, b.faces) and np.array_equal(a.vertices, b.vertices)
+
+
+def empty_parts_warning(
+    empty: Sequence[str],
+    n_same: int,
+    n: int,
+    parts: Sequence[str],
+    category: str,
+    weights: WeightSet | None,
+    level: float,
+) -> str | None:
+    """Why a completion can look like its parent: the generated parts have no surface. A model learns
+    that from its training fits when they lack the part (at the CPU budget the airplane tail fin is
+    never fitted: part IoU 0), so the fits' mean part IoU is named when the weight set is at hand."""
+    if not empty:
+        return None
+    text = f"{', '.join(empty)} came out empty in every completion (no surface at level {level:.3g})"
+    if n_same:
+        text += f"; {n_same} of {n} completions mesh exactly like the parent"
+    if weights is not None:
+        rows = [weights.record(s).get("part_iou") or [] for s in weights.ids(category=category)]
+        means = {}
+        for p in empty:  # None: the part is absent from that shape (a chair without arms)
+            known = [row[parts.index(p)] for row in rows if len(row) == len(parts)]
+            known = [v for v in known if v is not None]
+            if known:
+                means[p] = float(np.mean(known))
+        poor = {p: v for p, v in means.items() if v < POOR_PART_IOU}
+        if poor:
+            listed = ", ".join(f"{p} {v:.2f}" for p, v in poor.items())
+            return (
+                f"{text}. The model generates these parts empty because its training fits lack them: "
+                f"mean part IoU of the {category} fits: {listed} (fit longer or raise overfit.min_part_iou)"
+            )
+    return f"{text}: the model generated these parts empty"
 
 
 def run_complete(
@@ -87,7 +138,7 @@ def run_complete(
         [source], sampler, weights, category=category, steps=cfg.steps, guidance=cfg.guidance
     )
     parts = part_names(parent.category, weights)
-    kept = part_indices(keep, parts, parent.category, "--keep")
+    kept = part_indices(keep, parts, parent.category, "keep")
     flat = complete_parts(
         sampler,
         parent.flat.unsqueeze(0),
@@ -116,14 +167,19 @@ def run_complete(
         captions=[f"parent {parent.source}"] + [f"completion #{i}" for i in range(n)],
         title=f"complete {parent.category}: keep {', '.join(kept_names)}",
     )
-    kept_cd = [{p: part_cd(m, meshes[0], parts, cfg)["chamfer"][p] for p in kept_names} for m in meshes[1:]]
+    cds = [part_cd(m, meshes[0], parts, cfg)["chamfer"] for m in meshes[1:]]
+    kept_cd = [{p: cd[p] for p in kept_names} for cd in cds]
+    generated = [p for p in parts if p not in kept_names]
+    faces = [dict(zip(parts, part_faces(m, len(parts)), strict=True)) for m in meshes]
+    empty = [p for p in generated if all(f[p] == 0 for f in faces[1:])]
+    same = [same_mesh(m, meshes[0]) for m in meshes[1:]]
     return folder.summary(
         {
             "command": "complete",
             "category": parent.category,
             "parents": {"source": parent.describe()},
             "kept": kept_names,
-            "generated": [p for p in parts if p not in kept_names],
+            "generated": generated,
             "n": n,
             "steps": cfg.steps,
             "resample": resample,
@@ -134,5 +190,10 @@ def run_complete(
             "png": "strip.png",
             "weights": weights_file,
             "kept_part_cd_to_parent": kept_cd,
+            "generated_part_cd_to_parent": [{p: cd[p] for p in generated} for cd in cds],
+            "part_faces": {"parent": faces[0], "completions": faces[1:]},
+            "empty_generated": empty,
+            "same_mesh_as_parent": same,
+            "warning": empty_parts_warning(empty, sum(same), n, parts, parent.category, weights, cfg.level),
         }
     )

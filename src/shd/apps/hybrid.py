@@ -41,13 +41,11 @@ def assign_parts(
     parts_b: str | Sequence[str] | None,
 ) -> dict[str, str]:
     """part -> 'a' | 'b'. Parts named for neither parent come from A; one part named for both is an error."""
-    from_a = part_indices(parts_a, parts, category, "--parts-a")
-    from_b = part_indices(parts_b, parts, category, "--parts-b")
+    from_a = part_indices(parts_a, parts, category, "parts_a")
+    from_b = part_indices(parts_b, parts, category, "parts_b")
     both = [parts[i] for i in from_a if i in from_b]
     if both:
-        raise InputError(
-            "--parts-a/--parts-b", f"{', '.join(both)} named for both parents; name each part once"
-        )
+        raise InputError("parts_a/parts_b", f"{', '.join(both)} named for both parents; name each part once")
     return {p: ("b" if i in from_b else "a") for i, p in enumerate(parts)}
 
 
@@ -68,12 +66,12 @@ def harmonize_weights(
 ) -> torch.Tensor:
     """SDEdit (n, D) weights: noise to t = strength*T, denoise with the chain's steps below it."""
     if not 0.0 < strength <= 1.0:
-        raise InputError("--harmonize", f"must be in (0, 1] to harmonize, got {strength}")
+        raise InputError("harmonize", f"must be in (0, 1] to harmonize, got {strength}")
     if not sampler.schedule.timesteps(steps, strength=strength):
         raise InputError(
-            "--harmonize",
-            f"{strength} with {steps} steps leaves no denoising step below t = "
-            f"{strength * sampler.schedule.T:g}; raise --harmonize or --steps",
+            "harmonize",
+            f"{strength} with {steps} DDIM steps leaves no denoising step below t = "
+            f"{strength * sampler.schedule.T:g}; raise the strength or the steps",
         )
     return sampler.sdedit(
         flat, strength=strength, steps=steps, category=category, seed=seed, guidance=guidance
@@ -100,12 +98,11 @@ def make_hybrid(
             f"{parent_b.source} is {parent_b.category})",
         )
     if n < 1:
-        raise InputError("-n", f"must be >= 1, got {n}")
+        raise InputError("n", f"must be >= 1, got {n}")
     if harmonize == 0 and n > 1:
         raise InputError(
-            "-n",
-            f"{n} hybrids without harmonization would be {n} identical copies; "
-            "give --harmonize > 0 for variants",
+            "n",
+            f"{n} hybrids without harmonization would be {n} identical copies; harmonize (> 0) for variants",
         )
     experts = [i for i, src in enumerate(sources.values()) if src == "b"]
     stitched = stitch(parent_a.flat, parent_b.flat, expert_mask(sampler, experts))
@@ -162,7 +159,7 @@ def run_hybrid(
 
     harmonize = cfg.harmonize if harmonize is None else harmonize
     if not 0.0 <= harmonize <= 1.0:
-        raise InputError("--harmonize", f"must be in [0, 1], got {harmonize}")
+        raise InputError("harmonize", f"must be in [0, 1], got {harmonize}")
     pa, pb = resolve_parents(
         [parent_a, parent_b], sampler, weights, category=category, steps=cfg.steps, guidance=cfg.guidance
     )

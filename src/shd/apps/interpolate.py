@@ -45,7 +45,7 @@ def interpolate_part(
     if method not in INTERPOLATIONS:
         raise InputError(f"method '{method}'", f"expected one of {', '.join(INTERPOLATIONS)}")
     if frames < 2:
-        raise InputError("--frames", f"an interpolation needs at least 2 frames, got {frames}")
+        raise InputError("frames", f"an interpolation needs at least 2 frames, got {frames}")
     mask = expert_mask(sampler, [expert])
     norm = sampler.normalizer
     mean, std = norm.mean.detach().cpu()[mask], norm.std.detach().cpu()[mask]
@@ -83,11 +83,9 @@ def run_interpolate(
         [a, b], sampler, weights, category=category, steps=cfg.steps, guidance=cfg.guidance
     )
     parts = part_names(pa.category, weights)
-    chosen = part_indices(part, parts, pa.category, "--part")
+    chosen = part_indices(part, parts, pa.category, "part")
     if len(chosen) != 1:
-        raise InputError(
-            "--part", f"name exactly one part of {pa.category} ({', '.join(parts)}), got {part!r}"
-        )
+        raise InputError("part", f"name exactly one part of {pa.category} ({', '.join(parts)}), got {part!r}")
     expert = chosen[0]
     folder = OutputFolder(out, cfg, parts)
     ts = [k / (frames - 1) for k in range(frames)]

@@ -17,8 +17,8 @@ import torch
 
 from shd.apps.config import AppsConfig
 from shd.atomic import write_json
+from shd.devices import resolve_device
 from shd.eval.chamfer import chamfer_matrix
-from shd.eval.evaluate import json_ready, resolve_device
 from shd.eval.export import export_mesh
 from shd.eval.meshing import MeshResult
 from shd.eval.metrics import part_chamfer
@@ -26,6 +26,7 @@ from shd.eval.pointclouds import sample_surface
 from shd.eval.reconstruct import mesh_weights
 from shd.fields.config import FieldConfig
 from shd.fields.layout import Layout
+from shd.jsonio import json_ready
 from shd.shards import write_shard
 
 SUMMARY = "summary.json"
@@ -34,7 +35,12 @@ SUMMARY = "summary.json"
 def mesh_all(flat: torch.Tensor, layout: Layout, field: FieldConfig, cfg: AppsConfig) -> list[MeshResult]:
     """One part-labelled mesh per row of `flat` (N, D) at the configured resolution and level."""
     return mesh_weights(
-        flat, layout, field, resolution=cfg.resolution, level=cfg.level, device=resolve_device(cfg.device)
+        flat,
+        layout,
+        field,
+        resolution=cfg.resolution,
+        level=cfg.level,
+        device=resolve_device(cfg.device, "apps.device"),
     )
 
 

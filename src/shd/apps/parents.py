@@ -77,7 +77,7 @@ def common_category(
         if kind == "shape":
             seen[str(value)] = _shape_category(str(value), weights)
     if category is not None:
-        seen.setdefault(f"--category {category}", category)
+        seen.setdefault(f"category {category}", category)
     cats = sorted(set(seen.values()))
     if len(cats) > 1:
         listed = ", ".join(f"{k} is {v}" for k, v in seen.items())

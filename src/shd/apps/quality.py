@@ -37,13 +37,13 @@ from shd.errors import InputError
 from shd.eval.evaluate import (
     EvaluateConfig,
     evaluate_weight_vectors,
-    json_ready,
     stage_category,
     surface_clouds,
 )
 from shd.eval.meshing import status_counts
 from shd.eval.metrics import n_to_generate
 from shd.fields.weight_set import WeightSet
+from shd.jsonio import json_ready
 
 
 def _mean(values: Sequence[float | None]) -> float:

@@ -12,6 +12,7 @@ from shd.cli.apps import register as register_apps
 from shd.cli.data import data_app
 from shd.cli.report import report
 from shd.cli.sweep import sweep_app
+from shd.progress import quiet_known_noise
 
 app = typer.Typer(
     help="SemanticHyperDiffusion: part-aware diffusion in the weight space of occupancy MLPs.",
@@ -19,10 +20,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help texts are plain: "[apps.steps]" is a hint, not Rich markup
 )
+
+# every command: Lightning's tips and the known deprecation warnings are silenced (shd.progress)
+app.callback()(quiet_known_noise)
 app.add_typer(data_app, name="data")
 models.register(app)
 app.add_typer(sweep_app, name="sweep")
-register_apps(app)  # hybrid, interpolate, complete
+register_apps(app)  # hybrid, interpolate, complete, apps
 app.command("report")(report)
 
 __all__ = ["app"]

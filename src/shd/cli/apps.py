@@ -1,4 +1,4 @@
-"""`shd hybrid | interpolate | complete`: part-level edits of shapes in weight space.
+"""`shd hybrid | interpolate | complete`: part-level edits of shapes in weight space; `shd apps`: all three
 
 Options left unset take their defaults from the `apps` section of params.yaml (`--params`), so the
 command line and the pipeline agree; each command writes its folder (`--out`) with meshes, renders,
@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shd import paths
 from shd.cli.common import (
     DEFAULT_MODEL,
     MODEL_HELP,
@@ -68,12 +69,13 @@ def _config(params: Path, **overrides: Any):
 def _open(model: str, weights: Path, cfg, sources: list[str]):
     """The sampler (on the configured device) and the weight set (None when absent and not needed)."""
     from shd.apps.parents import parse_source
+    from shd.devices import resolve_device
     from shd.fields.weight_set import WeightSet
     from shd.tracking.model_ref import load_sampler
 
     needs_weights = any(parse_source(s)[0] == "shape" for s in sources)
     weight_set = WeightSet.open(weights) if (needs_weights or weights.exists()) else None
-    return load_sampler(model, cfg.device), weight_set
+    return load_sampler(model, resolve_device(cfg.device, "--device")), weight_set
 
 
 def _done(summary: dict, out: Path) -> None:
@@ -113,8 +115,8 @@ def hybrid(
     ] = None,
     n: Annotated[int, typer.Option("-n", help="Harmonized variants (seeds seed..seed+n-1).")] = 1,
     model: Model = DEFAULT_MODEL,
-    weights: Weights = Path("data/weights"),
-    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports/apps/hybrid"),
+    weights: Weights = paths.WEIGHTS,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = paths.APPS_REPORTS / "hybrid",
     category: Category = None,
     steps: Steps = None,
     seed: Seed = None,
@@ -176,8 +178,8 @@ def interpolate(
         typer.Option("--frames", help="Frames, both parents included [apps.interp_steps].", min=2),
     ] = None,
     model: Model = DEFAULT_MODEL,
-    weights: Weights = Path("data/weights"),
-    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports/apps/interpolate"),
+    weights: Weights = paths.WEIGHTS,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = paths.APPS_REPORTS / "interpolate",
     category: Category = None,
     steps: Steps = None,
     resolution: Resolution = None,
@@ -238,8 +240,8 @@ def complete(
         typer.Option("--harmonize", help="Optional SDEdit pass afterwards (then kept parts change too)."),
     ] = 0.0,
     model: Model = DEFAULT_MODEL,
-    weights: Weights = Path("data/weights"),
-    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("reports/apps/complete"),
+    weights: Weights = paths.WEIGHTS,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = paths.APPS_REPORTS / "complete",
     category: Category = None,
     steps: Steps = None,
     seed: Seed = None,
@@ -275,14 +277,56 @@ def complete(
             category=category,
             cfg=cfg,
         )
+    visible = [p for p in summary["generated"] if p not in summary["empty_generated"]]
     typer.echo(
         f"kept {', '.join(summary['kept'])} (bit-identical: {summary['kept_bit_identical']}), "
-        f"generated {', '.join(summary['generated'])}"
+        f"generated {', '.join(visible) or 'no visible part'}"
     )
+    if summary["warning"]:
+        typer.echo(f"warning: {summary['warning']}", err=True)
     _done(summary, out)
 
 
+@clear_errors
+def apps(
+    model: Model = DEFAULT_MODEL,
+    weights: Weights = paths.WEIGHTS,
+    samples: Annotated[
+        Path, typer.Option("--samples", help="Sample set (the completion test split).")
+    ] = paths.SAMPLES,
+    out: Annotated[Path, typer.Option("--out", help="Folder of the example folders.")] = paths.APPS_REPORTS,
+    metrics: Annotated[Path, typer.Option("--metrics", help="Quality figures JSON.")] = paths.APPS_METRICS,
+    device: Device = None,
+    params: Params = Path("params.yaml"),
+) -> None:
+    """All three applications on the trained model for the evaluation report (`make apps`; not a DVC
+    stage: minutes of meshing on a CPU). Writes one example folder per command under --out (meshes,
+    PNG strips, GIFs, summary.json) and, last, the quality figures to --metrics: hybrid part fidelity,
+    completion 1-NNA against the test split (kept experts bit-identical), interpolation smoothness.
+    """
+    _check(model, device)
+    from shd.apps.examples import write_examples
+    from shd.apps.quality import quality_figures, write_quality
+    from shd.data.sample_store import SampleSet
+    from shd.devices import resolve_device
+    from shd.fields.weight_set import WeightSet
+    from shd.tracking.model_ref import load_sampler
+
+    cfg = _config(params, device=device)
+    sampler, weight_set = load_sampler(model, resolve_device(cfg.device, "--device")), WeightSet.open(weights)
+    write_examples(sampler, weight_set, out, cfg=cfg)
+    report = quality_figures(sampler, weight_set, SampleSet.open(samples), cfg=cfg)
+    write_quality(metrics, report)
+    stitched = report["hybrid"]["variants"]["stitched"]["mean_part_cd"]
+    comp = report["completion"]
+    typer.echo(
+        f"apps ({report['category']}): hybrid part CD to source {stitched}, completion 1-NNA "
+        f"{comp['completion']['nna']} (kept bit-identical: {comp['kept_bit_identical']}), "
+        f"interpolation jump linear {report['interpolation']['linear']['mean_jump']}; wrote {out}, {metrics}"
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add the three commands at the top level of `app`."""
-    for fn in (hybrid, interpolate, complete):
+    """Add the four commands at the top level of `app`."""
+    for fn in (hybrid, interpolate, complete, apps):
         app.command(fn.__name__)(fn)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from shd import paths
 from shd.cli.common import clear_errors, out_folder
 from shd.errors import InputError
 
@@ -23,7 +24,7 @@ def import_shapenetpart(
     root: Annotated[Path, typer.Argument(help="ShapeNetPart folder (v0 or v0_normal layout).")],
     category: Annotated[str, typer.Option(help="Category name or synset, e.g. airplane.")] = "airplane",
     meshes: Annotated[Path | None, typer.Option(help="ShapeNetCore v2 root with the meshes.")] = None,
-    out: Annotated[Path, typer.Option(help="Output folder for prepared shapes.")] = Path("data/prepared"),
+    out: Annotated[Path, typer.Option(help="Output folder for prepared shapes.")] = paths.PREPARED,
     limit: Annotated[int, typer.Option(help="At most this many shapes (0 = all).")] = 0,
     grid_resolution: Annotated[int, typer.Option(help="Winding-number grid for surfaces.")] = 96,
 ) -> None:
@@ -57,7 +58,7 @@ def generate(
     airplane: Annotated[int, typer.Option(help="Number of airplanes.")] = 16,
     chair: Annotated[int, typer.Option(help="Number of chairs.")] = 0,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
-    out: Annotated[Path, typer.Option(help="Output folder for prepared shapes.")] = Path("data/prepared"),
+    out: Annotated[Path, typer.Option(help="Output folder for prepared shapes.")] = paths.PREPARED,
 ) -> None:
     """Generate procedural part-labelled shapes (the embedded default dataset).
 

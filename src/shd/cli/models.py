@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shd import paths
 from shd.cli.common import (
     DEFAULT_MODEL,
     MODEL_HELP,
@@ -77,36 +78,19 @@ def sample(
     from safetensors.torch import save_file
 
     from shd.atomic import write_with
+    from shd.devices import resolve_device
     from shd.eval.export import export_mesh
     from shd.stage import progress_bar
     from shd.tracking.model_ref import load_sampler
-    from shd.tracking.sampling import SampleRequest, generate
+    from shd.tracking.sampling import SampleRequest, generate_surfaces
 
     with out_folder(out), progress_bar("sample", total=n + 1 + int(render)) as advance:
-        sampler = load_sampler(model, device)
+        sampler = load_sampler(model, resolve_device(device, "--device"))
         advance(1)
-        kept: list[tuple[Any, Any]] = []  # (weights row, mesh); round r samples with seed + r
-        discarded = 0
-        for round_ in range(MAX_ROUNDS if redraw_empty else 1):
-            want = n - len(kept)
-            request = SampleRequest(
-                n=want,
-                seed=seed + round_,
-                steps=steps,
-                category=category,
-                guidance=guidance,
-                meshes=True,
-                resolution=resolution,
-            )
-            weights, meshes = generate(sampler, request)
-            for row, mesh in zip(weights, meshes, strict=True):
-                if mesh.ok or not redraw_empty:
-                    kept.append((row, mesh))
-                    advance(1)
-                else:
-                    discarded += 1
-            if len(kept) == n:
-                break
+        request = SampleRequest(
+            n=n, seed=seed, steps=steps, category=category, guidance=guidance, resolution=resolution
+        )
+        kept, discarded = generate_surfaces(sampler, request, redraw_empty=redraw_empty, progress=advance)
         usable = [(row, mesh) for row, mesh in kept if mesh.ok]
         if not usable:
             raise InputError(
@@ -140,11 +124,12 @@ def sample(
 @clear_errors
 def evaluate(
     model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)] = DEFAULT_MODEL,
-    out: Annotated[Path, typer.Option(help="Metrics JSON to write (CSV and PNG beside it).")] = Path(
-        "metrics/eval_cli.json"
-    ),
-    weights: Annotated[Path, typer.Option(help="Weight set (layout, test split).")] = Path("data/weights"),
-    samples: Annotated[Path, typer.Option(help="Sample set (test surface clouds).")] = Path("data/samples"),
+    out: Annotated[
+        Path,
+        typer.Option(help="Metrics JSON to write; everything else (CSV, PNG, samples) goes beside it."),
+    ] = Path("metrics/eval_cli.json"),
+    weights: Annotated[Path, typer.Option(help="Weight set (layout, test split).")] = paths.WEIGHTS,
+    samples: Annotated[Path, typer.Option(help="Sample set (test surface clouds).")] = paths.SAMPLES,
     params: Annotated[Path, typer.Option(help="params.yaml; its `evaluate` section is the protocol.")] = Path(
         "params.yaml"
     ),
@@ -158,6 +143,7 @@ def evaluate(
     from dataclasses import replace
 
     from shd.config import load_params, section_config
+    from shd.devices import resolve_device
     from shd.eval.evaluate import EvalPaths, EvaluateConfig, evaluate_generator, summary_line
     from shd.stage import progress_bar
     from shd.tracking.evaluation import log_evaluation
@@ -168,14 +154,14 @@ def evaluate(
     make_out_folder(out.parent)
     cfg = replace(section_config(load_params(params), "evaluate", EvaluateConfig), device=device)
     with progress_bar("evaluate", total=2) as advance:
-        sampler = load_sampler(model, device)
+        sampler = load_sampler(model, resolve_device(device, "--device"))
         advance(1)
 
         def draw(count: int, category: str, seed: int):
             cat = category if sampler.conditional else None
             return sampler.sample(count, category=cat, seed=seed)
 
-        paths = EvalPaths(out, out.with_suffix(".nn_cd.csv"), out.with_suffix(".png"))
+        paths = EvalPaths.beside(out)
         report = evaluate_generator(draw, weights, samples, paths, cfg, generator_name=model)
         if track:
             log_evaluation(report, weights, samples, paths, cfg)

@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
+from shd import paths
 from shd.cli.common import clear_errors
 from shd.errors import InputError
 
-DEFAULT_OUT = Path("reports/eval_report.html")
+DEFAULT_OUT = paths.EVAL_REPORT
 
 
 @clear_errors
@@ -19,7 +20,7 @@ def report(
     run: Annotated[
         str,
         typer.Argument(
-            help="A project folder (its metrics/eval.json and data/eval/), or the "
+            help="A project folder (its reports/eval.json and data/eval/), or the "
             "run id of an MLflow evaluate run (experiment shd-evaluate)."
         ),
     ],

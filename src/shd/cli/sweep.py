@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from shd import paths
 from shd.cli.common import clear_errors
 from shd.errors import InputError
 
@@ -80,7 +81,7 @@ def overfit(
     n_jobs: NJobs = 1,
     storage: Storage = None,
     study: Study = None,
-    samples: Annotated[Path, typer.Option(help="Sample set to fit.")] = Path("data/samples"),
+    samples: Annotated[Path, typer.Option(help="Sample set to fit.")] = paths.SAMPLES,
     params: Params = Path("params.yaml"),
     worker: Worker = 0,
 ) -> None:
@@ -88,7 +89,7 @@ def overfit(
 
     Example: shd sweep overfit --trials 8 --n-jobs 2
     """
-    _run("overfit", trials, n_jobs, storage, study, samples, Path("data/weights"), params, worker)
+    _run("overfit", trials, n_jobs, storage, study, samples, paths.WEIGHTS, params, worker)
 
 
 @sweep_app.command("diffusion")
@@ -98,8 +99,8 @@ def diffusion(
     n_jobs: NJobs = 1,
     storage: Storage = None,
     study: Study = None,
-    weights: Annotated[Path, typer.Option(help="Weight set to train on.")] = Path("data/weights"),
-    samples: Annotated[Path, typer.Option(help="Sample set (validation clouds).")] = Path("data/samples"),
+    weights: Annotated[Path, typer.Option(help="Weight set to train on.")] = paths.WEIGHTS,
+    samples: Annotated[Path, typer.Option(help="Sample set (validation clouds).")] = paths.SAMPLES,
     params: Params = Path("params.yaml"),
     worker: Worker = 0,
 ) -> None:

@@ -25,6 +25,9 @@ class PrepareConfig:
     source: str = "procedural"
     counts: dict[str, int] = field(default_factory=lambda: {"airplane": 64})
     split_ratios: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    # exact shapes per split of each category instead of ratios (procedural source; the counts must equal
+    # their sum), e.g. the reference's {train: 3237, val: 202, test: 606}; null: split_ratios decide
+    split_sizes: dict[str, int] | None = None
     seed: int = 0
     shapenetpart_root: str | None = None
     meshes_root: str | None = None
@@ -46,6 +49,17 @@ class PrepareConfig:
             get_category(name)
             if not isinstance(n, int) or n < 0:
                 raise InputError(f"params.yaml:prepare.counts.{name}", f"got {n!r}, expected an integer >= 0")
+        if self.split_sizes is not None:
+            if self.source != "procedural":
+                raise InputError(
+                    "params.yaml:prepare.split_sizes",
+                    "only for the procedural source (ShapeNetPart shapes keep their own split)",
+                )
+            from shd.data.procedural import exact_split_sizes
+
+            for name, n in self.counts.items():
+                if n:
+                    exact_split_sizes(n, self.split_sizes, f"params.yaml:prepare.split_sizes (counts.{name})")
         if self.source == "procedural":
             bad = [c for c, n in self.counts.items() if n and c not in PROCEDURAL_CATEGORIES]
             if bad:
@@ -66,7 +80,7 @@ def _iter_source(cfg: PrepareConfig) -> Iterator[tuple[str, Any]]:
         from shd.data.procedural import generate_dataset
 
         counts = {c: n for c, n in cfg.counts.items() if n}
-        for shape in generate_dataset(counts, cfg.seed, cfg.split_ratios):
+        for shape in generate_dataset(counts, cfg.seed, cfg.split_ratios, cfg.split_sizes):
             yield shape.category, shape
         return
     from shd.data.shapenetpart import iter_shapenetpart

@@ -361,27 +361,44 @@ def import_points_only(
     label_points = apply_normalization(p, c, s)
     meta = {
         "normals": normals_source,
-        "rotation": R_PART_TO_CORE.tolist(),
         # file points -> output frame: (R @ x - centre) * scale
         "centre": (grid_centre + c / grid_scale).tolist(),
         "scale": grid_scale * s,
         "grid_centre": grid_centre.tolist(),
         "grid_scale": grid_scale,
-        "grid_resolution": grid_resolution,
-        "center_mode": center,
     }
+    return _labelled_shape(
+        lp, category, split, SOURCE_POINTS, verts, faces, label_points, grid_resolution, center, meta
+    )
+
+
+def _labelled_shape(
+    lp: LabelledPoints,
+    category: Category,
+    split: str,
+    source: str,
+    verts: np.ndarray,
+    faces: np.ndarray,
+    label_points: np.ndarray,
+    grid_resolution: int,
+    center: str,
+    meta: dict[str, Any],
+) -> PreparedShape:
+    """What both import paths return: faces labelled by the nearest labelled point, the points kept, and
+    the metadata every import records (rotation, grid, centring) beside the path's own."""
+    common = {"rotation": R_PART_TO_CORE.tolist(), "grid_resolution": grid_resolution, "center_mode": center}
     return PreparedShape(
         lp.shape_id,
         category.name,
         split,
-        SOURCE_POINTS,
+        source,
         verts,
         faces,
         _label_faces(verts, faces, label_points, lp.labels),
         parts=None,
         label_points=label_points,
         label_values=lp.labels.copy(),
-        meta=meta,
+        meta={**common, **meta},
     )
 
 
@@ -460,7 +477,6 @@ def import_with_mesh(
     label_points = apply_normalization(lp.points @ R_PART_TO_CORE.T + t, c, s)
     meta = {
         "mesh_file": str(mesh_path),
-        "rotation": R_PART_TO_CORE.tolist(),
         "translation": t.tolist(),
         "align_residual_rms": residual["rms"],
         "align_residual_mean": residual["mean"],
@@ -469,21 +485,9 @@ def import_with_mesh(
         # mesh frame -> output frame: (v - centre) * scale
         "centre": c.tolist(),
         "scale": s,
-        "grid_resolution": grid_resolution,
-        "center_mode": center,
     }
-    return PreparedShape(
-        lp.shape_id,
-        category.name,
-        split,
-        SOURCE_MESH,
-        verts,
-        faces,
-        _label_faces(verts, faces, label_points, lp.labels),
-        parts=None,
-        label_points=label_points,
-        label_values=lp.labels.copy(),
-        meta=meta,
+    return _labelled_shape(
+        lp, category, split, SOURCE_MESH, verts, faces, label_points, grid_resolution, center, meta
     )
 
 

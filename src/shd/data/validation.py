@@ -20,6 +20,7 @@ from shd.atomic import read_json_document, write_json
 from shd.data.shape import PreparedShape
 from shd.data.shape_stats import shape_stats
 from shd.errors import InputError
+from shd.progress import task
 
 
 @dataclass
@@ -43,18 +44,20 @@ class ValidationFailed(RuntimeError):
 def manifest_table(prepared_dir: Path, index: dict[str, Any], cfg: ValidationConfig) -> pd.DataFrame:
     """One row per shape of the prepared index (shapes that failed to prepare included)."""
     rows: list[dict[str, Any]] = []
-    for entry in index["shapes"]:
-        row = {k: entry[k] for k in ("shape_id", "category", "split", "source")}
-        row.update(prepare_ok=True, prepare_error="")
-        try:
-            shape = PreparedShape.load(prepared_dir / entry["file"])
-            row.update(shape_stats(shape))
-            required = cfg.required_parts.get(shape.category, [])
-            missing = [p for p in required if row.get(f"area_share_{p}", 0.0) <= 0.0]
-            row["missing_required_parts"] = ",".join(missing)
-        except InputError as exc:
-            row.update(prepare_ok=False, prepare_error=str(exc))
-        rows.append(row)
+    with task("validate: shape statistics", total=len(index["shapes"]), unit="shapes") as advance:
+        for entry in index["shapes"]:
+            row = {k: entry[k] for k in ("shape_id", "category", "split", "source")}
+            row.update(prepare_ok=True, prepare_error="")
+            try:
+                shape = PreparedShape.load(prepared_dir / entry["file"])
+                row.update(shape_stats(shape))
+                required = cfg.required_parts.get(shape.category, [])
+                missing = [p for p in required if row.get(f"area_share_{p}", 0.0) <= 0.0]
+                row["missing_required_parts"] = ",".join(missing)
+            except InputError as exc:
+                row.update(prepare_ok=False, prepare_error=str(exc))
+            rows.append(row)
+            advance(1)
     for err in index.get("errors", []):
         rows.append(
             {
@@ -149,7 +152,9 @@ def validate(
     table = manifest_table(prepared_dir, index, cfg)
     if table.empty:
         raise InputError(prepared_dir / "index.json", "lists no shapes; nothing to validate")
-    result = _run_suite(table, cfg, Path(docs_dir) if (docs_dir and cfg.docs) else None)
+    with task("validate: expectation suite", total=1, unit="suite") as advance:
+        result = _run_suite(table, cfg, Path(docs_dir) if (docs_dir and cfg.docs) else None)
+        advance(1)
     reasons: dict[str, list[dict[str, Any]]] = {}
     summary = []
     for r in result.results:

@@ -95,8 +95,9 @@ class FiniteLoss(pl.Callback):
         raise TrainingDiverged(
             self.checkpoint_dir.parent,
             f"training diverged: non-finite loss {value} "
-            f"(epoch {trainer.current_epoch}); {kept}. Lower diffusion.train.lr or "
-            "check the weight set, then rerun to resume",
+            f"(epoch {trainer.current_epoch}); {kept}. Check the weight set or lower "
+            "diffusion.train.lr (a changed lr trains afresh, the checkpoints moved aside); a rerun "
+            "with the same params resumes from the last good checkpoint",
         )
 
 

@@ -18,6 +18,8 @@ CONDITIONING = ("auto", "on", "off")
 # torch.compile of the training loss (`shd.diffusion.compile` says what each does)
 COMPILE_MODES = ("off", "default", "max-autotune-gemm", "max-autotune-no-cudagraphs")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+# lr after the warmup (`objective.lr_factor`): constant (the reference) | cosine | linear decay to 0
+LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
 def _check(ok: bool, where: str, problem: str) -> None:
@@ -136,6 +138,10 @@ class TrainConfig:
     """Optimization, data, validation and hardware options of one training run."""
 
     lr: float = 2e-4
+    # optimizer steps of linear warmup from 0 to lr (0: none, the reference); large batches with a scaled lr
+    # need one. Then lr_schedule over the run's optimizer steps (max_steps, else epochs x batches)
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     batch_size: int = 32
     accumulate: int = 1
@@ -215,6 +221,12 @@ class TrainConfig:
         _check(0 <= self.cond_drop < 1, "train.cond_drop", f"must be in [0, 1), got {self.cond_drop}")
         _check(self.norm_floor >= 0, "train.norm_floor", f"must be >= 0, got {self.norm_floor}")
         _check(0 < self.ema_decay < 1, "train.ema_decay", f"must be in (0, 1), got {self.ema_decay}")
+        _check(self.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        _check(
+            self.lr_schedule in LR_SCHEDULES,
+            "train.lr_schedule",
+            f"one of {LR_SCHEDULES}, got {self.lr_schedule!r}",
+        )
         _check(
             self.val_every % self.val_check_every == 0,
             "train.val_every",

@@ -18,20 +18,12 @@ import torch
 
 from shd.data.sample_store import SampleSet
 from shd.diffusion.sampler import WeightSampler
-from shd.eval.meshing import FieldFn, MeshResult, mesh_fields, status_counts
+from shd.eval.meshing import MeshResult, status_counts
 from shd.eval.metrics import generation_metrics
 from shd.eval.pointclouds import CloudSet, sample_clouds
+from shd.eval.reconstruct import mesh_weights
 from shd.fields.config import FieldConfig
-from shd.fields.layout import Layout, unflatten
-from shd.fields.moe import expert_logits
-
-
-def field_fn(
-    flat: torch.Tensor, layout: Layout, field: FieldConfig, device: torch.device | str = "cpu"
-) -> FieldFn:
-    """Flat weight vectors (B, D) as a batched field for meshing: points (B, P, 3) -> logits (B, P, E)."""
-    params = unflatten(flat.float().to(device), layout)
-    return lambda points: expert_logits(params, points.to(device), field)
+from shd.fields.layout import Layout
 
 
 def clouds_of_weights(
@@ -43,8 +35,9 @@ def clouds_of_weights(
     seed: int = 0,
 ) -> tuple[list[MeshResult], CloudSet]:
     """Mesh each field at `resolution` and sample its surface cloud; returns (meshes, CloudSet)."""
-    fn = field_fn(flat, layout, field, device)
-    meshes = mesh_fields(fn, len(flat), resolution=resolution, device=device)
+    meshes = mesh_weights(
+        flat, layout, field, resolution=resolution, batch_size=max(1, len(flat)), device=device
+    )
     return meshes, sample_clouds(meshes, seed=seed)
 
 
@@ -112,7 +105,9 @@ def generation_report(
             generation_metrics(clouds.points, reference, normalization=normalization, device=sampler.device)
         )
     else:
-        report.update({"mmd": float("nan"), "cov": float("nan"), "1-nna": float("nan")})
+        report.update(
+            {"normalization": normalization, "mmd": float("nan"), "cov": float("nan"), "1-nna": float("nan")}
+        )
     if render_path is not None:
         from shd.eval.render import render_grid  # matplotlib only when a render is asked for
 

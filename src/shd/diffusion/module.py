@@ -18,7 +18,7 @@ from shd.diffusion.compile import compile_fn
 from shd.diffusion.config import NetConfig, ScheduleConfig, TrainConfig
 from shd.diffusion.denoiser import Denoiser
 from shd.diffusion.normalization import Normalizer
-from shd.diffusion.objective import diffusion_loss, ema_of, make_optimizer, noised_loss
+from shd.diffusion.objective import diffusion_loss, ema_of, lr_factor, make_optimizer, noised_loss
 from shd.diffusion.sampler import WeightSampler
 from shd.diffusion.schedule import Schedule
 from shd.diffusion.tokens import TokenLayout
@@ -49,6 +49,7 @@ class DiffusionModule(pl.LightningModule):
         self.normalizer = Normalizer(torch.zeros(layout.dim), torch.ones(layout.dim), normalization)
         self.schedule = Schedule(self.schedule_cfg)
         self._ema_step = -1
+        self._total_steps: int | None = None  # optimizer steps of the run, for a decaying lr schedule
         # the training loss, compiled or not (`train.compile`); validation and sampling stay eager
         self._train_loss = compile_fn(noised_loss, self.train_cfg.compile)
 
@@ -111,19 +112,37 @@ class DiffusionModule(pl.LightningModule):
         """params.yaml's lr wins over the one restored with a resumed checkpoint's optimizer state, so
         lowering `diffusion.train.lr` after a divergence takes effect when the rerun resumes; under DDP
         each rank's random stream is made its own."""
+        factor = self._lr_factor(self.global_step)
         for optimizer in self.trainer.optimizers:
             for group in optimizer.param_groups:
-                group["lr"] = self.train_cfg.lr
+                group["lr"] = self.train_cfg.lr * factor
+        for config in self.trainer.lr_scheduler_configs:  # a restored LambdaLR multiplies its own base lr
+            config.scheduler.base_lrs = [self.train_cfg.lr] * len(config.scheduler.base_lrs)
         if self.trainer.world_size > 1:
             # every rank was seeded alike (same initial weights); from here each draws its own noise and
             # timesteps, or the ranks would pair their different samples with the same draws
             torch.manual_seed(self.train_cfg.seed + 1_000_003 * self.global_rank)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def _lr_factor(self, step: int) -> float:
+        tc = self.train_cfg
+        if tc.warmup_steps == 0 and tc.lr_schedule == "constant":
+            return 1.0
+        if (
+            self._total_steps is None
+        ):  # Lightning's estimate (max_steps, else epochs x batches / accumulation)
+            self._total_steps = int(self.trainer.estimated_stepping_batches)
+        return lr_factor(step, tc.lr_schedule, tc.warmup_steps, self._total_steps)
+
+    def configure_optimizers(self) -> Any:
+        """AdamW; with `train.warmup_steps` or a decaying `train.lr_schedule`, also a per-step LambdaLR."""
         fp16 = self._trainer is not None and str(self.trainer.precision).startswith("16")
-        return make_optimizer(
+        optimizer = make_optimizer(
             self.net, self.train_cfg.lr, self.train_cfg.weight_decay, self.device, fused=not fp16
         )
+        if self.train_cfg.warmup_steps == 0 and self.train_cfg.lr_schedule == "constant":
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_gradient_clipping(
         self,

@@ -4,6 +4,7 @@ so that what is timed is what is trained.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -91,6 +92,23 @@ class WarmupEMA(AveragedModel):
 def ema_of(net: nn.Module, decay: float) -> WarmupEMA:
     """The EMA copy of `net`; the update count lives in its `n_averaged` buffer, so a resume continues it."""
     return WarmupEMA(net, decay)
+
+
+def lr_factor(step: int, schedule: str, warmup_steps: int, total_steps: int) -> float:
+    """Multiplier of the base lr at optimizer step `step` (0-based): linear warmup from 0 over
+    `warmup_steps`, then constant, or a cosine / linear decay to 0 at `total_steps`. A plain function of the
+    step, so a resumed run, a LambdaLR and the schedule benchmark's CUDA-graphed loop (lr in a device
+    tensor) agree."""
+    if step < warmup_steps:
+        return step / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return 1.0 - progress
+    raise ValueError(f"lr schedule {schedule!r} is not one of constant, cosine, linear")
 
 
 def make_optimizer(

@@ -9,7 +9,6 @@ same samples on a given device.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
@@ -18,7 +17,6 @@ from shd.diffusion.normalization import Normalizer
 from shd.diffusion.schedule import ModelFn, Schedule
 from shd.errors import InputError
 from shd.fields.config import FieldConfig
-from shd.fields.layout import Layout
 
 
 class WeightSampler:
@@ -164,37 +162,3 @@ class WeightSampler:
         cb = self.schedule.keep_known(x0, keep.to(self.device), gen)
         out = self.schedule.denoise(fn, x, steps, method, generator=gen, callback=cb, resample=resample)
         return self.normalizer.denormalize(out).float().cpu()
-
-
-def sample_generated(
-    folder: str | Path,
-    n: int,
-    *,
-    category: str | None = None,
-    seed: int = 0,
-    device: torch.device | str | None = None,
-    steps: int = 50,
-    guidance: float = 1.0,
-    layout: Layout | None = None,
-) -> torch.Tensor:
-    """`n` weight vectors (n, D) from the model that the train stage exported under `folder`.
-
-    `folder` is the train stage's output (`models/diffusion`, holding `model/`) or the model folder
-    itself; the evaluate stage calls this, so evaluation never imports diffusion internals. With
-    `layout` (the weight set's), a model trained on another layout is an InputError, not vectors that
-    merely happen to have the right length.
-    """
-    from shd.diffusion.export import load_model
-
-    folder = Path(folder)
-    model_dir = folder / "model" if (folder / "model").is_dir() else folder
-    sampler = load_model(model_dir, device=device)
-    if layout is not None and sampler.layout.to_json() != layout.to_json():
-        raise InputError(
-            model_dir,
-            f"trained on another weight layout (dim {sampler.layout.dim}, "
-            f"{len(sampler.layout.blocks)} blocks) than the weight set's (dim {layout.dim}, "
-            f"{len(layout.blocks)} blocks); retrain it on this weight set (dvc repro train)",
-        )
-    cat = category if sampler.conditional else None
-    return sampler.sample(n, steps=steps, category=cat, seed=seed, guidance=guidance)

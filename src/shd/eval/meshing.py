@@ -1,11 +1,15 @@
-"""Fields to part-labelled triangle meshes: dense grid, marching cubes, arg-max expert per face.
+"""Fields to part-labelled triangle meshes: one function for every caller, sparse where it can be.
 
-A field is a batched callable (`FieldFn`): points (B, P, 3) -> per-expert logits (B, P, E); the shape
-logit is the max over experts. Marching cubes is scikit-image's (measured faster than PyMCubes,
-NOTES-dependencies.md) run with a mask of the cells that cross the level, which gives the same mesh
-about 2.5x faster at 256^3. A shape that cannot be meshed (NaN field, no crossing) comes back as a
-`MeshResult` with a status and a reason, never as an exception, so that one bad sample does not stop
-an evaluation of hundreds.
+A field is a batched callable (`FieldFn`): points (B, P, 3) -> per-expert logits (B, P, E). Its shape
+logit is `field.combine(logits)` when the field has one (`MoEField`: max or log-sum-exp, as its
+config says), else the max over experts. A field that can bound itself over boxes (`shape_bounds`:
+every field made from weights) is evaluated coarse to fine (shd.eval.sparse_grid: only bricks the
+level set can cross, by a provable interval bound); any other callable on the dense grid. Both go
+through the same torch marching cubes (shd.eval.marching) on the field's device, whose output is
+canonical, so the dense grid (`method="dense"`) is the sparse path's exact oracle. Faces are labelled
+by the arg-max expert at their centroid. A shape that cannot be meshed (NaN field, no crossing) comes
+back as a `MeshResult` with a status and a reason, never as an exception, so that one bad sample
+does not stop an evaluation of hundreds.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from skimage.measure import marching_cubes
+
+from shd.eval.marching import march_bricks
+from shd.eval.sparse_grid import DEFAULT_SIZES, evaluate_band, grid_axis
 
 FieldFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -26,6 +31,7 @@ FieldFn = Callable[[torch.Tensor], torch.Tensor]
 REFERENCE_RESOLUTION = 356
 REFERENCE_LEVEL = math.log(0.8 / 0.2)  # 1.386
 STATUSES = ("ok", "empty", "nan")
+METHODS = ("auto", "sparse", "dense")
 
 
 @dataclass
@@ -60,13 +66,6 @@ def status_counts(results: Sequence[MeshResult]) -> dict[str, int]:
     return {s: counts.get(s, 0) for s in STATUSES}
 
 
-def grid_axis(resolution: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Sample positions along one axis: `resolution` points from -0.5 to 0.5 inclusive."""
-    if resolution < 2:
-        raise ValueError(f"resolution must be >= 2, got {resolution}")
-    return torch.linspace(-0.5, 0.5, resolution, device=device, dtype=torch.float32)
-
-
 def expert_logits(field_fn: FieldFn, points: torch.Tensor) -> torch.Tensor:
     """Call the field and check the (B, P, E) contract, so a wrong field fails with a clear message."""
     out = field_fn(points)
@@ -77,6 +76,17 @@ def expert_logits(field_fn: FieldFn, points: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def shape_logits(field_fn: FieldFn, logits: torch.Tensor) -> torch.Tensor:
+    """Expert logits (..., E) -> shape logit (...): the field's own `combine`, else the max."""
+    combine = getattr(field_fn, "combine", None)
+    return combine(logits) if combine is not None else logits.amax(dim=-1)
+
+
+def is_bounded(field_fn: FieldFn) -> bool:
+    """Whether the field bounds itself over boxes, so that it can be evaluated sparsely."""
+    return callable(getattr(field_fn, "shape_bounds", None))
+
+
 @torch.inference_mode()
 def evaluate_grid(
     field_fn: FieldFn,
@@ -85,7 +95,7 @@ def evaluate_grid(
     chunk_points: int = 2**18,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Shape logits (max over experts) on the dense grid, (B, R, R, R) float32 on `device`.
+    """Shape logits on the dense grid, (B, R, R, R) float32 on `device`: the sparse path's oracle.
 
     Grid points are made per chunk on the device from the flat index, so only the output grid is ever
     held in full; `chunk_points` is the number of points per shape in one field call.
@@ -99,77 +109,36 @@ def evaluate_grid(
         r = resolution
         pts = torch.stack([axis[idx // r**2], axis[(idx // r) % r], axis[idx % r]], dim=-1)
         logits = expert_logits(field_fn, pts.unsqueeze(0).expand(n_shapes, -1, -1).contiguous())
-        out[:, start : start + len(idx)] = logits.amax(dim=-1).float()
+        out[:, start : start + len(idx)] = shape_logits(field_fn, logits).float()
     return out.view(n_shapes, resolution, resolution, resolution)
 
 
-def _pairwise(t: torch.Tensor, op: Callable) -> torch.Tensor:
-    """Combine each 2x2x2 block of grid values: (R, R, R) -> (R-1, R-1, R-1)."""
-    for d in range(3):
-        n = t.shape[d] - 1
-        t = op(t.narrow(d, 0, n), t.narrow(d, 1, n))
-    return t
-
-
-def crossing_mask(inside: torch.Tensor) -> torch.Tensor:
-    """Grid points that are a corner of a cell with both inside and outside corners.
-
-    Given as `mask` to scikit-image's marching cubes it skips every other cell and yields the same
-    mesh (checked in tests): masking only the cells' first corners drops faces.
-    """
-    cells = _pairwise(inside, torch.logical_or) & ~_pairwise(inside, torch.logical_and)
-    out = cells
-    for d in range(3):
-        pad = [0] * 6
-        pad[2 * (2 - d)] = pad[2 * (2 - d) + 1] = 1  # one cell of padding on both sides of axis d
-        padded = torch.nn.functional.pad(out, pad)
-        out = padded.narrow(d, 0, out.shape[d] + 1) | padded.narrow(d, 1, out.shape[d] + 1)
-    return out
-
-
-@dataclass
-class CroppedVolume:
-    """One shape's grid on the host, cropped to the box of its crossing cells, ready for marching cubes."""
-
-    values: np.ndarray  # (X, Y, Z) float32
-    mask: np.ndarray  # (X, Y, Z) bool: corners of crossing cells
-    offset: np.ndarray  # (3,) index of values[0, 0, 0] in the full grid
-    resolution: int
-
-
-@contextmanager
-def _serial_on_cpu(device: torch.device) -> Iterator[None]:
-    """One torch thread for the grid passes on a CPU: they are memory-bound, so threads gain little, and
-    on a busy machine each op waits for descheduled pool workers (measured: 0.26 s instead of 0.7 ms for
-    the crossing mask of a 64^3 grid on 2 shared cores)."""
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def crop_volume(values: torch.Tensor, level: float = REFERENCE_LEVEL) -> CroppedVolume | MeshResult:
-    """The device-side half of meshing: checks, crossing mask and crop, then one copy to the host.
-
-    Returns a failed `MeshResult` (NaN or no crossing) instead when there is nothing to mesh. The crop
-    spares marching cubes and the copy the grid's empty margins.
-    """
-    with _serial_on_cpu(values.device):
-        return _crop_volume(values, level)
-
-
-def _crop_volume(values: torch.Tensor, level: float) -> CroppedVolume | MeshResult:
-    # one reduction finds any NaN/inf (they propagate through a sum); count them only then
-    n_bad = 0
-    if not torch.isfinite(values.sum()):
-        n_bad = int(values.numel() - torch.isfinite(values).count_nonzero())
+def _nan_result(values: torch.Tensor) -> MeshResult | None:
+    n_bad = int(values.numel() - torch.isfinite(values).count_nonzero())
     if n_bad:
         return MeshResult.failed("nan", f"{n_bad} of {values.numel()} grid values are NaN or infinite")
+    return None
+
+
+def _march(values: torch.Tensor, origins: torch.Tensor, resolution: int, level: float) -> MeshResult:
+    verts, faces = march_bricks(values, origins, resolution, level)
+    if len(faces) == 0:
+        return MeshResult.failed("empty", "no grid cell crosses the level")
+    return MeshResult(verts, faces, torch.zeros(len(faces), dtype=torch.int64))  # tensors until labelled
+
+
+def mesh_volume(values: torch.Tensor, level: float = REFERENCE_LEVEL) -> MeshResult:
+    """Marching cubes of one dense (R, R, R) grid of shape logits over [-0.5, 0.5]^3 (labels left 0)."""
+    result = _mesh_dense(values, level)
+    _to_host(result)
+    return result
+
+
+def _mesh_dense(values: torch.Tensor, level: float) -> MeshResult:
+    if not torch.isfinite(values.sum()):  # one reduction finds any NaN/inf; count them only then
+        bad = _nan_result(values)
+        if bad is not None:
+            return bad
     inside = values > level
     n_inside = int(inside.count_nonzero())
     if n_inside == 0:
@@ -180,38 +149,34 @@ def _crop_volume(values: torch.Tensor, level: float) -> CroppedVolume | MeshResu
         return MeshResult.failed(
             "empty", f"field above level {level:.3f} everywhere (min {values.min():.3f})"
         )
-    mask = crossing_mask(inside)
-    box = []
-    for d in range(3):
-        hit = mask.any(dim=tuple(a for a in range(3) if a != d)).nonzero()
-        box.append((int(hit[0]), int(hit[-1]) + 1))
-    crop = tuple(slice(lo, hi) for lo, hi in box)
-    return CroppedVolume(
-        values=values[crop].detach().cpu().numpy(),
-        mask=mask[crop].cpu().numpy(),
-        offset=np.array([lo for lo, _ in box]),
-        resolution=values.shape[0],
-    )
+    origin = torch.zeros((1, 3), dtype=torch.int64, device=values.device)
+    return _march(values.unsqueeze(0), origin, values.shape[0], level)
 
 
-def march(volume: CroppedVolume, level: float = REFERENCE_LEVEL) -> MeshResult:
-    """The CPU half: scikit-image marching cubes of a cropped grid, vertices in [-0.5, 0.5]^3."""
-    try:
-        verts, faces, _, _ = marching_cubes(
-            volume.values, level, gradient_direction="ascent", mask=volume.mask
-        )
-    except (RuntimeError, ValueError) as exc:  # scikit-image raises when it finds no surface
-        return MeshResult.failed("empty", f"marching cubes found no surface: {exc}")
-    if len(faces) == 0:
-        return MeshResult.failed("empty", "marching cubes produced no faces")
-    verts = ((verts + volume.offset) / (volume.resolution - 1) - 0.5).astype(np.float32)
-    return MeshResult(verts, faces.astype(np.int64), np.zeros(len(faces), np.int64))
+def _mesh_sparse(
+    field_fn: FieldFn, n_shapes: int, resolution: int, level: float, chunk_points: int, device: torch.device
+) -> list[MeshResult]:
+    band = evaluate_band(field_fn, n_shapes, resolution, level, DEFAULT_SIZES, chunk_points, device)
+    out = []
+    for b in range(n_shapes):
+        values, origins = band.of(b)
+        if len(values) == 0:  # every brick on one side; neighbours share points, so all on the same one
+            side = "above" if bool(band.above[b]) else "below"
+            out.append(
+                MeshResult.failed("empty", f"field {side} level {level:.3f} everywhere (by its bound)")
+            )
+            continue
+        bad = _nan_result(values)
+        out.append(bad if bad is not None else _march(values, origins, resolution, level))
+        out[-1].meta["bricks"] = len(values)
+    return out
 
 
-def mesh_volume(values: torch.Tensor, level: float = REFERENCE_LEVEL) -> MeshResult:
-    """Marching cubes of one (R, R, R) grid of shape logits over [-0.5, 0.5]^3 (labels left 0)."""
-    cropped = crop_volume(values, level)
-    return cropped if isinstance(cropped, MeshResult) else march(cropped, level)
+def _to_host(mesh: MeshResult) -> None:
+    for name in ("vertices", "faces", "face_labels"):
+        value = getattr(mesh, name)
+        if isinstance(value, torch.Tensor):
+            setattr(mesh, name, value.cpu().numpy())
 
 
 @torch.inference_mode()
@@ -224,16 +189,22 @@ def label_faces(
     """Set each face's label to the arg-max expert at its centroid, all shapes in shared field calls.
 
     Shape b of the batch is `meshes[b]`; failed meshes are padded with zeros and left as they are.
+    Vertices and faces may be numpy arrays or tensors (on any device).
     """
     device = torch.device(device)
-    centroids = [m.vertices[m.faces].mean(axis=1) if m.ok else np.zeros((0, 3), np.float32) for m in meshes]
+    centroids = []
+    for m in meshes:
+        if not m.ok:
+            centroids.append(torch.zeros((0, 3), device=device))
+            continue
+        v, f = (torch.as_tensor(x).to(device) for x in (m.vertices, m.faces))
+        centroids.append(v[f].mean(dim=1))
     n_max = max(len(c) for c in centroids)
     if n_max == 0:
         return
-    padded = np.zeros((len(meshes), n_max, 3), np.float32)
+    points = torch.zeros((len(meshes), n_max, 3), device=device)
     for b, c in enumerate(centroids):
-        padded[b, : len(c)] = c
-    points = torch.from_numpy(padded).to(device)
+        points[b, : len(c)] = c
     labels = torch.empty((len(meshes), n_max), dtype=torch.int64, device=device)
     for start in range(0, n_max, chunk_points):
         chunk = points[:, start : start + chunk_points]
@@ -244,49 +215,8 @@ def label_faces(
             m.face_labels = labels_np[b, : len(m.faces)].copy()
 
 
-def iter_meshes(
-    batches: Iterable[tuple[FieldFn, int]],
-    *,
-    resolution: int = REFERENCE_RESOLUTION,
-    level: float = REFERENCE_LEVEL,
-    chunk_points: int = 2**18,
-    device: torch.device | str = "cpu",
-) -> Iterator[list[MeshResult]]:
-    """Mesh (field, n_shapes) batches in turn; yields one `MeshResult` list per batch, in batch order.
-
-    On CUDA the next batch's grid is queued on the GPU before the current batch goes through marching
-    cubes on the CPU, so the two overlap; the current batch was cropped and copied to the host before,
-    so nothing the CPU waits for sits behind the queued work. A batch's grid is held on `device`
-    (4 * R^3 bytes a shape: 180 MB at 356): choose the batch size for the device's memory.
-    """
-    pending = None
-    for field_fn, n_shapes in batches:
-        grid = evaluate_grid(field_fn, n_shapes, resolution, chunk_points, device)  # asynchronous on CUDA
-        if pending is not None:
-            # CPU work (marching cubes) while the GPU fills `grid`
-            yield _finish(*pending, resolution, level, chunk_points, device)
-        pending = (field_fn, [crop_volume(grid[b], level) for b in range(n_shapes)])
-        del grid
-    if pending is not None:
-        yield _finish(*pending, resolution, level, chunk_points, device)
-
-
-def _finish(
-    field_fn: FieldFn,
-    volumes: list[CroppedVolume | MeshResult],
-    resolution: int,
-    level: float,
-    chunk_points: int,
-    device: torch.device | str,
-) -> list[MeshResult]:
-    meshes = [v if isinstance(v, MeshResult) else march(v, level) for v in volumes]
-    label_faces(field_fn, meshes, chunk_points, device)
-    for m in meshes:
-        m.meta.update(resolution=resolution, level=level)
-    return meshes
-
-
-def mesh_fields(
+@torch.inference_mode()
+def mesh_batch(
     field_fn: FieldFn,
     n_shapes: int,
     *,
@@ -294,14 +224,57 @@ def mesh_fields(
     level: float = REFERENCE_LEVEL,
     chunk_points: int = 2**18,
     device: torch.device | str = "cpu",
+    method: str = "auto",
 ) -> list[MeshResult]:
-    """Mesh the `n_shapes` fields of one batched field; one `MeshResult` per shape, in batch order."""
-    return next(
-        iter_meshes(
-            [(field_fn, n_shapes)],
+    """Mesh the `n_shapes` fields of one batched field; one `MeshResult` per shape, in batch order.
+
+    `method`: "sparse" (coarse to fine; needs a bounded field), "dense" (the full grid: the oracle;
+    the batch's grids are held on `device`, 4 R^3 bytes a shape: 180 MB at 356) or "auto" (sparse
+    when the field is bounded).
+    """
+    if method not in METHODS:
+        raise ValueError(f"meshing method must be one of {METHODS}, got {method!r}")
+    device = torch.device(device)
+    if n_shapes == 0:
+        return []
+    sparse = method == "sparse" or (method == "auto" and is_bounded(field_fn))
+    if sparse and not is_bounded(field_fn):
+        raise ValueError(
+            "sparse meshing needs a field with shape_bounds (e.g. shd.eval.field_bounds.MoEField)"
+        )
+    if sparse:
+        meshes = _mesh_sparse(field_fn, n_shapes, resolution, level, chunk_points, device)
+    else:
+        grid = evaluate_grid(field_fn, n_shapes, resolution, chunk_points, device)
+        meshes = [_mesh_dense(grid[b], level) for b in range(n_shapes)]
+        del grid
+    label_faces(field_fn, meshes, chunk_points, device)
+    for m in meshes:
+        _to_host(m)
+        m.meta.update(resolution=resolution, level=level, method="sparse" if sparse else "dense")
+    return meshes
+
+
+def iter_meshes(
+    batches: Iterable[tuple[FieldFn, int]],
+    *,
+    resolution: int = REFERENCE_RESOLUTION,
+    level: float = REFERENCE_LEVEL,
+    chunk_points: int = 2**18,
+    device: torch.device | str = "cpu",
+    method: str = "auto",
+) -> Iterator[list[MeshResult]]:
+    """Mesh (field, n_shapes) batches in turn; yields one `MeshResult` list per batch, in batch order."""
+    for field_fn, n_shapes in batches:
+        yield mesh_batch(
+            field_fn,
+            n_shapes,
             resolution=resolution,
             level=level,
             chunk_points=chunk_points,
             device=device,
+            method=method,
         )
-    )
+
+
+mesh_fields = mesh_batch  # the name callers and tests use

@@ -6,6 +6,7 @@ how many were skipped (NaN or degenerate clouds are skipped and counted, never a
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 
@@ -54,6 +55,83 @@ def one_nna(d_gen_gen: np.ndarray, d_gen_ref: np.ndarray, d_ref_ref: np.ndarray)
     }
 
 
+NNA_RESAMPLES = 1000  # bootstrap resamples of the 1-NNA interval
+NNA_LEVEL = 0.95
+_NEAR_COLUMNS = 64  # a resampled item's nearest kept neighbour is nearly always among its 64 nearest
+
+
+def bootstrap_draws(g: int, r: int, n_resamples: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded resamples with replacement: (generated positions (g,), reference positions (r,)) each."""
+    rng = np.random.default_rng(seed)
+    return [(rng.integers(0, g, g), rng.integers(0, r, r)) for _ in range(n_resamples)]
+
+
+def one_nna_resampled(
+    d_gen_gen: np.ndarray,
+    d_gen_ref: np.ndarray,
+    d_ref_ref: np.ndarray,
+    *,
+    n_resamples: int = NNA_RESAMPLES,
+    seed: int = 0,
+) -> np.ndarray:
+    """1-NNA of each bootstrap resample of both sets (generated and references drawn with replacement,
+    each at its own size), from the distance matrices already computed: no cloud is compared again.
+
+    The copies of one cloud in a resample are one sample: a cloud's nearest neighbour is the nearest
+    OTHER cloud drawn (a copy at distance 0 would make every drawn-twice cloud its own neighbour and push
+    1-NNA towards 1); each copy counts once in the accuracy.
+    """
+    g, r = d_gen_ref.shape
+    if g == 0 or r == 0 or n_resamples < 1:
+        return np.full(max(n_resamples, 0), np.nan)
+    full = np.block([[d_gen_gen, d_gen_ref], [d_gen_ref.T, d_ref_ref]]).astype(np.float64)
+    np.fill_diagonal(full, np.inf)
+    n = g + r
+    is_gen = np.r_[np.ones(g, bool), np.zeros(r, bool)]
+    order = np.argsort(full, axis=1, kind="stable")  # each row's neighbours, nearest first (itself last)
+    near = order[:, : min(n, _NEAR_COLUMNS)]
+    out = np.empty(n_resamples)
+    for b, (gi, ri) in enumerate(bootstrap_draws(g, r, n_resamples, seed)):
+        counts = np.r_[np.bincount(gi, minlength=g), np.bincount(ri, minlength=r)]
+        drawn = counts > 0
+        rows = np.flatnonzero(drawn)
+        hit = drawn[near[rows]] & (near[rows] != rows[:, None])
+        first = hit.argmax(axis=1)
+        nn = near[rows, first]
+        for k in np.flatnonzero(~hit.any(axis=1)):  # rare: none of the nearest columns was drawn
+            row = order[rows[k]]
+            nn[k] = row[np.flatnonzero(drawn[row] & (row != rows[k]))[0]]
+        correct = is_gen[nn] == is_gen[rows]
+        out[b] = (counts[rows] * correct).sum() / counts.sum()
+    return out
+
+
+def percentile_interval(values: np.ndarray, level: float = NNA_LEVEL) -> list[float]:
+    """[low, high] percentile interval holding `level` of the finite values (NaNs when there are none)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return [math.nan, math.nan]
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def one_nna_ci(
+    d_gen_gen: np.ndarray,
+    d_gen_ref: np.ndarray,
+    d_ref_ref: np.ndarray,
+    *,
+    n_resamples: int = NNA_RESAMPLES,
+    seed: int = 0,
+    level: float = NNA_LEVEL,
+) -> list[float]:
+    """Bootstrap percentile interval of 1-NNA ([low, high]): how far the figure moves with which shapes
+    happened to be generated and which references the split holds."""
+    stats = one_nna_resampled(d_gen_gen, d_gen_ref, d_ref_ref, n_resamples=n_resamples, seed=seed)
+    return percentile_interval(stats, level)
+
+
 def _finite(points: np.ndarray) -> np.ndarray:
     return np.isfinite(points).all(axis=tuple(range(1, points.ndim)))  # (N,): reshape(N, -1) fails for N = 0
 
@@ -74,6 +152,8 @@ def generation_metrics(
     backend: str = "auto",
     clip_to_reference: bool = True,
     per_sample: bool = False,
+    nna_resamples: int = NNA_RESAMPLES,
+    seed: int = 0,
 ) -> dict:
     """MMD, COV and 1-NNA of generated vs reference clouds, each (N, n, 3), in the named normalization.
 
@@ -82,7 +162,8 @@ def generation_metrics(
     that was used, its position in `generated` and its nearest reference (CD and position in
     `reference`), and for each reference its CD to the nearest used generated cloud (NaN for a skipped
     reference), from the matrix the metrics already need (plots, captions and the report without a
-    second pass).
+    second pass). `1-nna_ci95` is the bootstrap 95% interval of 1-NNA (`nna_resamples` seeded resamples
+    of both sets from the same matrices; 0 resamples: NaN).
     """
     check_normalization(normalization)
     gen, gen_keep = _prepare(generated, normalization)
@@ -105,6 +186,8 @@ def generation_metrics(
         "mmd": mmd,
         "cov": cov,
         **one_nna(d_gg, d_gr, d_rr),
+        "1-nna_ci95": one_nna_ci(d_gg, d_gr, d_rr, n_resamples=nna_resamples, seed=seed),
+        "nna_resamples": nna_resamples,
     }
     if per_sample:
         has_ref = d_gr.shape[1] > 0
@@ -205,6 +288,27 @@ def part_metrics(
     }
 
 
+_SPACING_CACHE: dict[tuple[str, str, str], float] = {}
+_SPACING_CACHE_SIZE = 4
+
+
+def train_spacing(tr: np.ndarray, normalization: str, device: torch.device | str, backend: str) -> float:
+    """Median over (normalized, usable) training clouds of the CD to their nearest other training cloud.
+
+    An N x N Chamfer matrix of the whole training set (3,237 clouds: ~10M pairs) that every generator
+    scored against the same training set shares: kept for the last few training sets, keyed by a hash
+    of the clouds themselves, so a table of seven rows computes it once.
+    """
+    key = (hashlib.sha256(np.ascontiguousarray(tr).tobytes()).hexdigest(), normalization, str(backend))
+    if key not in _SPACING_CACHE:
+        d_tt = chamfer_matrix(tr, device=device, backend=backend)
+        np.fill_diagonal(d_tt, np.inf)
+        if len(_SPACING_CACHE) >= _SPACING_CACHE_SIZE:
+            _SPACING_CACHE.pop(next(iter(_SPACING_CACHE)))
+        _SPACING_CACHE[key] = float(np.median(d_tt.min(axis=1)))
+    return _SPACING_CACHE[key]
+
+
 def novelty(
     generated,
     train,
@@ -212,13 +316,15 @@ def novelty(
     normalization: str,
     device: torch.device | str = "cpu",
     backend: str = "auto",
+    nearest: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Each generated cloud's CD to its nearest training cloud, against the training set's own spread.
 
     The yardstick is the median over training clouds of the CD to their nearest other training cloud; a
     sample closer than that to some training shape is within the training set's own spacing (likely a
     near-copy). Reported: per-sample distances and nearest indices (positions in `train`),
-    their median, and the fraction below the yardstick.
+    their median, and the fraction below the yardstick. `nearest`: `nearest_in(generated, train, ...)`
+    when the caller has it already (aligned with `generated`), so it is not computed twice.
     """
     check_normalization(normalization)
     gen, gen_keep = _prepare(generated, normalization)
@@ -232,11 +338,12 @@ def novelty(
     }
     if len(gen) == 0 or len(tr) < 2:
         return {**report, "train_median_nn": float("nan"), "fraction_closer_than_train_median": float("nan")}
-    d_tt = chamfer_matrix(tr, device=device, backend=backend)
-    np.fill_diagonal(d_tt, np.inf)
-    yardstick = float(np.median(d_tt.min(axis=1)))
-    nearest, index = nearest_in(generated, train, normalization=normalization, device=device, backend=backend)
-    nearest, index = nearest[gen_keep], index[gen_keep]
+    yardstick = train_spacing(tr, normalization, device, backend)
+    if nearest is None:
+        nearest = nearest_in(generated, train, normalization=normalization, device=device, backend=backend)
+    if len(nearest[0]) != len(gen_keep):
+        raise ValueError(f"nearest holds {len(nearest[0])} clouds, generated {len(gen_keep)}")
+    nearest, index = np.asarray(nearest[0])[gen_keep], np.asarray(nearest[1])[gen_keep]
     return {
         **report,
         "train_median_nn": yardstick,

@@ -10,18 +10,19 @@ from collections.abc import Iterator
 
 import torch
 
+from shd.eval.field_bounds import MoEField
 from shd.eval.meshing import REFERENCE_LEVEL, REFERENCE_RESOLUTION, FieldFn, MeshResult, iter_meshes
 from shd.fields.config import FieldConfig
-from shd.fields.layout import Layout, unflatten
-from shd.fields.moe import expert_logits
+from shd.fields.layout import Layout
+from shd.progress import task
 
 
 def weights_field(
     flat: torch.Tensor, layout: Layout, field: FieldConfig, device: torch.device | str = "cpu"
-) -> FieldFn:
-    """(B, D) flat vectors as one batched field: points (B, P, 3) -> expert logits (B, P, E)."""
-    params = unflatten(flat.detach().float().to(device), layout)
-    return lambda points: expert_logits(params, points.to(device), field)
+) -> MoEField:
+    """(B, D) flat vectors as one batched field: points (B, P, 3) -> expert logits (B, P, E), combined
+    as `field.combine` says and bounded over boxes, so that meshing takes the sparse path."""
+    return MoEField.from_flat(flat, layout, field, device)
 
 
 def mesh_weights(
@@ -54,7 +55,9 @@ def mesh_weights(
     done = iter_meshes(
         batches(), resolution=resolution, level=level, chunk_points=chunk_points, device=device
     )
-    for start, batch in zip(range(0, len(rows), batch_size), done, strict=True):
-        for row, mesh in zip(rows[start : start + batch_size], batch, strict=True):
-            meshes[row] = mesh
+    with task(f"meshing at {resolution}^3", total=len(rows), unit="shapes") as advance:
+        for start, batch in zip(range(0, len(rows), batch_size), done, strict=True):
+            for row, mesh in zip(rows[start : start + batch_size], batch, strict=True):
+                meshes[row] = mesh
+            advance(len(batch))
     return meshes

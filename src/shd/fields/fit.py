@@ -23,6 +23,7 @@ from shd.fields.layout import Layout, make_layout
 from shd.fields.moe import init_params
 from shd.fields.quality import heldout_iou
 from shd.fields.weight_set import write_manifest, write_weight_shard
+from shd.progress import task
 from shd.shards import fingerprint, read_shard, read_shard_meta, shard_matches, shard_name, write_shard
 
 INIT_FILE = "init.safetensors"
@@ -159,6 +160,7 @@ def fit_sample_set(
 
     def on_done(results: list[ShapeResult]) -> None:
         nonlocal done_shapes
+        advance_steps(sum(max(config.max_steps - r.steps, 0) for r in results))  # stopped early
         for r in results:
             pending[group_of[r.shape_id]][r.shape_id] = r
         for k in [k for k, got in pending.items() if len(got) == len(groups[k])]:
@@ -178,16 +180,19 @@ def fit_sample_set(
 
     n_points = samples.load(ids[:1], ("points",))["points"].shape[1]
     capacity = memory_capacity(config.field, n_points, config, device)
-    fit_stream(
-        [s for k in todo for s in groups[k]],
-        lambda b: samples.load(b, TRAIN_KEYS),
-        init,
-        config,
-        device,
-        capacity,
-        on_done,
-        parts,
-    )
+    fitting = [s for k in todo for s in groups[k]]
+    with task("overfit", total=len(fitting) * config.max_steps, unit="shape-steps") as advance_steps:
+        fit_stream(
+            fitting,
+            lambda b: samples.load(b, TRAIN_KEYS),
+            init,
+            config,
+            device,
+            capacity,
+            on_done,
+            parts,
+            on_interval=lambda active: advance_steps(len(active) * config.check_every),
+        )
     summary: dict[str, Any] = {
         "rank": index,
         "world": count,

@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from shd import paths
 from shd.atomic import write_text
+from shd.devices import resolve_device
 from shd.errors import InputError
-from shd.eval.evaluate import resolve_device
 from shd.eval.meshing import REFERENCE_LEVEL, MeshResult
 from shd.eval.reconstruct import mesh_weights
 from shd.fields.weight_set import WeightSet
-from shd.report import apps, page
+from shd.report import apps, page, quality
 from shd.report.inputs import EvalOutputs
 from shd.report.viewer import glb_base64, mesh_block, placeholder_div, viewer_div, viewer_script
 
@@ -48,7 +49,8 @@ class ReportConfig:
     max_shapes: int = 100  # generated shapes shown, each beside its nearest training shape
     worst_covered: int = 8  # references farthest from every generated shape
     viewer_px: int = 200  # viewer size on the page
-    apps: str = "reports/apps"  # folder whose */summary.json become application panels
+    apps: str = str(paths.APPS_REPORTS)  # folder whose */summary.json become application panels
+    quality_table: str = str(paths.QUALITY_TABLE)  # the quality table's panel, when the file exists
     max_app_faces: int = 20000  # application meshes larger than this are listed, not embedded
     max_app_image_bytes: int = 3_000_000  # larger application images are listed, not embedded
     batch_size: int = 8
@@ -119,7 +121,7 @@ def _mesh(flat: torch.Tensor, weights: WeightSet, cfg: ReportConfig, level: floa
     on a coarser grid (faces grow with the square of the resolution) until it fits or the grid is 16."""
     if len(flat) == 0:
         return []
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "report.device")
 
     def mesh(rows: torch.Tensor, resolution: int) -> list[MeshResult]:
         return mesh_weights(
@@ -253,6 +255,7 @@ def build_page(
     panels = apps.app_sections(folder, store, cfg.max_app_faces, cfg.max_app_image_bytes)
     seconds["apps"] = time.perf_counter() - start
 
+    table = quality.load_table(outputs.project / cfg.quality_table)
     mean_faces = int(np.mean(store.faces)) if store.faces else 0
     versions = "".join(page.key_value_table(title, values) for title, values in outputs.versions.items())
     protocol = page.key_value_table("evaluation protocol", metrics.get("protocol") or {})
@@ -265,6 +268,7 @@ def build_page(
             page.metrics_table(metrics),
             "metrics",
         ),
+        *([quality.quality_section(table)] if table is not None else []),
         page.legend(part_names, weights.layout.n_experts),
         shapes,
         worst,

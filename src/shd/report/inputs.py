@@ -1,6 +1,6 @@
 """What a report is built from: an evaluation's files, found in a project folder or an MLflow run.
 
-The evaluate stage keeps everything the page shows (shd.eval.evaluate.EvalPaths): the metrics of record,
+The evaluate stage keeps everything the page shows (shd.eval.config.EvalPaths): the metrics of record,
 the generated weights it scored and, per sample, its nearest reference and training shape. Nothing is
 sampled or scored again here; the report only meshes weights coarsely for display.
 """
@@ -16,14 +16,15 @@ from typing import Any
 
 import torch
 
+from shd import paths
 from shd.atomic import read_json_document
 from shd.config import dvc_lock_entries, read_yaml
 from shd.errors import InputError
-from shd.eval.evaluate import GENERATED_KEY, SAMPLES_FORMAT, EvalPaths
+from shd.eval.config import GENERATED_KEY, SAMPLES_FORMAT, EvalPaths
 from shd.shards import read_shard
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-MODEL_DIR = Path("models/diffusion/model")
+MODEL_DIR = paths.MODEL
 LOCK_FILE = "dvc.lock"
 PARAMS_TITLE = "params (params.yaml)"
 EVALUATE_STAGE = "evaluate"
@@ -76,7 +77,7 @@ def load_outputs(
 
 
 def from_project(root: str | Path) -> EvalOutputs:
-    """The evaluation a DVC project folder holds (metrics/eval.json and data/eval/)."""
+    """The evaluation a DVC project folder holds (reports/eval.json and data/eval/)."""
     root = Path(root)
     paths = EvalPaths.under(root)
     return load_outputs(paths.metrics, paths.samples, paths.generated, root)

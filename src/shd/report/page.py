@@ -1,7 +1,7 @@
 """The report's HTML: metrics table with yardsticks, versions, shape grids, application panels.
 
 Plain strings with every value escaped; no template engine and nothing fetched when the page opens.
-Table cells carry `data-row`/`data-key` (the path of the value in metrics/eval.json), so the browser
+Table cells carry `data-row`/`data-key` (the path of the value in reports/eval.json), so the browser
 test reads back exactly what a person sees and compares it with the file.
 """
 
@@ -20,11 +20,12 @@ COLUMNS = (
     ("mmd", "MMD ↓", "mean over references of the CD to the nearest generated shape"),
     ("cov", "COV ↑", "fraction of references that are some generated shape's nearest"),
     ("nna", "1-NNA →0.5", "leave-one-out 1-NN accuracy, generated vs reference (0.5 is ideal)"),
+    ("nna_ci95", "1-NNA 95% CI", "bootstrap percentile interval of 1-NNA (both sets resampled)"),
     ("n_evaluated", "scored", "generated shapes scored (clipped to the references)"),
     ("n_generated", "generated", "weight vectors decoded"),
     ("n_empty", "empty", "shapes with no usable mesh"),
 )
-# (row key, path of the row in metrics/eval.json, label)
+# (row key, path of the row in reports/eval.json, label)
 ROWS = (
     ("generated", (), "this run"),
     ("train_as_generator", ("yardsticks", "train_as_generator"), "oracle: training set as generator"),
@@ -80,16 +81,25 @@ def metrics_rows(metrics: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...],
     return rows
 
 
+def _cell(row: str, path: Sequence[str], value: Any) -> str:
+    """A table cell tagged with the value's path; an interval [low, high] shows as two tagged numbers
+    (paths ending .0 and .1) so each reads back against the file."""
+    dotted = html.escape(".".join(path))
+    if isinstance(value, list | tuple) and len(value) == 2:
+        low, high = (
+            f'<span data-row="{row}" data-key="{dotted}.{i}">{fmt(v)}</span>' for i, v in enumerate(value)
+        )
+        return f"<td>{low}–{high}</td>"
+    return f'<td data-row="{row}" data-key="{dotted}">{fmt(value)}</td>'
+
+
 def metrics_table(metrics: Mapping[str, Any]) -> str:
     """The metrics of record with their yardsticks, one row each, plus per-part MMD / COV."""
     rows = metrics_rows(metrics)
     head = "".join(f'<th title="{html.escape(t)}">{html.escape(c)}</th>' for _, c, t in COLUMNS)
     body = []
     for key, path, label, values in rows:
-        cells = "".join(
-            f'<td data-row="{key}" data-key="{".".join((*path, col))}">{fmt(values.get(col))}</td>'
-            for col, _, _ in COLUMNS
-        )
+        cells = "".join(_cell(key, (*path, col), values.get(col)) for col, _, _ in COLUMNS)
         name = f"{html.escape(str(metrics.get('generator')))} ({label})" if key == "generated" else label
         body.append(f"<tr><td>{name}</td>{cells}</tr>")
     out = [f'<table id="metrics"><tr><th>generator</th>{head}</tr>{"".join(body)}</table>']

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 
+from shd.devices import resolve_device
 from shd.errors import InputError
 from shd.fields.config import OverfitConfig
 from shd.fields.fit import fit_sample_set
@@ -68,9 +68,5 @@ class OverfitObjective:
 
 
 def _device(accelerator: str) -> str:
-    if accelerator in ("auto", "cuda", "gpu"):
-        if torch.cuda.is_available():
-            return "cuda"
-        if accelerator != "auto":
-            raise InputError("params.yaml:overfit.accelerator", f"{accelerator}: no CUDA device here")
-    return "cpu"
+    """The device of `overfit.accelerator` (Lightning's `gpu` is CUDA here)."""
+    return str(resolve_device("cuda" if accelerator == "gpu" else accelerator, "overfit.accelerator"))

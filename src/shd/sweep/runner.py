@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import optuna
 
+from shd import paths
 from shd.config import load_params
 from shd.errors import InputError
 from shd.sweep.best import best_path, write_best
@@ -92,8 +93,8 @@ def run_sweep(
     n_jobs: int = 1,
     storage: str | None = None,
     study: str | None = None,
-    samples: str | Path = "data/samples",
-    weights: str | Path = "data/weights",
+    samples: str | Path = paths.SAMPLES,
+    weights: str | Path = paths.WEIGHTS,
     out_dir: str | Path | None = None,
     worker: int = 0,
     progress: Callable[[str], None] | None = None,
@@ -109,7 +110,7 @@ def run_sweep(
     kc = sc.kind(kind)
     kc = replace(kc, trials=trials or kc.trials, study=study or kc.study)
     if n_jobs < 1:
-        raise InputError("--n-jobs", f"must be >= 1, got {n_jobs}")
+        raise InputError("n_jobs", f"must be >= 1, got {n_jobs}")
     out = Path(out_dir or sc.out_dir)
     objective = make_objective(kind, params, sc, kc, samples, weights)
     url = storage or sc.storage

@@ -19,8 +19,15 @@ from mlflow.entities import Param
 from shd.tracking import ensure_experiment, flatten_params, numeric_metrics, tracking_uri
 
 RUN_ATTR = "mlflow_run_id"
-STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+# A pruned trial ended as designed (the pruner stopped a poor one): FINISHED, told apart by its
+# `shd.sweep.state` tag. MLflow's KILLED means an interrupted run.
+STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED"}
 PARENT_WAIT_S = 30.0
+
+
+def trial_run_name(trial: optuna.Trial) -> str:
+    """`<study>-trial-<n>`: the trials of the overfit and the diffusion study differ in the run list."""
+    return f"{trial.study.study_name}-trial-{trial.number}"
 
 
 def parent_key() -> str:
@@ -70,7 +77,7 @@ def start_trial_run(
     parent = client.get_run(parent_id)
     run = client.create_run(
         parent.info.experiment_id,
-        run_name=f"trial-{trial.number}",
+        run_name=trial_run_name(trial),
         tags={
             "mlflow.parentRunId": parent_id,
             "shd.sweep.study": trial.study.study_name,

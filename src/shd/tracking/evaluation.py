@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from shd.eval.evaluate import EvalPaths, EvaluateConfig
+from shd.eval.config import EvalPaths, EvaluateConfig
 from shd.tracking.runs import log_stage_run
 
 EXPERIMENT = "shd-evaluate"

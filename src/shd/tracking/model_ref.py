@@ -24,7 +24,9 @@ from pathlib import Path
 
 import torch
 
-from shd.diffusion.export import CONFIG_FILE, load_checkpoint, load_model
+from shd.devices import resolve_device
+from shd.diffusion.api import load_checkpoint, load_model
+from shd.diffusion.export import CONFIG_FILE
 from shd.diffusion.sampler import WeightSampler
 from shd.errors import InputError
 from shd.mlflow_store import client, tracking_uri
@@ -33,13 +35,6 @@ from shd.shards import fingerprint
 CACHE_ENV = "SHD_MODEL_CACHE"
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # ours (rich) is shown instead
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto | cpu | cuda[:i] -> a device (a CUDA device where there is none is an input error)."""
-    from shd.eval.evaluate import resolve_device as resolve
-
-    return resolve(name, "--device")
 
 
 def cache_root() -> Path:
@@ -180,9 +175,9 @@ def resolve_model_folder(ref: str) -> Path:
     )
 
 
-def load_sampler(ref: str, device: str = "auto") -> WeightSampler:
+def load_sampler(ref: str, device: torch.device | str = "auto") -> WeightSampler:
     """Load the model a reference names on `device` ('auto' = CUDA when present)."""
-    dev = resolve_device(device)
+    dev = device if isinstance(device, torch.device) else resolve_device(device, "device")
     if ref.endswith(".ckpt"):
         if not Path(ref).is_file():
             raise InputError(ref, "no such checkpoint file")

@@ -41,11 +41,11 @@ class DiffusionPyfunc(mlflow.pyfunc.PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        from shd.diffusion.export import load_model
-        from shd.tracking.model_ref import resolve_device
+        from shd.devices import resolve_device
+        from shd.diffusion.api import load_model
 
         self.card = json.loads(Path(context.artifacts[CARD_ARTIFACT]).read_text(encoding="utf-8"))
-        device = resolve_device(os.environ.get(DEVICE_ENV, "auto"))
+        device = resolve_device(os.environ.get(DEVICE_ENV, "auto"), DEVICE_ENV)
         self.sampler = load_model(context.artifacts[MODEL_ARTIFACT], device=device)
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 (see above)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,43 @@ def generate(sampler: WeightSampler, request: SampleRequest) -> tuple[torch.Tens
         device=sampler.device,
     )
     return weights, meshes
+
+
+MAX_ROUNDS = 4  # sampling rounds that redraw empty meshes before giving up
+
+
+def generate_surfaces(
+    sampler: WeightSampler,
+    request: SampleRequest,
+    *,
+    redraw_empty: bool = True,
+    max_rounds: int = MAX_ROUNDS,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[tuple[torch.Tensor, MeshResult]], int]:
+    """Up to `request.n` (weights row, mesh) pairs and how many empty samples were redrawn.
+
+    An occasional sample's field has no surface at the level; with `redraw_empty` it is dropped and
+    drawn again in the next round (round r samples with seed + r, so the result is reproducible), for at
+    most `max_rounds` rounds. Without it every sample is kept, empty meshes included. `progress(1)` is
+    called per kept sample.
+    """
+    request = replace(request, meshes=True)
+    kept: list[tuple[torch.Tensor, MeshResult]] = []
+    discarded = 0
+    for round_ in range(max_rounds if redraw_empty else 1):
+        weights, meshes = generate(
+            sampler, replace(request, n=request.n - len(kept), seed=request.seed + round_)
+        )
+        for row, mesh in zip(weights, meshes, strict=True):
+            if mesh.ok or not redraw_empty:
+                kept.append((row, mesh))
+                if progress is not None:
+                    progress(1)
+            else:
+                discarded += 1
+        if len(kept) == request.n:
+            break
+    return kept, discarded
 
 
 def mesh_dict(mesh: MeshResult) -> dict[str, Any]:
