@@ -200,6 +200,6 @@ def test_library_parameter_names_become_the_commands_flags():
 
     assert shown("parts_a/parts_b", hybrid) == "--parts-a/--parts-b"
     assert shown("parts_b: part 'wings'", hybrid) == "--parts-b: part 'wings'"
-    assert (shown("n", hybrid), shown("frames", interpolate)) == ("-n", "--steps")
+    assert (shown("n", hybrid), shown("frames", interpolate)) == ("-n", "--frames")
     assert shown("data/weights", hybrid) == "data/weights"  # a path stays a path
     assert shown("parents", hybrid) == "parents"
