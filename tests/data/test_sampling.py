@@ -9,7 +9,14 @@ from shd.shards import read_shard_meta
 from .builders import box_plane
 
 SMALL = SamplingConfig(
-    n_near=3000, n_uniform=3000, n_eval_near=1000, n_eval_uniform=1000, n_surface=512, shard_size=2, seed=3
+    n_near=3000,
+    n_uniform=3000,
+    n_eval_near=1000,
+    n_eval_uniform=1000,
+    n_surface=512,
+    shard_size=2,
+    seed=3,
+    workers=1,
 )
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from shd.atomic import write_json
 from shd.data.validation import ValidationConfig, ValidationFailed, validate
+from shd.errors import InputError
 
 from .builders import box_plane
 
@@ -115,3 +116,18 @@ def test_data_docs_are_built(tmp_path):
     )
     assert (tmp_path / "docs" / "index.html").exists()
     assert list((tmp_path / "docs" / "validations").rglob("*.html"))
+
+
+def test_manifest_table_is_the_same_on_two_workers(tmp_path):
+    """Per-shape statistics on worker processes: same rows, same order, bad files still failed rows."""
+    from shd.data.validation import _read_index, manifest_table
+
+    _corpus(tmp_path)
+    index = _read_index(tmp_path / "prepared")
+    one = manifest_table(tmp_path / "prepared", index, ValidationConfig(workers=1))
+    two = manifest_table(tmp_path / "prepared", index, ValidationConfig(workers=2))
+    assert list(one["shape_id"]) == [e["shape_id"] for e in index["shapes"]] + ["truncated-file"]
+    assert one.equals(two)
+    assert not two.set_index("shape_id").loc["corrupt", "prepare_ok"]
+    with pytest.raises(InputError, match="validate.workers"):
+        ValidationConfig(workers=-1)

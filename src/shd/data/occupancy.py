@@ -9,9 +9,7 @@ one wins on large ones (repaired real meshes), so the choice is made by face cou
 
 from __future__ import annotations
 
-import igl
 import numpy as np
-import trimesh
 from scipy.spatial import cKDTree
 
 from shd.data.shape import PartMesh, PreparedShape
@@ -23,6 +21,8 @@ EXACT_MAX_FACES = 5000
 
 def winding_number(vertices: np.ndarray, faces: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Generalized winding number of a triangle mesh at each query point (1 inside, 0 outside)."""
+    import igl  # the CPU path only: the device path (sampling_torch) runs without libigl
+
     v = np.ascontiguousarray(vertices, dtype=np.float64)
     f = np.ascontiguousarray(faces, dtype=np.int64)
     q = np.ascontiguousarray(queries, dtype=np.float64)
@@ -41,15 +41,22 @@ def sample_surface(
     vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Area-weighted surface samples and the face each came from (seeded by `rng`)."""
+    import trimesh
+
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     seed = int(rng.integers(0, 2**31 - 1))
     points, face_index = trimesh.sample.sample_surface(mesh, count, seed=seed)
     return np.asarray(points), np.asarray(face_index)
 
 
-def _part_surface_tree(part: PartMesh, rng: np.random.Generator, density: int = 20000) -> cKDTree:
-    points, _ = sample_surface(part.vertices, part.faces, density, rng)
-    return cKDTree(points)
+def _part_distance(part: PartMesh, queries: np.ndarray) -> np.ndarray:
+    """Exact distance to the part's surface (the device path computes the same, see triangle_distance)."""
+    import igl
+
+    v = np.ascontiguousarray(part.vertices, dtype=np.float64)
+    f = np.ascontiguousarray(part.faces, dtype=np.int64)
+    sq, _, _ = igl.point_mesh_squared_distance(np.ascontiguousarray(queries, dtype=np.float64), v, f)
+    return np.sqrt(sq)
 
 
 def label_inside_by_parts(
@@ -58,7 +65,8 @@ def label_inside_by_parts(
     """Part index of each (inside) query: the part volume that holds it.
 
     A point held by several overlapping parts, or by none (winding-number round-off at a seam), goes
-    to the part among its candidates whose surface is nearest.
+    to the part among its candidates whose surface is nearest (exact distance). `rng` is unused (kept
+    for callers; nearest surfaces were once estimated from random surface samples).
     """
     present = [i for i, p in enumerate(parts) if p is not None]
     holds = np.stack([inside(parts[i].vertices, parts[i].faces, queries) for i in present], axis=1)
@@ -67,9 +75,7 @@ def label_inside_by_parts(
     labels[single] = np.asarray(present)[holds[single].argmax(axis=1)]
     ambiguous = np.flatnonzero(~single)
     if len(ambiguous):
-        dist = np.stack(
-            [_part_surface_tree(parts[i], rng).query(queries[ambiguous])[0] for i in present], axis=1
-        )
+        dist = np.stack([_part_distance(parts[i], queries[ambiguous]) for i in present], axis=1)
         candidates = holds[ambiguous]
         candidates[~candidates.any(axis=1)] = True  # held by none: every part is a candidate
         dist[~candidates] = np.inf

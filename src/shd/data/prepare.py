@@ -15,6 +15,7 @@ from typing import Any
 from shd.atomic import write_json
 from shd.data.categories import PROCEDURAL_CATEGORIES, get_category
 from shd.data.shape import SPLITS, PreparedShape
+from shd.data.workers import n_workers, worker_pool
 from shd.errors import InputError
 
 SOURCES = ("procedural", "shapenetpart")
@@ -34,8 +35,10 @@ class PrepareConfig:
     layout: str | None = None
     grid_resolution: int = 96
     center: str = "vertex_mean"
+    workers: int = 0  # procedural source: processes generating shapes in parallel (0: every core)
 
     def __post_init__(self) -> None:
+        n_workers(self.workers, "params.yaml:prepare.workers")
         if self.source not in SOURCES:
             raise InputError("params.yaml:prepare.source", f"got {self.source!r}, expected one of {SOURCES}")
         if set(self.split_ratios) != set(SPLITS):
@@ -74,14 +77,55 @@ class PrepareConfig:
             )
 
 
-def _iter_source(cfg: PrepareConfig) -> Iterator[tuple[str, Any]]:
-    """(category, prepared shape or per-shape error record), category by category."""
-    if cfg.source == "procedural":
-        from shd.data.procedural import generate_dataset
+def _generate(category: str, index: int, seed: int, split: str, shapes_dir: Path) -> dict[str, Any]:
+    """One procedural shape, generated and written (in a worker); its index record."""
+    from shd.data.procedural import generate_shape
 
-        counts = {c: n for c, n in cfg.counts.items() if n}
-        for shape in generate_dataset(counts, cfg.seed, cfg.split_ratios, cfg.split_sizes):
-            yield shape.category, shape
+    shape = generate_shape(category, index, seed, split)
+    shape.save(shapes_dir / f"{shape.shape_id}.npz")
+    return _record(shape)
+
+
+def _record(shape: PreparedShape) -> dict[str, Any]:
+    return {
+        "shape_id": shape.shape_id,
+        "category": shape.category,
+        "split": shape.split,
+        "source": shape.source,
+        "file": f"shapes/{shape.shape_id}.npz",
+    }
+
+
+def _procedural(cfg: PrepareConfig, shapes_dir: Path) -> Iterator[tuple[str, Any]]:
+    """(category, index record) of every procedural shape, in generation order, made by `workers`
+    processes (each shape is a pure function of category, index and seed)."""
+    from shd.data.procedural import assign_splits
+
+    jobs = [
+        (category, index, cfg.seed, split, shapes_dir)
+        for category, n in cfg.counts.items()
+        if n
+        for index, split in enumerate(assign_splits(category, n, cfg.seed, cfg.split_ratios, cfg.split_sizes))
+    ]
+    workers = min(n_workers(cfg.workers, "params.yaml:prepare.workers"), max(len(jobs), 1))
+    if workers == 1:
+        for job in jobs:
+            yield job[0], _generate(*job)
+        return
+    with worker_pool(workers, ["shd.data.prepare", "shd.data.procedural"]) as ex:
+        futures = [ex.submit(_generate, *job) for job in jobs]
+        try:
+            for job, future in zip(jobs, futures, strict=True):
+                yield job[0], future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _iter_source(cfg: PrepareConfig, shapes_dir: Path) -> Iterator[tuple[str, Any]]:
+    """(category, index record of a written shape, or per-shape error record), category by category."""
+    if cfg.source == "procedural":
+        yield from _procedural(cfg, shapes_dir)
         return
     from shd.data.shapenetpart import iter_shapenetpart
 
@@ -100,6 +144,9 @@ def _iter_source(cfg: PrepareConfig) -> Iterator[tuple[str, Any]]:
             if limit and produced >= limit:  # 0 means "all shapes of the category"
                 break
             produced += 1
+            if isinstance(item, PreparedShape):
+                item.save(shapes_dir / f"{item.shape_id}.npz")
+                item = _record(item)
             yield category, item
 
 
@@ -112,18 +159,9 @@ def prepare(
     shapes_dir.mkdir(parents=True, exist_ok=True)
     shapes: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    for category, item in _iter_source(cfg):
-        if isinstance(item, PreparedShape):
-            item.save(shapes_dir / f"{item.shape_id}.npz")
-            shapes.append(
-                {
-                    "shape_id": item.shape_id,
-                    "category": item.category,
-                    "split": item.split,
-                    "source": item.source,
-                    "file": f"shapes/{item.shape_id}.npz",
-                }
-            )
+    for category, item in _iter_source(cfg, shapes_dir):
+        if isinstance(item, dict):
+            shapes.append(item)
         else:
             errors.append(
                 {
@@ -140,8 +178,10 @@ def prepare(
         if stale.name not in keep:
             stale.unlink()
     categories = {c: list(get_category(c).parts) for c in sorted({s["category"] for s in shapes})}
+    config = asdict(cfg)
+    del config["workers"]  # not what the shapes depend on
     write_json(
         out_dir / "index.json",
-        {"config": asdict(cfg), "categories": categories, "shapes": shapes, "errors": errors},
+        {"config": config, "categories": categories, "shapes": shapes, "errors": errors},
     )
     return {"n_shapes": len(shapes), "n_errors": len(errors)}
