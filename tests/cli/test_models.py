@@ -117,7 +117,12 @@ def test_unreachable_server_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    for args in (["sample", "--out", str(tmp_path)], ["info"], ["promote", "shd-airplane", "1"]):
+    champion = ["--model", "models:/shd-airplane@champion"]
+    for args in (
+        ["sample", *champion, "--out", str(tmp_path)],
+        ["info", *champion],
+        ["promote", "shd-airplane", "1"],
+    ):
         assert "cannot reach the MLflow tracking server" in error_line(runner.invoke(app, args))
 
 
