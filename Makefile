@@ -83,6 +83,14 @@ clean:
 # The MLflow UI over the same store the stages log to (URI decided in shd.mlflow_store).
 ui: setup
 	$(BIN)/shd ui --host 127.0.0.1 --port 5000
+# A local PostgreSQL (Debian's `postgresql` package) for the team setup: README "Working as a team".
+PGDIR  ?= $(HOME)/.shd/postgres
+PGPORT ?= 5432
+.PHONY: postgres postgres-stop
+postgres: setup
+	$(BIN)/python -m shd.postgres start $(PGDIR) $(PGPORT)
+postgres-stop: setup
+	$(BIN)/python -m shd.postgres stop $(PGDIR) $(PGPORT)
 # Reliability suites (tests/reliability, fast + slow) -> RELIABILITY.md table from the real run.
 .PHONY: reliability
 reliability: setup

@@ -142,9 +142,20 @@ print(register(folder, card, "shd-race")["version"])
 """
 
 
-def test_concurrent_registrations_leave_the_alias_on_the_best(tmp_path):
-    """Four processes register at once (1-NNA 0.9, 0.6, 0.8, 0.7) on one SQLite store: every version
-    gets its decision and `champion` ends on the 0.6 one, whatever the interleaving."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def race_store(request, tmp_path) -> str:
+    """The store the racing processes share: a local SQLite file (file lock) or a database on a real
+    PostgreSQL server (advisory lock: what several machines sharing one store rely on)."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_database")
+    store_dir = tmp_path / "mlruns"
+    store_dir.mkdir()
+    return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
+
+
+def test_concurrent_registrations_leave_the_alias_on_the_best(tmp_path, race_store):
+    """Four processes register at once (1-NNA 0.9, 0.6, 0.8, 0.7) on one store: every version gets its
+    decision and `champion` ends on the 0.6 one, whatever the interleaving."""
     import os
     import subprocess
     import sys
@@ -160,16 +171,18 @@ def test_concurrent_registrations_leave_the_alias_on_the_best(tmp_path):
         SHD_MODEL_CACHE=str(tmp_path / "cache"),
         MLFLOW_DISABLE_TELEMETRY="true",
     )
+    client_uri = race_store
+    if client_uri.startswith("postgresql"):
+        env["MLFLOW_TRACKING_URI"] = client_uri  # the processes could be on other machines
     store_dir = tmp_path / "mlruns"
-    store_dir.mkdir()
-    client_uri = f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
-    # create the store once: MLflow's first connections to a fresh SQLite file race on its tables
+    # create the store once: MLflow's first connections to a fresh database race on its tables
     MlflowClient(client_uri).search_experiments()
     scores = (0.9, 0.6, 0.8, 0.7)
     procs = [
         subprocess.Popen(
             [sys.executable, str(script), str(store_dir), str(tmp_path / f"m{i}"), str(i), str(nna)],
             env=env,
+            cwd=tmp_path,  # a server-less Postgres store puts artifacts under ./mlruns
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
