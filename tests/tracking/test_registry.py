@@ -9,17 +9,9 @@ from mlflow import MlflowClient
 
 from shd.errors import InputError
 from shd.mlflow_store import client
-from shd.tracking.registry import (
-    CHAMPION,
-    Candidate,
-    Score,
-    build_card,
-    champion_of,
-    decide,
-    model_name,
-    promote,
-    register,
-)
+from shd.tracking.card import build_card
+from shd.tracking.promotion import Candidate, Score, decide, model_name
+from shd.tracking.registry import CHAMPION, champion_of, promote, register
 from tests.tracking.conftest import PARTS, eval_report, export_tiny_model
 
 SPLIT_A = ["airplane_a1", "airplane_a2"]
@@ -134,7 +126,8 @@ import sys
 from pathlib import Path
 import shd.mlflow_store as store
 store.DEFAULT_DIR = Path(sys.argv[1])
-from shd.tracking.registry import build_card, register
+from shd.tracking.card import build_card
+from shd.tracking.registry import register
 from tests.tracking.conftest import PARTS, eval_report, export_tiny_model
 folder = export_tiny_model(Path(sys.argv[2]), seed=int(sys.argv[3]))
 card = build_card(folder, eval_report(float(sys.argv[4])), ["airplane_a1"], {"airplane": PARTS}, {}, {})
@@ -190,7 +183,7 @@ def test_concurrent_registrations_leave_the_alias_on_the_best(tmp_path, race_sto
         for i, nna in enumerate(scores)
     ]
     outs = [p.communicate(timeout=600) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    assert all(p.returncode == 0 for p in procs), [(p.returncode, o[1][-3000:]) for p, o in zip(procs, outs)]
     versions = [out.strip().splitlines()[-1] for out, _ in outs]
     c = MlflowClient(client_uri, registry_uri=client_uri)
     assert len(set(versions)) == 4

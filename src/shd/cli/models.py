@@ -195,7 +195,7 @@ def info(
 
     Example: shd info --model models:/shd-airplane@champion
     """
-    from shd.tracking.registry import model_card
+    from shd.tracking.card import model_card
 
     typer.echo(json.dumps(model_card(model), indent=2, default=str))
 
