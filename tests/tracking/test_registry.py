@@ -183,7 +183,9 @@ def test_concurrent_registrations_leave_the_alias_on_the_best(tmp_path, race_sto
         for i, nna in enumerate(scores)
     ]
     outs = [p.communicate(timeout=600) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [(p.returncode, o[1][-3000:]) for p, o in zip(procs, outs)]
+    assert all(p.returncode == 0 for p in procs), [
+        (p.returncode, o[1][-3000:]) for p, o in zip(procs, outs, strict=True)
+    ]
     versions = [out.strip().splitlines()[-1] for out, _ in outs]
     c = MlflowClient(client_uri, registry_uri=client_uri)
     assert len(set(versions)) == 4
