@@ -23,7 +23,7 @@ from tests.tracking.conftest import PARTS, eval_report, export_tiny_model
 
 runner = CliRunner()
 NAME = "shd-cli-test"
-COMMANDS = ("sample", "evaluate", "promote", "info", "ui")
+COMMANDS = ("sample", "evaluate", "promote", "info", "ui", "server")
 
 
 @pytest.fixture(scope="module")
