@@ -58,21 +58,33 @@ def lock_uri() -> str | None:
 @contextmanager
 def advisory_lock(url: str, name: str) -> Iterator[None]:
     """A Postgres session advisory lock keyed by `name`, held on its own connection: every client of the
-    database, on any machine, waits for it; the server frees it when the holder's connection dies."""
+    database, on any machine, waits for it; the server frees it when the holder's connection dies (so a
+    killed holder or a restarted server never leaves it held). Unreachable database: one InputError."""
     import sqlalchemy as sa
 
     url = url.replace("postgres://", "postgresql://", 1)
+    key = {"n": f"shd.{name}"}
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
-        with store_errors(url), engine.connect() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:n))"), {"n": f"shd.{name}"})
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": f"shd.{name}"})
-                conn.commit()
+        conn = engine.connect()
+        conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:n))"), key)
+        conn.commit()
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        cause = (str(exc.orig) if getattr(exc, "orig", None) else str(exc)).splitlines()[0][:300]
+        raise InputError(
+            f"registry lock {shown}", f"not usable ({cause}); start the database or fix SHD_LOCK_URI"
+        ) from None
+    try:
+        yield
     finally:
+        try:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:n))"), key)
+            conn.commit()
+        except sa.exc.SQLAlchemyError:
+            pass  # the connection is gone (server restarted): the server freed the lock with it
+        conn.close()
         engine.dispose()
 
 
