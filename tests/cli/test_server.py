@@ -77,6 +77,8 @@ def test_register_through_the_server_then_sample_the_champion(mlflow_server, tmp
     url, served = mlflow_server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     monkeypatch.setenv("SHD_MODEL_CACHE", str(tmp_path / "cache"))
+    # `shd sample` fails fast on a dead server (15 s); a live one on 2 busy cores may answer slower
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
     monkeypatch.chdir(tmp_path)
     folder = export_tiny_model(tmp_path / "m", 1)
     card = build_card(folder, eval_report(0.5), ["airplane_t"], {"airplane": PARTS}, {}, {})
