@@ -83,6 +83,27 @@ clean:
 # The MLflow UI over the same store the stages log to (URI decided in shd.mlflow_store).
 ui: setup
 	$(BIN)/shd ui --host 127.0.0.1 --port 5000
+# DVC remote: data and weight sets shared instead of recomputed. The default is a folder outside the repo
+# (works offline), set per machine in .dvc/config.local; a team remote (S3, SSH) is one `dvc remote add -d`
+# (README "Working as a team"), and then these targets use it.
+DVC_REMOTE ?= $(HOME)/.shd/dvc-remote
+.PHONY: remote push pull
+remote: $(SETUP)
+	@$(BIN)/dvc remote default >/dev/null 2>&1 || { mkdir -p "$(DVC_REMOTE)" && \
+	  $(BIN)/dvc remote add --local -d shd-local "$(DVC_REMOTE)" && echo "DVC remote shd-local: $(DVC_REMOTE)"; }
+push: remote
+	$(BIN)/dvc push
+pull: remote
+	$(BIN)/dvc pull
+
+# A local PostgreSQL (Debian's `postgresql` package) for the team setup: README "Working as a team".
+PGDIR  ?= $(HOME)/.shd/postgres
+PGPORT ?= 5432
+.PHONY: postgres postgres-stop
+postgres: setup
+	$(BIN)/python -m shd.postgres start $(PGDIR) $(PGPORT)
+postgres-stop: setup
+	$(BIN)/python -m shd.postgres stop $(PGDIR) $(PGPORT)
 # Reliability suites (tests/reliability, fast + slow) -> RELIABILITY.md table from the real run.
 .PHONY: reliability
 reliability: setup

@@ -9,7 +9,9 @@ from shd.errors import InputError
 from shd.jsonio import json_ready
 from shd.progress import task
 from shd.stage import console, main
-from shd.tracking.registry import RegisterConfig, build_card, lineage, model_name, register
+from shd.tracking.card import build_card, lineage
+from shd.tracking.promotion import RegisterConfig, model_name
+from shd.tracking.registry import register
 
 MODEL, SAMPLES, EVAL, OUT = paths.MODEL, paths.SAMPLES, paths.EVAL_JSON, paths.REGISTER_RECORD
 

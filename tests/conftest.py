@@ -4,6 +4,7 @@ guard that fails the session when a test wrote into the checkout (tests/checkout
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,33 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         else:
             print(message)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on 127.0.0.1 for the session (Debian's `postgresql`, see shd.postgres).
+    Skips when it is not installed, except in CI (CI=true), where `.ci/run` installs it and a missing
+    server is a failure."""
+    from shd import postgres as pg
+
+    if pg.bin_dir() is None:
+        message = "PostgreSQL not installed (apt-get install -y postgresql): team-setup tests need it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = pg.start()
+    yield server
+    server.stop("immediate")
+    shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_database(postgres, request) -> str:
+    """The URL of a new empty database on the session's server, one per test."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50] + f"_{os.getpid()}"
+    return postgres.create_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ BASE = {
     "config",
     "stage",
     "mlflow_store",
+    "postgres",
     "paths",
     "devices",
     "jsonio",

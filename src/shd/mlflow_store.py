@@ -1,7 +1,8 @@
 """Where MLflow keeps runs: `sqlite:///mlruns/mlflow.db` with artifacts under `mlruns/artifacts`.
 
 MLflow >= 3.13 refuses the plain `./mlruns` file store, so the default is SQLite; `MLFLOW_TRACKING_URI`
-overrides it unchanged (a team server with Postgres + object storage works the same way).
+overrides it unchanged: `postgresql://...` (a shared database) or `http://...` (`shd server`, README
+"Working as a team").
 
 A store that cannot be reached (server down, SQLite locked past its busy timeout) is an `InputError`
 naming the URI after bounded retries, raised before or after a stage's local results are written,
@@ -64,10 +65,58 @@ def tracking_uri(root: str | Path | None = None) -> str:
     return uri
 
 
+def lock_uri() -> str | None:
+    """The Postgres database whose advisory locks serialize registry writes across machines:
+    $SHD_LOCK_URI (for a tracking server whose clients cannot see its database), else the tracking
+    URI itself when it is Postgres (None: a local store, the file lock covers it)."""
+    explicit = os.environ.get("SHD_LOCK_URI")
+    if explicit:
+        return explicit
+    uri = tracking_uri()
+    return uri if uri.startswith(("postgresql:", "postgresql+", "postgres:")) else None
+
+
+@contextmanager
+def advisory_lock(url: str, name: str) -> Iterator[None]:
+    """A Postgres session advisory lock keyed by `name`, held on its own connection: every client of the
+    database, on any machine, waits for it; the server frees it when the holder's connection dies (so a
+    killed holder or a restarted server never leaves it held). Unreachable database: one InputError."""
+    import sqlalchemy as sa
+
+    url = url.replace("postgres://", "postgresql://", 1)
+    key = {"n": f"shd.{name}"}
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        conn = engine.connect()
+        conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:n))"), key)
+        conn.commit()
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        cause = (str(exc.orig) if getattr(exc, "orig", None) else str(exc)).splitlines()[0][:300]
+        raise InputError(
+            f"registry lock {shown}", f"not usable ({cause}); start the database or fix SHD_LOCK_URI"
+        ) from None
+    try:
+        yield
+    finally:
+        try:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:n))"), key)
+            conn.commit()
+        except sa.exc.SQLAlchemyError:
+            pass  # the connection is gone (server restarted): the server freed the lock with it
+        conn.close()
+        engine.dispose()
+
+
 def store_lock(name: str) -> AbstractContextManager[None]:
-    """Serializes a read-compare-write on the store (the registry's champion alias) among the processes
-    of this machine: a lock file beside a local SQLite store, else under ./mlruns. A tracking server
-    offers no compare-and-set, so processes on other machines are not covered."""
+    """Serializes a read-compare-write on the store (the registry's champion alias). A Postgres store
+    (or $SHD_LOCK_URI) takes an advisory lock in the database, which covers every machine; a local
+    SQLite store takes a lock file beside it, which covers the processes of this machine only (a
+    tracking server without SHD_LOCK_URI falls back to that file lock under ./mlruns)."""
+    pg = lock_uri()
+    if pg is not None:
+        return advisory_lock(pg, name)
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         folder = Path(uri.removeprefix("sqlite:///")).parent

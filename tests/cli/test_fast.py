@@ -93,7 +93,7 @@ def test_cli_choices_match_the_library():
     from shd.cli.common import MeshFormat
     from shd.cli.models import SplitPolicy
     from shd.eval.export import FORMATS
-    from shd.tracking.registry import POLICIES
+    from shd.tracking.promotion import POLICIES
 
     assert tuple(f.value for f in MeshFormat) == FORMATS
     assert tuple(p.value for p in SplitPolicy) == POLICIES

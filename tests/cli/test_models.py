@@ -15,14 +15,15 @@ from typer.testing import CliRunner
 
 from shd.cli import app
 from shd.diffusion.api import load_model
+from shd.tracking.card import build_card
 from shd.tracking.model_ref import load_sampler
-from shd.tracking.registry import build_card, register
+from shd.tracking.registry import register
 from tests.tiny_project import run_stage
 from tests.tracking.conftest import PARTS, eval_report, export_tiny_model
 
 runner = CliRunner()
 NAME = "shd-cli-test"
-COMMANDS = ("sample", "evaluate", "promote", "info", "ui")
+COMMANDS = ("sample", "evaluate", "promote", "info", "ui", "server")
 
 
 @pytest.fixture(scope="module")

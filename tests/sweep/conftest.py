@@ -82,9 +82,10 @@ def sweep_project(tiny_project: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     return tmp_path
 
 
-def sweep_process(root: Path, *args: str) -> subprocess.Popen:
-    """`shd sweep ...` as its own process in the project (what a second worker or machine runs)."""
-    env = {**stage_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+def sweep_process(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`shd sweep ...` as its own process in the project (what a second worker or machine runs);
+    `env` adds variables (a shared MLFLOW_TRACKING_URI)."""
+    env = {**stage_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"), **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "shd.cli", "sweep", *args],
         cwd=root,

@@ -14,8 +14,9 @@ import yaml
 from shd.diffusion.api import load_model
 from shd.errors import InputError
 from shd.mlflow_store import tracking_uri
+from shd.tracking.card import build_card
 from shd.tracking.model_ref import load_sampler, resolve_model_folder
-from shd.tracking.registry import build_card, register
+from shd.tracking.registry import register
 from tests.tracking.conftest import PARTS, eval_report, export_tiny_model
 
 NAME = "shd-pyfunc-test"

@@ -9,17 +9,9 @@ from mlflow import MlflowClient
 
 from shd.errors import InputError
 from shd.mlflow_store import client
-from shd.tracking.registry import (
-    CHAMPION,
-    Candidate,
-    Score,
-    build_card,
-    champion_of,
-    decide,
-    model_name,
-    promote,
-    register,
-)
+from shd.tracking.card import build_card
+from shd.tracking.promotion import Candidate, Score, decide, model_name
+from shd.tracking.registry import CHAMPION, champion_of, promote, register
 from tests.tracking.conftest import PARTS, eval_report, export_tiny_model
 
 SPLIT_A = ["airplane_a1", "airplane_a2"]
@@ -134,7 +126,8 @@ import sys
 from pathlib import Path
 import shd.mlflow_store as store
 store.DEFAULT_DIR = Path(sys.argv[1])
-from shd.tracking.registry import build_card, register
+from shd.tracking.card import build_card
+from shd.tracking.registry import register
 from tests.tracking.conftest import PARTS, eval_report, export_tiny_model
 folder = export_tiny_model(Path(sys.argv[2]), seed=int(sys.argv[3]))
 card = build_card(folder, eval_report(float(sys.argv[4])), ["airplane_a1"], {"airplane": PARTS}, {}, {})
@@ -142,9 +135,20 @@ print(register(folder, card, "shd-race")["version"])
 """
 
 
-def test_concurrent_registrations_leave_the_alias_on_the_best(tmp_path):
-    """Four processes register at once (1-NNA 0.9, 0.6, 0.8, 0.7) on one SQLite store: every version
-    gets its decision and `champion` ends on the 0.6 one, whatever the interleaving."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def race_store(request, tmp_path) -> str:
+    """The store the racing processes share: a local SQLite file (file lock) or a database on a real
+    PostgreSQL server (advisory lock: what several machines sharing one store rely on)."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_database")
+    store_dir = tmp_path / "mlruns"
+    store_dir.mkdir()
+    return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
+
+
+def test_concurrent_registrations_leave_the_alias_on_the_best(tmp_path, race_store):
+    """Four processes register at once (1-NNA 0.9, 0.6, 0.8, 0.7) on one store: every version gets its
+    decision and `champion` ends on the 0.6 one, whatever the interleaving."""
     import os
     import subprocess
     import sys
@@ -160,16 +164,18 @@ def test_concurrent_registrations_leave_the_alias_on_the_best(tmp_path):
         SHD_MODEL_CACHE=str(tmp_path / "cache"),
         MLFLOW_DISABLE_TELEMETRY="true",
     )
+    client_uri = race_store
+    if client_uri.startswith("postgresql"):
+        env["MLFLOW_TRACKING_URI"] = client_uri  # the processes could be on other machines
     store_dir = tmp_path / "mlruns"
-    store_dir.mkdir()
-    client_uri = f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
-    # create the store once: MLflow's first connections to a fresh SQLite file race on its tables
+    # create the store once: MLflow's first connections to a fresh database race on its tables
     MlflowClient(client_uri).search_experiments()
     scores = (0.9, 0.6, 0.8, 0.7)
     procs = [
         subprocess.Popen(
             [sys.executable, str(script), str(store_dir), str(tmp_path / f"m{i}"), str(i), str(nna)],
             env=env,
+            cwd=tmp_path,  # a server-less Postgres store puts artifacts under ./mlruns
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -177,7 +183,9 @@ def test_concurrent_registrations_leave_the_alias_on_the_best(tmp_path):
         for i, nna in enumerate(scores)
     ]
     outs = [p.communicate(timeout=600) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    assert all(p.returncode == 0 for p in procs), [
+        (p.returncode, o[1][-3000:]) for p, o in zip(procs, outs, strict=True)
+    ]
     versions = [out.strip().splitlines()[-1] for out, _ in outs]
     c = MlflowClient(client_uri, registry_uri=client_uri)
     assert len(set(versions)) == 4

@@ -208,7 +208,7 @@ def info(
     Example: shd info --model models:/shd-airplane@champion
     """
     check_model(model)
-    from shd.tracking.registry import model_card
+    from shd.tracking.card import model_card
 
     typer.echo(json.dumps(model_card(model), indent=2, default=str))
 
@@ -241,7 +241,54 @@ def ui(
     os.execv(mlflow_bin, cmd)  # become the UI: Ctrl+C and signals reach MLflow itself
 
 
+def server_command(store: str, artifacts: Path, host: str, port: int) -> list[str]:
+    """`mlflow server` over a database store with served artifacts: clients need only the HTTP URL
+    (runs, models, registry and artifact uploads all go through the server)."""
+    import shutil
+    import sys
+
+    mlflow_bin = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+    return [
+        mlflow_bin, "server", "--backend-store-uri", store, "--serve-artifacts",
+        "--artifacts-destination", str(artifacts.resolve()), "--host", host, "--port", str(port),
+    ]  # fmt: skip
+
+
+@clear_errors
+def server(
+    store: Annotated[
+        str,
+        typer.Option(help="Backend store: a database URL (postgresql://..., `make postgres` prints one)."),
+    ],
+    artifacts: Annotated[Path, typer.Option(help="Folder the server keeps artifacts in.")] = Path(
+        "mlartifacts"
+    ),
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+    dry_run: Annotated[bool, typer.Option(help="Print the command instead of starting the server.")] = False,
+) -> None:
+    """Start a team MLflow tracking server: a Postgres backend store and served artifacts. Then point
+    every `shd` command and DVC stage at it: export MLFLOW_TRACKING_URI=http://HOST:PORT.
+
+    Example: shd server --store postgresql://shd@127.0.0.1:5432/mlflow --artifacts ~/.shd/artifacts
+    """
+    import sys
+
+    if not store.startswith(("postgresql", "postgres:", "mysql", "sqlite:")):
+        raise InputError("--store", f"expected a database URL (postgresql://...), got {store!r}")
+    cmd = server_command(store, artifacts, host, port)
+    typer.echo(f"MLflow server on http://{host}:{port} (store {store}, artifacts {artifacts.resolve()})")
+    if dry_run:
+        typer.echo(shlex.join(cmd))
+        return
+    if not Path(cmd[0]).exists():
+        raise InputError("mlflow", "the mlflow command is not installed in this environment")
+    artifacts.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd)  # become the server: signals reach MLflow itself
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the top-level `shd` app."""
-    for fn in (sample, evaluate, promote, info, ui):
+    for fn in (sample, evaluate, promote, info, ui, server):
         app.command(fn.__name__)(fn)
