@@ -184,4 +184,8 @@ def prepare(
         out_dir / "index.json",
         {"config": config, "categories": categories, "shapes": shapes, "errors": errors},
     )
-    return {"n_shapes": len(shapes), "n_errors": len(errors)}
+    by_category: dict[str, dict[str, int]] = {c: {"shapes": 0, "errors": 0} for c in cfg.counts}
+    for rows, key in ((shapes, "shapes"), (errors, "errors")):
+        for row in rows:
+            by_category.setdefault(row["category"], {"shapes": 0, "errors": 0})[key] += 1
+    return {"n_shapes": len(shapes), "n_errors": len(errors), "by_category": by_category}
