@@ -20,6 +20,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -209,9 +210,16 @@ def import_categories(grid: int) -> dict[str, Any]:
     return {"grid_resolution": grid, "by_category": summary["by_category"], "categories_imported": done}
 
 
-def fit_airplanes(steps: list[int], device: str, n_near: int, grid: int, work: Path) -> list[dict[str, Any]]:
+def fit_airplanes(
+    steps: list[int],
+    device: str,
+    n_near: int,
+    grid: int,
+    work: Path,
+    on_row: Callable[[dict[str, Any]], None],
+) -> None:
     """The 16 real `v0_normal` airplanes imported points-only, sampled once, fitted at each budget
-    (one-cycle over `steps`, otherwise the library defaults)."""
+    (one-cycle over `steps`, otherwise the library defaults); `on_row` gets each budget's result."""
     prepare(
         PrepareConfig(
             source="shapenetpart",
@@ -229,7 +237,6 @@ def fit_airplanes(steps: list[int], device: str, n_near: int, grid: int, work: P
         sample_cfg,
         index["categories"],
     )
-    out = []
     for n in steps:
         cfg = OverfitConfig(max_steps=n, min_iou=0.0, min_part_iou=0.0)
         t0 = time.perf_counter()
@@ -245,8 +252,7 @@ def fit_airplanes(steps: list[int], device: str, n_near: int, grid: int, work: P
             "n_near": n_near,
         }
         print("fit", row, flush=True)
-        out.append(row)
-    return out
+        on_row(row)
 
 
 def import_section(imp: dict[str, Any]) -> str:
@@ -313,23 +319,31 @@ def main() -> None:
     if "import" in args.only:
         results["import"] = import_categories(48)
         results["categories_imported"] = results["import"]["categories_imported"]
+    save(results, args.out_dir)
     if "fits" in args.only:
+
+        def on_row(row: dict[str, Any]) -> None:  # results written as they come (GPU runs may be cut)
+            keep = [
+                f
+                for f in results.get("fits", [])
+                if (f["steps"], f["device"]) != (row["steps"], row["device"])
+            ]
+            results["fits"] = sorted([*keep, row], key=lambda f: (f["device"], f["steps"]))
+            best = max(results["fits"], key=lambda f: (f["device"] != "cpu", f["steps"]))
+            keys = ("n_shapes", "iou_mean", "iou_part_mean", "steps", "device")
+            results["airplanes"] = {k: best[k] for k in keys}
+            save(results, args.out_dir)
+
         with tempfile.TemporaryDirectory() as tmp:
-            fits = fit_airplanes(args.steps, args.device, args.n_near, 96, Path(tmp))
-        keep = [
-            f
-            for f in results.get("fits", [])
-            if (f["steps"], f["device"]) not in {(n, args.device) for n in args.steps}
-        ]
-        results["fits"] = sorted(keep + fits, key=lambda f: (f["device"], f["steps"]))
-        best = max(results["fits"], key=lambda f: (f["device"] != "cpu", f["steps"]))
-        results["airplanes"] = {
-            k: best[k] for k in ("n_shapes", "iou_mean", "iou_part_mean", "steps", "device")
-        }
+            fit_airplanes(args.steps, args.device, args.n_near, 96, Path(tmp), on_row)
+
+
+def save(results: dict[str, Any], out_dir: Path | None) -> None:
+    """results/real_shapes.json (+ a copy in `out_dir`) and the BENCHMARKS.md section."""
     saved = save_json("real_shapes", results)
-    if args.out_dir:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy(saved, args.out_dir / saved.name)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(saved, out_dir / saved.name)
     parts = ["## Real shapes"]
     if "repair" in results:
         parts.append(
