@@ -34,7 +34,8 @@ LAYER = {
     "tracking": 6,
     "report": 7,
     "sweep": 7,
-    "cli": 8,
+    "api": 8,  # the notebook API (shd.load_model, shd.mesh, ...)
+    "cli": 9,
 }
 
 

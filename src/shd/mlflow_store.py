@@ -25,18 +25,39 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
-DEFAULT_DIR = Path("mlruns")
+DEFAULT_DIR = Path("mlruns")  # relative: under the project root (an absolute path is taken as is)
+PROJECT_MARKERS = ("dvc.yaml", "params.yaml")
 # URIs this module chose itself; `mlflow.set_tracking_uri` copies them into MLFLOW_TRACKING_URI, which
 # must then not be mistaken for a user's override.
 _CHOSEN: set[str] = set()
 
 
+def project_root(start: str | Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: the working folder) holding dvc.yaml or
+    params.yaml; outside a project an InputError, so that no command creates a stray ./mlruns."""
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / marker).is_file() for marker in PROJECT_MARKERS):
+            return folder
+    raise InputError(
+        here,
+        f"not inside an shd project (no {' or '.join(PROJECT_MARKERS)} here or above), so there is "
+        "no local MLflow store; run from the project or set MLFLOW_TRACKING_URI",
+    )
+
+
+def default_dir() -> Path:
+    """The local store's folder: DEFAULT_DIR under the project root."""
+    return DEFAULT_DIR if DEFAULT_DIR.is_absolute() else project_root() / DEFAULT_DIR
+
+
 def tracking_uri(root: str | Path | None = None) -> str:
-    """The tracking URI: $MLFLOW_TRACKING_URI, else SQLite under `root` (default ./mlruns)."""
+    """The tracking URI: $MLFLOW_TRACKING_URI, else SQLite under `root` (default: the project's
+    mlruns/)."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env and env not in _CHOSEN:
         return env
-    folder = Path(root) if root is not None else DEFAULT_DIR
+    folder = Path(root) if root is not None else default_dir()
     folder.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{(folder / 'mlflow.db').resolve()}"
     _CHOSEN.add(uri)
@@ -48,7 +69,13 @@ def store_lock(name: str) -> AbstractContextManager[None]:
     of this machine: a lock file beside a local SQLite store, else under ./mlruns. A tracking server
     offers no compare-and-set, so processes on other machines are not covered."""
     uri = tracking_uri()
-    folder = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else DEFAULT_DIR
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+    else:  # a server: the project's mlruns/, or outside a project the user's cache
+        try:
+            folder = default_dir()
+        except InputError:
+            folder = Path.home() / ".cache" / "shd"
     return file_lock(folder / f".{name}.lock")
 
 
@@ -59,7 +86,7 @@ def artifact_root(root: str | Path | None = None) -> str | None:
     """
     if not tracking_uri(root).startswith("sqlite:"):
         return None
-    folder = (Path(root) if root is not None else DEFAULT_DIR) / "artifacts"
+    folder = (Path(root) if root is not None else default_dir()) / "artifacts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder.resolve().as_uri()
 

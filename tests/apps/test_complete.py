@@ -118,7 +118,7 @@ def test_completions_that_equal_the_parent_say_why(tmp_path):
     assert summary["empty_generated"] == ["tail", "engine"]
     assert "tail, engine came out empty in every completion" in summary["warning"]
     assert "2 of 2 completions mesh exactly like the parent" in summary["warning"]
-    args = ["complete", "--from", "airplane_000", "--keep", "body,wing", "-n", "2", "--ddim-steps", "4"]
+    args = ["complete", "--parent", "airplane_000", "--keep", "body,wing", "-n", "2", "--steps", "4"]
     args += [
         "--model",
         str(tmp_path / "model"),

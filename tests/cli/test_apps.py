@@ -89,13 +89,13 @@ def test_interpolate_and_complete_commands(common, tmp_path):
         [
             "interpolate",
             *common,
-            "--a",
+            "--parent-a",
             "proc-airplane-00000",
-            "--b",
+            "--parent-b",
             "sample:2",
             "--part",
             "wing",
-            "--steps",
+            "--frames",
             "4",
             "--out",
             str(tmp_path / "i"),
@@ -109,7 +109,7 @@ def test_interpolate_and_complete_commands(common, tmp_path):
         [
             "complete",
             *common,
-            "--from",
+            "--parent",
             "proc-chair-00000",
             "--keep",
             "back,seat",
@@ -131,7 +131,7 @@ def test_interpolate_and_complete_commands(common, tmp_path):
     "args, message",
     [
         (
-            ["complete", "--from", "proc-airplane-00000", "--keep", "body,rudder"],
+            ["complete", "--parent", "proc-airplane-00000", "--keep", "body,rudder"],
             "--keep: part 'rudder': not a part of airplane; valid parts: body, wing, tail, engine",
         ),
         (
@@ -147,7 +147,7 @@ def test_interpolate_and_complete_commands(common, tmp_path):
             "mix categories",
         ),
         (
-            ["interpolate", "--a", "proc-airplane-00000", "--b", "sample:x", "--part", "wing"],
+            ["interpolate", "--parent-a", "proc-airplane-00000", "--parent-b", "sample:x", "--part", "wing"],
             "the seed must be an integer",
         ),
         (
@@ -200,6 +200,6 @@ def test_library_parameter_names_become_the_commands_flags():
 
     assert shown("parts_a/parts_b", hybrid) == "--parts-a/--parts-b"
     assert shown("parts_b: part 'wings'", hybrid) == "--parts-b: part 'wings'"
-    assert (shown("n", hybrid), shown("frames", interpolate)) == ("-n", "--steps")
+    assert (shown("n", hybrid), shown("frames", interpolate)) == ("-n", "--frames")
     assert shown("data/weights", hybrid) == "data/weights"  # a path stays a path
     assert shown("parents", hybrid) == "parents"

@@ -117,7 +117,12 @@ def test_unreachable_server_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    for args in (["sample", "--out", str(tmp_path)], ["info"], ["promote", "shd-airplane", "1"]):
+    champion = ["--model", "models:/shd-airplane@champion"]
+    for args in (
+        ["sample", *champion, "--out", str(tmp_path)],
+        ["info", *champion],
+        ["promote", "shd-airplane", "1"],
+    ):
         assert "cannot reach the MLflow tracking server" in error_line(runner.invoke(app, args))
 
 
@@ -242,3 +247,16 @@ def test_checkpoint_and_folder_sample_the_same_and_evaluate_writes_metrics(proje
     assert metrics.with_suffix(".nn_cd.csv").exists()
     not_json = args[:3] + ["--out", str(tmp_path / "m.txt")]
     assert "expected a .json file" in error_line(runner.invoke(app, not_json))
+
+
+def test_every_evaluation_file_of_evaluate_out_goes_beside_it(tmp_path):
+    """`shd evaluate --out X.json` routes every EvalPaths file next to X (a field added to EvalPaths
+    without a place beside X would land in the working folder, e.g. the project's data/eval)."""
+    from dataclasses import fields
+
+    from shd.eval.config import EvalPaths
+
+    placed = EvalPaths.beside(tmp_path / "x.json")
+    where = {f.name: getattr(placed, f.name) for f in fields(EvalPaths)}
+    assert all(p.parent == tmp_path and p.name.startswith("x.") for p in where.values()), where
+    assert len(set(where.values())) == len(where)

@@ -85,6 +85,7 @@ def test_overfit_keeps_its_results_when_the_server_is_down(project_copy, unreach
 def test_a_locked_sqlite_store_is_one_clear_error(tmp_path, monkeypatch):
     """Another process holds an exclusive lock: MLflow's busy timeout (20 s) bounds the wait."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "params.yaml").write_text("{}\n")  # a project: its store is ./mlruns
     monkeypatch.chdir(tmp_path)
     ensure_experiment("shd-test")
     lock = sqlite3.connect(Path("mlruns/mlflow.db"), isolation_level=None)

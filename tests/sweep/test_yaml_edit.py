@@ -1,4 +1,4 @@
-"""Merging best params into params.yaml line by line: comments stay, values change, odd layouts refuse."""
+"""Merging best params into params.yaml (ruamel round trip): comments stay, values change, aliases refuse."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_repository_params_update_keeps_every_comment() -> None:
     changed = [(a, b) for a, b in zip(text.splitlines(), new.splitlines(), strict=True) if a != b]
     assert len(changed) == 7  # field, lr, schedule, net, prediction, train.lr, normalization: one line each
     preset = yaml.safe_load(text)["diffusion"]["net"]  # a preset name: the searched keys join it
-    assert f"  net: {{preset: {preset}, width: 96, depth: 3, heads: 4}}  # tiny" in new
+    assert f"  net: {{preset: {preset}, width: 96, depth: 3, heads: 4}} # tiny" in new
 
 
 def test_new_keys_and_block_replacement() -> None:
@@ -43,6 +43,17 @@ def test_new_keys_and_block_replacement() -> None:
     new = update_text(text, {"a": {"c": 5, "n": [1, 2]}, "y": {"k": "v"}}, "t.yaml")
     assert yaml.safe_load(new) == {"a": {"b": 1, "c": 5, "n": [1, 2]}, "z": 0, "y": {"k": "v"}}
     assert "  b: 1   # keep\n" in new and "# tail comment\n" in new
+
+
+def test_comments_survive_everywhere() -> None:
+    """Head, block, end-of-line, between-key and tail comments, and quotes, all kept."""
+    text = (
+        "# head\nsection:   # the section\n  # before a\n  a: 'x'    # quoted\n  b: null  # nothing\n"
+        "  c:\n    d: 1  # deep\n# tail\n"
+    )
+    new = update_text(text, {"section": {"a": "y", "c": {"d": 2}}}, "t.yaml")
+    assert _comments(new) == _comments(text)
+    assert "  a: 'y'    # quoted\n" in new and "  b: null  # nothing\n" in new and "    d: 2  # deep\n" in new
 
 
 def test_unmergeable_layout_is_refused() -> None:

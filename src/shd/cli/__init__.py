@@ -18,6 +18,7 @@ app = typer.Typer(
     help="SemanticHyperDiffusion: part-aware diffusion in the weight space of occupancy MLPs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[apps.steps]" is a hint, not Rich markup
 )
 
 # every command: Lightning's tips and the known deprecation warnings are silenced (shd.progress)

@@ -14,18 +14,17 @@ from typing import Annotated, Any
 import typer
 
 from shd import paths
-from shd.cli.common import clear_errors
-
-PARENT_HELP = (
-    "Parent: a shape id of the weight set (e.g. proc-airplane-00003) or sample:<seed> "
-    "(a shape sampled from the model with that seed, e.g. sample:7)."
+from shd.cli.common import (
+    DEFAULT_MODEL,
+    MODEL_HELP,
+    PARENT_HELP,
+    check_device,
+    check_model,
+    clear_errors,
+    out_folder,
 )
-Model = Annotated[
-    str,
-    typer.Option(
-        "--model", help="Exported model folder (the train stage's models/diffusion/model) or registry URI."
-    ),
-]
+
+Model = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)]
 Weights = Annotated[Path, typer.Option("--weights", help="Weight set for shape-id parents.")]
 Params = Annotated[
     Path,
@@ -34,16 +33,13 @@ Params = Annotated[
         help="params.yaml whose `apps` section gives the defaults (built-in defaults when absent).",
     ),
 ]
-Device = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (params.yaml apps.device).")]
+Device = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda[:index] [apps.device].")]
 Steps = Annotated[
-    int | None, typer.Option("--ddim-steps", help="DDIM steps of a full chain (params.yaml apps.steps).")
+    int | None,
+    typer.Option("--steps", help="DDIM steps of a full chain [apps.steps].", min=1),
 ]
-Seed = Annotated[
-    int | None, typer.Option("--seed", help="Seed of sampling / harmonizing (params.yaml apps.seed).")
-]
-Resolution = Annotated[
-    int | None, typer.Option("--resolution", help="Mesh grid (params.yaml apps.resolution).")
-]
+Seed = Annotated[int | None, typer.Option("--seed", help="Seed of sampling / harmonizing [apps.seed].")]
+Resolution = Annotated[int | None, typer.Option("--resolution", help="Mesh grid [apps.resolution].", min=8)]
 Category = Annotated[
     str | None,
     typer.Option(
@@ -51,6 +47,12 @@ Category = Annotated[
         help="Category of sampled parents (default: the shape-id parent's, or the model's first).",
     ),
 ]
+
+
+def _check(model: str, device: str | None) -> None:
+    """What the arguments alone can tell, before torch is imported (seconds)."""
+    check_device(device)
+    check_model(model)
 
 
 def _config(params: Path, **overrides: Any):
@@ -99,8 +101,8 @@ def hybrid(
     parts_b: Annotated[
         str | None, typer.Option("--parts-b", help="Parts taken from parent B, comma-separated.")
     ] = None,
-    parent_a: Annotated[str, typer.Option("--parent-a", help=PARENT_HELP)] = "sample:0",
-    parent_b: Annotated[str, typer.Option("--parent-b", help=PARENT_HELP)] = "sample:1",
+    parent_a: Annotated[str, typer.Option("--parent-a", help="Parent A: " + PARENT_HELP)] = "sample:0",
+    parent_b: Annotated[str, typer.Option("--parent-b", help="Parent B: " + PARENT_HELP)] = "sample:1",
     harmonize: Annotated[
         float | None,
         typer.Option(
@@ -112,7 +114,7 @@ def hybrid(
         ),
     ] = None,
     n: Annotated[int, typer.Option("-n", help="Harmonized variants (seeds seed..seed+n-1).")] = 1,
-    model: Model = str(paths.MODEL),
+    model: Model = DEFAULT_MODEL,
     weights: Weights = paths.WEIGHTS,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = paths.APPS_REPORTS / "hybrid",
     category: Category = None,
@@ -133,23 +135,25 @@ def hybrid(
 
       shd hybrid --parent-a proc-airplane-00003 --parent-b sample:7 --parts-b wing --harmonize 0
     """
+    _check(model, device)
     from shd.apps.hybrid import run_hybrid
 
     cfg = _config(params, steps=steps, seed=seed, resolution=resolution, device=device)
-    sampler, weight_set = _open(model, weights, cfg, [parent_a, parent_b])
-    summary = run_hybrid(
-        sampler,
-        out,
-        parts_a=parts_a,
-        parts_b=parts_b,
-        parent_a=parent_a,
-        parent_b=parent_b,
-        weights=weight_set,
-        n=n,
-        harmonize=harmonize,
-        category=category,
-        cfg=cfg,
-    )
+    with out_folder(out):
+        sampler, weight_set = _open(model, weights, cfg, [parent_a, parent_b])
+        summary = run_hybrid(
+            sampler,
+            out,
+            parts_a=parts_a,
+            parts_b=parts_b,
+            parent_a=parent_a,
+            parent_b=parent_b,
+            weights=weight_set,
+            n=n,
+            harmonize=harmonize,
+            category=category,
+            cfg=cfg,
+        )
     fid = summary["part_cd_to_source"]
     typer.echo(
         "part CD to its source (stitched): "
@@ -164,19 +168,20 @@ def hybrid(
 
 @clear_errors
 def interpolate(
-    a: Annotated[str, typer.Option("--a", help="Start parent. " + PARENT_HELP)],
-    b: Annotated[str, typer.Option("--b", help="End parent. " + PARENT_HELP)],
+    parent_a: Annotated[str, typer.Option("--parent-a", help="Start parent: " + PARENT_HELP)],
+    parent_b: Annotated[str, typer.Option("--parent-b", help="End parent: " + PARENT_HELP)],
     part: Annotated[
         str, typer.Option("--part", help="The part whose expert is blended (others fixed to parent A's).")
     ],
     frames: Annotated[
-        int | None, typer.Option("--steps", help="Frames, both parents included [apps.interp_steps].")
+        int | None,
+        typer.Option("--frames", help="Frames, both parents included [apps.interp_steps].", min=2),
     ] = None,
-    model: Model = str(paths.MODEL),
+    model: Model = DEFAULT_MODEL,
     weights: Weights = paths.WEIGHTS,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = paths.APPS_REPORTS / "interpolate",
     category: Category = None,
-    ddim_steps: Steps = None,
+    steps: Steps = None,
     resolution: Resolution = None,
     device: Device = None,
     params: Params = Path("params.yaml"),
@@ -187,17 +192,27 @@ def interpolate(
 
     Examples:
 
-      shd interpolate --a proc-airplane-00000 --b proc-airplane-00005 --part wing --steps 8
+      shd interpolate --parent-a proc-airplane-00000 --parent-b proc-airplane-00005 --part wing --frames 8
 
-      shd interpolate --a sample:0 --b sample:1 --part engine
+      shd interpolate --parent-a sample:0 --parent-b sample:1 --part engine
     """
+    _check(model, device)
     from shd.apps.interpolate import run_interpolate
 
-    cfg = _config(params, steps=ddim_steps, resolution=resolution, device=device)
-    sampler, weight_set = _open(model, weights, cfg, [a, b])
-    summary = run_interpolate(
-        sampler, out, a=a, b=b, part=part, weights=weight_set, frames=frames, category=category, cfg=cfg
-    )
+    cfg = _config(params, steps=steps, resolution=resolution, device=device)
+    with out_folder(out):
+        sampler, weight_set = _open(model, weights, cfg, [parent_a, parent_b])
+        summary = run_interpolate(
+            sampler,
+            out,
+            a=parent_a,
+            b=parent_b,
+            part=part,
+            weights=weight_set,
+            frames=frames,
+            category=category,
+            cfg=cfg,
+        )
     for method, r in summary["methods"].items():
         done = [c for c in r["step_cd"] if c is not None]  # None: a frame without a mesh
         typer.echo(
@@ -209,7 +224,7 @@ def interpolate(
 
 @clear_errors
 def complete(
-    source: Annotated[str, typer.Option("--from", help="The shape to complete. " + PARENT_HELP)],
+    parent: Annotated[str, typer.Option("--parent", help="The shape to complete: " + PARENT_HELP)],
     keep: Annotated[
         str, typer.Option("--keep", help="Parts kept (comma-separated); the others are generated.")
     ],
@@ -224,7 +239,7 @@ def complete(
         float,
         typer.Option("--harmonize", help="Optional SDEdit pass afterwards (then kept parts change too)."),
     ] = 0.0,
-    model: Model = str(paths.MODEL),
+    model: Model = DEFAULT_MODEL,
     weights: Weights = paths.WEIGHTS,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = paths.APPS_REPORTS / "complete",
     category: Category = None,
@@ -240,26 +255,28 @@ def complete(
 
     Examples:
 
-      shd complete --from proc-airplane-00002 --keep body,wing -n 4
+      shd complete --parent proc-airplane-00002 --keep body,wing -n 4
 
-      shd complete --from sample:3 --keep body --resample 5
+      shd complete --parent sample:3 --keep body --resample 5
     """
+    _check(model, device)
     from shd.apps.complete import run_complete
 
     cfg = _config(params, steps=steps, seed=seed, resolution=resolution, device=device)
-    sampler, weight_set = _open(model, weights, cfg, [source])
-    summary = run_complete(
-        sampler,
-        out,
-        source=source,
-        keep=keep,
-        weights=weight_set,
-        n=n,
-        resample=resample,
-        harmonize=harmonize,
-        category=category,
-        cfg=cfg,
-    )
+    with out_folder(out):
+        sampler, weight_set = _open(model, weights, cfg, [parent])
+        summary = run_complete(
+            sampler,
+            out,
+            source=parent,
+            keep=keep,
+            weights=weight_set,
+            n=n,
+            resample=resample,
+            harmonize=harmonize,
+            category=category,
+            cfg=cfg,
+        )
     visible = [p for p in summary["generated"] if p not in summary["empty_generated"]]
     typer.echo(
         f"kept {', '.join(summary['kept'])} (bit-identical: {summary['kept_bit_identical']}), "
@@ -272,7 +289,7 @@ def complete(
 
 @clear_errors
 def apps(
-    model: Model = str(paths.MODEL),
+    model: Model = DEFAULT_MODEL,
     weights: Weights = paths.WEIGHTS,
     samples: Annotated[
         Path, typer.Option("--samples", help="Sample set (the completion test split).")
@@ -287,6 +304,7 @@ def apps(
     PNG strips, GIFs, summary.json) and, last, the quality figures to --metrics: hybrid part fidelity,
     completion 1-NNA against the test split (kept experts bit-identical), interpolation smoothness.
     """
+    _check(model, device)
     from shd.apps.examples import write_examples
     from shd.apps.quality import quality_figures, write_quality
     from shd.data.sample_store import SampleSet

@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from shd import paths
-from shd.cli.common import clear_errors
+from shd.cli.common import clear_errors, out_folder
 from shd.errors import InputError
 
 data_app = typer.Typer(
-    help="Data commands: import ShapeNetPart, generate the embedded dataset.", no_args_is_help=True
+    help="Data commands: import ShapeNetPart, generate the embedded dataset.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -33,11 +35,11 @@ def import_shapenetpart(
 
     Example: shd data import-shapenetpart ~/shapenetpart_v0_normal --category airplane --limit 100
     """
+    if not root.exists():
+        raise InputError(root, "does not exist; expected a ShapeNetPart folder (v0 or v0_normal layout)")
     from shd.data.prepare import PrepareConfig, prepare
     from shd.stage import progress_bar
 
-    if not root.exists():
-        raise InputError(root, "does not exist; expected a ShapeNetPart folder (v0 or v0_normal layout)")
     cfg = PrepareConfig(
         source="shapenetpart",
         counts={c: limit for c in _categories(category, root)},
@@ -45,7 +47,7 @@ def import_shapenetpart(
         meshes_root=str(meshes) if meshes else None,
         grid_resolution=grid_resolution,
     )
-    with progress_bar("import", total=None) as advance:
+    with out_folder(out), progress_bar("import", total=None) as advance:
         summary = prepare(cfg, out, progress=advance)
     for name, n in summary["by_category"].items():
         typer.echo(f"  {name:<12} {n['shapes']:>6} shapes  {n['errors']:>4} errors")
@@ -84,7 +86,8 @@ def generate(
     from shd.data.prepare import PrepareConfig, prepare
 
     cfg = PrepareConfig(source="procedural", counts={"airplane": airplane, "chair": chair}, seed=seed)
-    summary = prepare(cfg, out)
+    with out_folder(out):
+        summary = prepare(cfg, out)
     typer.echo(f"generated {summary['n_shapes']} shapes into {out}")
 
 

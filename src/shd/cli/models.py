@@ -6,36 +6,40 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from shd import paths
-from shd.cli.common import Device, clear_errors
+from shd.cli.common import (
+    DEFAULT_MODEL,
+    MODEL_HELP,
+    Device,
+    MeshFormat,
+    check_choice,
+    check_device,
+    check_model,
+    clear_errors,
+    make_out_folder,
+    out_folder,
+)
 from shd.errors import InputError
 
 # A registry that does not answer should fail in seconds, not after MLflow's minutes of retries.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 
-MODEL_HELP = (
-    "Model: models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/<path>, a run id, "
-    "an exported model folder or a training checkpoint (.ckpt)."
-)
+
+class SplitPolicy(StrEnum):
+    """What `promote` does when the champion was scored on another test split (registry.POLICIES)."""
+
+    promote = "promote"
+    keep = "keep"
 
 
-def _out_dir(path: Path) -> Path:
-    """Create the output folder or say in one line why it cannot be."""
-    if path.exists() and not path.is_dir():
-        raise InputError(path, "exists and is not a folder; expected an output folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(path, f"cannot create the output folder ({exc.strerror or exc})") from None
-    if not os.access(path, os.W_OK):
-        raise InputError(path, "output folder is not writable")
-    return path
+MAX_ROUNDS = 4  # sampling rounds that redraw empty meshes before giving up
 
 
 def _part_names(layout: Any, card_names: list[str] | None = None) -> list[str] | None:
@@ -48,12 +52,14 @@ def _part_names(layout: Any, card_names: list[str] | None = None) -> list[str] |
 
 @clear_errors
 def sample(
-    model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)] = "models:/shd-airplane@champion",
+    model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)] = DEFAULT_MODEL,
     n: Annotated[int, typer.Option("-n", help="Number of shapes.", min=1)] = 4,
     seed: Annotated[int, typer.Option(help="Sampling seed (same seed, same shapes on a device).")] = 0,
     steps: Annotated[int, typer.Option(help="DDIM steps.", min=1)] = 50,
     out: Annotated[Path, typer.Option(help="Output folder for the meshes (and the PNG).")] = Path("samples"),
-    fmt: Annotated[str, typer.Option("--format", help="Mesh format: obj, ply or glb.")] = "obj",
+    fmt: Annotated[
+        str, typer.Option("--format", help="Mesh format: " + " | ".join(f.value for f in MeshFormat) + ".")
+    ] = "obj",
     render: Annotated[bool, typer.Option("--render", help="Also render the meshes to samples.png.")] = False,
     category: Annotated[str | None, typer.Option(help="Category (conditional models).")] = None,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 1.0,
@@ -65,20 +71,20 @@ def sample(
 
     Example: shd sample -n 4 --model models:/shd-airplane@champion --out samples/ --render
     """
+    check_choice(fmt, MeshFormat, "--format")
+    check_device(device)
+    check_model(model)
     import torch
     from safetensors.torch import save_file
 
     from shd.atomic import write_with
     from shd.devices import resolve_device
-    from shd.eval.export import FORMATS, export_mesh
+    from shd.eval.export import export_mesh
     from shd.stage import progress_bar
     from shd.tracking.model_ref import load_sampler
     from shd.tracking.sampling import SampleRequest, generate_surfaces
 
-    if fmt not in FORMATS:
-        raise InputError("--format", f"expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    out = _out_dir(out)
-    with progress_bar("sample", total=n + 1 + int(render)) as advance:
+    with out_folder(out), progress_bar("sample", total=n + 1 + int(render)) as advance:
         sampler = load_sampler(model, resolve_device(device, "--device"))
         advance(1)
         request = SampleRequest(
@@ -117,7 +123,7 @@ def sample(
 
 @clear_errors
 def evaluate(
-    model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)] = "models:/shd-airplane@champion",
+    model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)] = DEFAULT_MODEL,
     out: Annotated[
         Path,
         typer.Option(help="Metrics JSON to write; everything else (CSV, PNG, samples) goes beside it."),
@@ -145,7 +151,7 @@ def evaluate(
 
     if out.suffix != ".json":
         raise InputError(out, "expected a .json file for the metrics")
-    _out_dir(out.parent)
+    make_out_folder(out.parent)
     cfg = replace(section_config(load_params(params), "evaluate", EvaluateConfig), device=device)
     with progress_bar("evaluate", total=2) as advance:
         sampler = load_sampler(model, resolve_device(device, "--device"))
@@ -170,7 +176,12 @@ def promote(
     version: Annotated[str, typer.Argument(help="Version number to promote.")],
     force: Annotated[bool, typer.Option(help="Move the alias even past a better score (never NaN).")] = False,
     on_split_mismatch: Annotated[
-        str, typer.Option(help="Champion scored on another test split: promote or keep.")
+        str,
+        typer.Option(
+            help="Champion scored on another test split: "
+            + " | ".join(p.value for p in SplitPolicy)
+            + " (promote: the new version replaces it; keep: it stays)."
+        ),
     ] = "promote",
 ) -> None:
     """Give a registered version the `champion` alias if it scores better (1-NNA, MMD, then COV).
@@ -179,6 +190,7 @@ def promote(
 
     Example: shd promote shd-airplane 3
     """
+    check_choice(on_split_mismatch, SplitPolicy, "--on-split-mismatch")
     from shd.tracking.registry import promote as do_promote
 
     decision = do_promote(name, version, force=force, on_split_mismatch=on_split_mismatch)
@@ -189,12 +201,13 @@ def promote(
 
 @clear_errors
 def info(
-    model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)] = "models:/shd-airplane@champion",
+    model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)] = DEFAULT_MODEL,
 ) -> None:
     """Print a model card (JSON): data version, params, metrics, lineage, registry version and aliases.
 
     Example: shd info --model models:/shd-airplane@champion
     """
+    check_model(model)
     from shd.tracking.registry import model_card
 
     typer.echo(json.dumps(model_card(model), indent=2, default=str))

@@ -12,7 +12,9 @@ from shd.cli.common import clear_errors
 from shd.errors import InputError
 
 sweep_app = typer.Typer(
-    help="Optuna sweeps (search spaces in params.yaml `sweep`), tracked in MLflow.", no_args_is_help=True
+    help="Optuna sweeps (search spaces in params.yaml `sweep`), tracked in MLflow.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 Trials = Annotated[

@@ -26,10 +26,12 @@ NUM_WARPS = 4
 RISK = 1e-3
 RISK_DIST = 1e-3
 
-HALF_PI = 1.5707963267948966
-QUARTER_PI = 0.7853981633974483
-PI = 3.141592653589793
-TWO_PI = 6.283185307179586
+# kernels may read module globals only as tl.constexpr (compiled Triton refuses plain floats; the
+# interpreter does not check)
+HALF_PI = tl.constexpr(1.5707963267948966)
+QUARTER_PI = tl.constexpr(0.7853981633974483)
+PI = tl.constexpr(3.141592653589793)
+TWO_PI = tl.constexpr(6.283185307179586)
 
 
 @triton.jit

@@ -34,13 +34,19 @@ def winding_number_torch(
     out = torch.zeros(len(q), dtype=dtype, device=q.device)
     if len(tri) == 0 or len(q) == 0:
         return out
+    corners = tri.reshape(-1, 9).t()  # 9 rows of (F,): v0 x y z, v1 x y z, v2 x y z (componentwise: fast)
     step = max(1, CHUNK_PAIRS // len(tri))
     for s in range(0, len(q), step):
-        rel = tri[None, :, :, :] - q[s : s + step, None, None, :]  # (n, F, 3 corners, 3)
-        a, b, c = rel[:, :, 0], rel[:, :, 1], rel[:, :, 2]
-        la, lb, lc = a.norm(dim=-1), b.norm(dim=-1), c.norm(dim=-1)
-        det = (a * torch.linalg.cross(b, c, dim=-1)).sum(-1)
-        den = la * lb * lc + (a * b).sum(-1) * lc + (b * c).sum(-1) * la + (c * a).sum(-1) * lb
+        qx, qy, qz = (q[s : s + step, k, None] for k in range(3))
+        ax, ay, az = corners[0] - qx, corners[1] - qy, corners[2] - qz
+        bx, by, bz = corners[3] - qx, corners[4] - qy, corners[5] - qz
+        cx, cy, cz = corners[6] - qx, corners[7] - qy, corners[8] - qz
+        la = (ax * ax + ay * ay + az * az).sqrt()
+        lb = (bx * bx + by * by + bz * bz).sqrt()
+        lc = (cx * cx + cy * cy + cz * cz).sqrt()
+        det = ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx)
+        den = la * lb * lc + (ax * bx + ay * by + az * bz) * lc + (bx * cx + by * cy + bz * cz) * la
+        den += (cx * ax + cy * ay + cz * az) * lb
         out[s : s + step] = torch.atan2(det, den).sum(dim=1) / (2 * math.pi)
     return out
 

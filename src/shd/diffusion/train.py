@@ -21,6 +21,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from shd import paths
 from shd.atomic import write_json
@@ -120,7 +121,11 @@ def _checkpoint_progress(path: Path) -> tuple[int, int]:
 
 
 def _move_aside(ckpt_dir: Path, recorded: str | None, why: str) -> None:
-    """Keep checkpoints that cannot be continued (renamed, not deleted) so that training starts afresh."""
+    """Keep checkpoints that cannot be continued (renamed, not deleted) so that training starts afresh.
+    Under DDP only rank zero moves them (every rank reaches the same decision from the same files; a
+    second rank's rmtree of the aside folder would delete what rank zero just moved there)."""
+    if rank_zero_only.rank != 0:
+        return
     aside = ckpt_dir.with_name(f"{ckpt_dir.name}-{recorded or 'unknown'}")
     shutil.rmtree(aside, ignore_errors=True)
     ckpt_dir.rename(aside)

@@ -1,19 +1,22 @@
-"""Update keys of a YAML document in place, line by line, so its comments survive.
+"""Update keys of a YAML document so its comments and layout survive: ruamel.yaml's round trip.
 
-PyYAML drops comments on a round trip and ruamel.yaml is not a dependency; params.yaml is a plain
-block-mapping document, so the touched keys are edited as lines: a scalar or flow value is replaced
-on its own line (its trailing comment kept), a block mapping is descended into, a missing key is
-added at the end of its block. The result is parsed back and must equal the deep merge, or nothing
-is written.
+PyYAML drops comments; ruamel.yaml (a DVC dependency, declared here too) keeps them, with key order,
+quotes and anchors. A replaced scalar keeps its line's comment; a new mapping or list value is written
+in flow style on the key's line (`net: {preset: tiny, width: 96}`), so a merged best-params update
+changes one line per key. The result is parsed back and must equal the deep merge, or nothing is
+written (an alias shared by two keys, for instance, would change both).
 """
 
 from __future__ import annotations
 
-import re
+import io
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 
 from shd.errors import InputError
 from shd.sweep.space import merge
@@ -25,97 +28,80 @@ def flow(value: Any) -> str:
     return text.removesuffix("\n...\n").strip()
 
 
-def _content(line: str) -> bool:
-    s = line.strip()
-    return bool(s) and not s.startswith("#")
+def _round_trip() -> YAML:
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = True
+    rt.width = 110  # the project's line length: folds a long flow value as a person would
+    rt.indent(mapping=2, sequence=4, offset=2)
+    rt.representer.add_representer(type(None), _null)
+    return rt
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
+def _null(representer: Any, _: None) -> Any:
+    """`null` written out, as params.yaml spells it (ruamel writes nothing)."""
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
 
 
-def _split(line: str, key: str) -> tuple[str, str, str]:
-    """A `key: value  # comment` line -> (`    key:`, ` value  `, `# comment`)."""
-    body = line.rstrip("\n")
-    head_len = body.index(":", _indent(body) + len(key)) + 1
-    head, rest = body[:head_len], body[head_len:]
-    quote = None
-    for j, ch in enumerate(rest):
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#" and (j == 0 or rest[j - 1].isspace()):
-            return head, rest[:j], rest[j:]
-    return head, rest, ""
+def _flow_node(value: Any) -> Any:
+    """A new value as a ruamel node written in flow style when it is a mapping or a list."""
+    if isinstance(value, Mapping):
+        node = CommentedMap((k, _flow_node(v)) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        node = CommentedSeq(_flow_node(v) for v in value)
+    else:
+        return value
+    node.fa.set_flow_style()
+    return node
 
 
-def _line(head: str, old_value: str, value: Any, comment: str) -> str:
-    text = f"{head} {flow(value)}"
-    if comment:  # keep the comment's column when the new value fits before it
-        column = len(head) + len(old_value)
-        text = text.ljust(column) if len(text) < column else text + "  "
-        text += comment
-    return text + "\n"
+def _plain(node: Any) -> Any:
+    """A ruamel node as plain Python values (what `merge` expects)."""
+    if isinstance(node, Mapping):
+        return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
 
 
-def _find(lines: list[str], start: int, end: int, indent: int, key: str) -> int | None:
-    pattern = re.compile(rf"^ {{{indent}}}{re.escape(key)}\s*:(\s|$)")
-    return next((i for i in range(start, end) if pattern.match(lines[i])), None)
-
-
-def _children_end(lines: list[str], i: int, end: int, indent: int) -> int:
-    """One past the last content line deeper than `indent` that follows line i without interruption."""
-    last = i
-    for j in range(i + 1, end):
-        if _content(lines[j]):
-            if _indent(lines[j]) <= indent:
-                break
-            last = j
-    return last + 1
-
-
-def _update_block(lines: list[str], start: int, end: int, update: Mapping[str, Any]) -> int:
-    """Apply `update` to the mapping in lines[start:end]; returns the block's new end."""
+def _update(node: CommentedMap, update: Mapping[str, Any]) -> None:
     for key, value in update.items():
-        content = [i for i in range(start, end) if _content(lines[i])]
-        indent = _indent(lines[content[0]]) if content else 0
-        i = _find(lines, start, end, indent, str(key))
-        if i is None:  # a new key: last in its block
-            at = content[-1] + 1 if content else start
-            lines.insert(at, f"{' ' * indent}{key}: {flow(value)}\n")
-            end += 1
+        current = node.get(key)
+        block = isinstance(current, CommentedMap) and not current.fa.flow_style()
+        if block and isinstance(value, Mapping):
+            _update(current, value)  # descend: the block's own comments stay where they are
+        else:
+            trailing = _last_comment(current) if block else None
+            node[key] = _flow_node(merge(_plain(current), value))
+            if trailing is not None:  # comments after a replaced block belong after its new value
+                node.ca.items[key] = [None, None, trailing, None]
+
+
+def _last_comment(block: CommentedMap) -> Any:
+    """The comment token after a block mapping's last line (ruamel keeps it on the deepest last key)."""
+    while len(block):
+        last = list(block)[-1]
+        if isinstance(block[last], CommentedMap) and not block[last].fa.flow_style():
+            block = block[last]
             continue
-        head, old, comment = _split(lines[i], str(key))
-        child_end = _children_end(lines, i, end, indent)
-        if old.strip() == "" and child_end > i + 1:  # a block mapping
-            if isinstance(value, Mapping):
-                new_end = _update_block(lines, i + 1, child_end, value)
-                end += new_end - child_end
-                continue
-            del lines[i + 1 : child_end]  # replaced by a scalar: its children go
-            end -= child_end - i - 1
-            lines[i] = _line(head, old, value, comment)
-            continue
-        current = yaml.safe_load(old) if old.strip() else None
-        lines[i] = _line(head, old, merge(current, value), comment)
-    return end
+        item = block.ca.items.get(last)
+        return item[2] if item and len(item) > 2 else None
+    return None
 
 
 def update_text(text: str, update: Mapping[str, Any], where: str) -> str:
     """`text` with `update` deep-merged into it (see module doc); InputError if that cannot be done
-    faithfully line by line."""
+    faithfully."""
     try:
         before = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        doc = _round_trip().load(text)
+    except (yaml.YAMLError, YAMLError) as exc:
         raise InputError(where, f"not valid YAML ({exc})") from None
-    if not isinstance(before, dict):
+    if not isinstance(before, dict) or not isinstance(doc, CommentedMap):
         raise InputError(where, "expected a mapping of sections at the top level")
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    _update_block(lines, 0, len(lines), update)
-    new = "".join(lines)
+    _update(doc, update)
+    out = io.StringIO()
+    _round_trip().dump(doc, out)
+    new = out.getvalue()
     try:
         ok = yaml.safe_load(new) == merge(before, update)
     except yaml.YAMLError:
@@ -123,7 +109,7 @@ def update_text(text: str, update: Mapping[str, Any], where: str) -> str:
     if not ok:
         raise InputError(
             where,
-            "could not merge the update line by line (unusual layout); nothing written, "
+            "could not merge the update faithfully (an alias or unusual layout); nothing written, "
             f"merge by hand: {flow(dict(update))}",
         )
     return new

@@ -13,8 +13,11 @@ and the answer is {"weights": (n, D) float32 array} plus, with `meshes`, a list 
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata as md
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,9 @@ import mlflow.pyfunc
 from shd.tracking.sampling import SampleRequest, generate, mesh_dict
 
 MODEL_ARTIFACT, CARD_ARTIFACT = "model", "card"
+# what the served model needs; torch gets a floor, not the logging machine's build (see pip_requirements)
+REQUIREMENTS = ("mlflow", "torch", "safetensors", "numpy", "scikit-image", "trimesh", "diffusers")
+_MLFLOW_TYPES = {"int": "long", "float": "double", "bool": "boolean", "str | None": "string"}
 DEVICE_ENV = "SHD_DEVICE"  # auto | cpu | cuda: where a loaded pyfunc samples
 
 
@@ -50,3 +56,33 @@ class DiffusionPyfunc(mlflow.pyfunc.PythonModel):
         if request.meshes:
             out["meshes"] = [mesh_dict(m) for m in meshes]
         return out
+
+
+def pip_requirements() -> list[str]:
+    """What to install to serve the model: the versions that logged it, except torch, which gets
+    `torch>=<major>.<minor>` of that version without its local build tag (`2.13.0+cpu` would make a
+    CUDA machine install the CPU wheel, or fail). No inference: that would load and run the model."""
+    out = []
+    for pkg in REQUIREMENTS:
+        try:
+            version = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+        if pkg == "torch":
+            major_minor = re.match(r"\d+\.\d+", version)
+            out.append(f"torch>={major_minor.group(0) if major_minor else version.split('+')[0]}")
+        else:
+            out.append(f"{pkg}=={version}")
+    return out
+
+
+def signature() -> mlflow.models.ModelSignature:
+    """The request's keys as an input schema (all optional: the card's sampling defaults fill the
+    rest), so serving tools and the model's page show what `predict` takes."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    columns = [
+        ColSpec(_MLFLOW_TYPES[str(f.type)], f.name, required=False) for f in dataclasses.fields(SampleRequest)
+    ]
+    return ModelSignature(inputs=Schema(columns))

@@ -229,6 +229,8 @@ def log_version(name: str, model_dir: str | Path, card: dict[str, Any], tags: di
     import mlflow
     import mlflow.pyfunc
 
+    from shd.tracking.pyfunc import pip_requirements, signature
+
     experiment_id = ensure_experiment(EXPERIMENT)
     with tempfile.TemporaryDirectory() as tmp:
         card_path = Path(tmp) / "card.json"
@@ -245,7 +247,8 @@ def log_version(name: str, model_dir: str | Path, card: dict[str, Any], tags: di
                 python_model=str(CODE_FILE),
                 artifacts={"model": str(Path(model_dir)), "card": str(card_path)},
                 code_paths=[str(PACKAGE_DIR)],
-                pip_requirements=_requirements(),
+                pip_requirements=pip_requirements(),
+                signature=signature(),
             )
             _ensure_registered_model(name)
             return client().create_model_version(
@@ -256,20 +259,6 @@ def log_version(name: str, model_dir: str | Path, card: dict[str, Any], tags: di
                 model_id=info.model_id,
                 description=f"{card.get('metrics', {})}"[:4000],
             )
-
-
-def _requirements() -> list[str]:
-    """Pinned to what logged the model (no dependency inference: it would load and run the model)."""
-    import importlib.metadata as md
-
-    names = ("mlflow", "torch", "safetensors", "numpy", "scikit-image", "trimesh", "diffusers")
-    out = []
-    for pkg in names:
-        try:
-            out.append(f"{pkg}=={md.version(pkg)}")
-        except md.PackageNotFoundError:
-            continue
-    return out
 
 
 def apply_decision(name: str, version: str, decision: Decision, champion: Candidate | None) -> None:
