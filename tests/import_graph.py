@@ -33,7 +33,7 @@ def imported_modules(path: Path) -> set[str]:
     if path.name != "__init__.py":
         package = package[:-1]
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _walk_run_code(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -43,6 +43,14 @@ def imported_modules(path: Path) -> set[str]:
             subs = {f"{stem}.{a.name}" for a in node.names if module_file(f"{stem}.{a.name}")}
             names.update(subs if len(subs) == len(node.names) else subs | {stem})
     return {n for n in names if n == "shd" or n.startswith("shd.")}
+
+
+def _walk_run_code(tree: ast.Module) -> Iterable[ast.AST]:
+    """Every node of a module except the bodies of a PEP 562 module-level `__getattr__`: those run only when
+    someone reads a missing attribute of the module (shd's lazy notebook API), never on import."""
+    lazy_hooks = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"]
+    skip = {id(x) for hook in lazy_hooks for x in ast.walk(hook)}
+    return (n for n in ast.walk(tree) if id(n) not in skip)
 
 
 def with_parents(name: str) -> list[str]:

@@ -43,7 +43,8 @@ def test_only_the_outermost_task_shows(log_console):
     assert "meshing" not in text and "train: 2 steps in" in text
 
 
-def test_library_tasks_are_silent_unless_shown(capsys):
+def test_library_tasks_are_silent_unless_shown(capsys, monkeypatch):
+    monkeypatch.setitem(progress._state, "console", None)  # as in a library user's process (no stage entry)
     with progress.task("meshing", total=3) as advance:
         advance(3)
     assert capsys.readouterr() == ("", "")

@@ -44,6 +44,7 @@ def test_folder_report_is_self_contained(boxes, tmp_path):
 def test_run_id_report_downloads_the_run_and_logs_the_page(boxes, tmp_path, monkeypatch):
     monkeypatch.chdir(boxes)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (boxes / "params.yaml").write_text("{}\n")  # a project root: the local MLflow store lives under it
     report = json.loads((boxes / "reports/eval.json").read_text())
     run_id = log_evaluation(
         report, "data/weights", "data/samples", EvalPaths(), EvaluateConfig(render_count=0)
