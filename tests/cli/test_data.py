@@ -1,8 +1,12 @@
 import json
+import re
+import shutil
+from pathlib import Path
 
 from typer.testing import CliRunner
 
 from shd.cli import app
+from shd.data.categories import CATEGORIES
 
 runner = CliRunner()
 
@@ -40,3 +44,27 @@ def test_unreadable_shape_is_one_line_exit_2(tmp_path):
     bad.write_bytes(b"nope")
     result = runner.invoke(app, ["data", "show", str(bad)])
     assert result.exit_code == 2 and "not a readable prepared-shape npz" in result.output
+
+
+V0 = Path(__file__).resolve().parents[1] / "fixtures" / "shapenetpart" / "v0"
+
+
+def test_import_all_categories_reports_per_category_counts(tmp_path):
+    root = tmp_path / "v0"  # three small categories keep it fast; 'all' means every synset folder present
+    picked = ("guitar", "knife", "rocket")
+    for name in picked:
+        shutil.copytree(V0 / CATEGORIES[name].synset, root / CATEGORIES[name].synset)
+    args = ["data", "import-shapenetpart", str(root), "--category", "all", "--grid-resolution", "24"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    for name in picked:
+        assert re.search(rf"^\s+{name}\s+1 shapes\s+0 errors$", result.output, re.M), (name, result.output)
+    assert "imported 3 shapes of 3 categories" in result.output
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert sorted(s["category"] for s in index["shapes"]) == list(picked)
+
+
+def test_unknown_category_in_a_list_is_one_line_exit_2(tmp_path):
+    args = ["data", "import-shapenetpart", str(V0), "--category", "knife,spaceship", "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "category 'spaceship': unknown" in result.output, result.output

@@ -15,7 +15,9 @@ def test_parallel_prepare_matches_one_worker(tmp_path):
     outs = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        assert prepare(PrepareConfig(counts=counts, workers=workers), out) == {"n_shapes": 5, "n_errors": 0}
+        summary = prepare(PrepareConfig(counts=counts, workers=workers), out)
+        by_category = {"airplane": {"shapes": 3, "errors": 0}, "chair": {"shapes": 2, "errors": 0}}
+        assert summary == {"n_shapes": 5, "n_errors": 0, "by_category": by_category}
         outs[workers] = out
     index = [json.loads((o / "index.json").read_text()) for o in outs.values()]
     assert index[0] == index[1] and "workers" not in index[0]["config"]

@@ -169,6 +169,17 @@ def test_mesh_import_aligns_and_normalizes(mesh_import: PreparedShape) -> None:
     assert share.argmax() in (0, 1) and share[3] > 0.02  # body/wing dominate, engines present
 
 
+def test_mesh_import_with_the_manifold_repair(tmp_path: Path) -> None:
+    """`prepare.repair: manifold` reaches the mesh path; an unknown repair fails before any shape."""
+    kw = {"meshes_root": FIX / "shapenetcore_mesh", "grid_resolution": RES}
+    s = _only(list(iter_shapenetpart(FIX / "v0", "airplane", repair="manifold", **kw)))
+    assert s.meta["repair"] == "manifold"
+    _watertight_normalized(s)
+    assert _one_sided(s).mean() < 0.02 and set(np.unique(s.face_labels)) == {0, 1, 2, 3}
+    with pytest.raises(InputError, match="prepare.repair"):
+        list(iter_shapenetpart(FIX / "v0", "airplane", repair="voxel", **kw))
+
+
 def test_points_and_mesh_paths_share_one_orientation(
     points_only_v0: PreparedShape, mesh_import: PreparedShape
 ) -> None:
@@ -308,4 +319,4 @@ def test_missing_root_and_wrong_layout_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="center"):
         list(iter_shapenetpart(FIX / "v0", "airplane", center="median"))
     with pytest.raises(InputError, match="03001627.*chair"):
-        list(iter_shapenetpart(FIX / "v0", "chair"))
+        list(iter_shapenetpart(FIX / "v0_normal", "chair"))  # an airplane-only folder

@@ -204,7 +204,9 @@ def test_prepare_keeps_the_good_shape_and_lists_every_bad_file(tmp_path):
         grid_resolution=24,
     )
     out = tmp_path / "prepared"
-    assert prepare(cfg, out) == {"n_shapes": 1, "n_errors": len(expected)}
+    n = len(expected)
+    by_category = {"airplane": {"shapes": 1, "errors": n}}
+    assert prepare(cfg, out) == {"n_shapes": 1, "n_errors": n, "by_category": by_category}
     index = json.loads((out / "index.json").read_text())
     assert {e["shape_id"] for e in index["errors"]} == set(expected)
     for e in index["errors"]:

@@ -22,7 +22,10 @@ data_app = typer.Typer(
 @clear_errors
 def import_shapenetpart(
     root: Annotated[Path, typer.Argument(help="ShapeNetPart folder (v0 or v0_normal layout).")],
-    category: Annotated[str, typer.Option(help="Category name or synset, e.g. airplane.")] = "airplane",
+    category: Annotated[
+        str,
+        typer.Option(help="Category name or synset, a comma list, or 'all' (every category in the folder)."),
+    ] = "airplane",
     meshes: Annotated[Path | None, typer.Option(help="ShapeNetCore v2 root with the meshes.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder for prepared shapes.")] = paths.PREPARED,
     limit: Annotated[int, typer.Option(help="At most this many shapes (0 = all).")] = 0,
@@ -39,17 +42,33 @@ def import_shapenetpart(
 
     cfg = PrepareConfig(
         source="shapenetpart",
-        counts={category: limit},
+        counts={c: limit for c in _categories(category, root)},
         shapenetpart_root=str(root),
         meshes_root=str(meshes) if meshes else None,
         grid_resolution=grid_resolution,
     )
     with out_folder(out), progress_bar("import", total=None) as advance:
         summary = prepare(cfg, out, progress=advance)
+    for name, n in summary["by_category"].items():
+        typer.echo(f"  {name:<12} {n['shapes']:>6} shapes  {n['errors']:>4} errors")
+    n_categories = sum(1 for n in summary["by_category"].values() if n["shapes"])
     typer.echo(
-        f"imported {summary['n_shapes']} shapes into {out} ({summary['n_errors']} per-shape errors, "
-        f"listed in {out / 'index.json'})"
+        f"imported {summary['n_shapes']} shapes of {n_categories} "
+        f"categories into {out} ({summary['n_errors']} per-shape errors, listed in {out / 'index.json'})"
     )
+
+
+def _categories(spec: str, root: Path) -> list[str]:
+    """Category names from --category: one name/synset, a comma list, or 'all' (the categories whose
+    synset folder exists under `root`, in ShapeNetPart order)."""
+    from shd.data.categories import CATEGORIES, get_category
+
+    if spec.strip().lower() == "all":
+        found = [c.name for c in CATEGORIES.values() if (root / c.synset).is_dir()]
+        if not found:
+            raise InputError(root, "no ShapeNetPart category folder (<synset>/) found for --category all")
+        return found
+    return [get_category(c).name for c in spec.split(",") if c.strip()]
 
 
 @data_app.command("generate")

@@ -35,6 +35,7 @@ class PrepareConfig:
     layout: str | None = None
     grid_resolution: int = 96
     center: str = "vertex_mean"
+    repair: str = "winding_grid"  # mesh soups: winding_grid | manifold (BENCHMARKS.md real_shapes)
     workers: int = 0  # procedural source: processes generating shapes in parallel (0: every core)
 
     def __post_init__(self) -> None:
@@ -140,6 +141,7 @@ def _iter_source(cfg: PrepareConfig, shapes_dir: Path) -> Iterator[tuple[str, An
             seed=cfg.seed,
             grid_resolution=cfg.grid_resolution,
             center=cfg.center,
+            repair=cfg.repair,
         ):
             if limit and produced >= limit:  # 0 means "all shapes of the category"
                 break
@@ -184,4 +186,8 @@ def prepare(
         out_dir / "index.json",
         {"config": config, "categories": categories, "shapes": shapes, "errors": errors},
     )
-    return {"n_shapes": len(shapes), "n_errors": len(errors)}
+    by_category: dict[str, dict[str, int]] = {c: {"shapes": 0, "errors": 0} for c in cfg.counts}
+    for rows, key in ((shapes, "shapes"), (errors, "errors")):
+        for row in rows:
+            by_category.setdefault(row["category"], {"shapes": 0, "errors": 0})[key] += 1
+    return {"n_shapes": len(shapes), "n_errors": len(errors), "by_category": by_category}

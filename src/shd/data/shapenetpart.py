@@ -37,7 +37,7 @@ from scipy.spatial import cKDTree
 
 from shd.data.categories import Category, get_category
 from shd.data.geometry import CENTER_MODES, HALF_EXTENT, apply_normalization, normalization
-from shd.data.repair import make_watertight, points_to_mesh
+from shd.data.repair import DEFAULT_REPAIR, REPAIRS, make_watertight, points_to_mesh
 from shd.data.shape import SPLITS, PreparedShape
 from shd.errors import InputError
 
@@ -459,6 +459,7 @@ def import_with_mesh(
     grid_resolution: int = 96,
     center: str = "vertex_mean",
     max_residual: float = ALIGN_MAX_RESIDUAL,
+    repair: str = DEFAULT_REPAIR,
 ) -> PreparedShape:
     """Watertight normalized ShapeNetCore mesh with part labels carried over from the aligned points."""
     raw_v, raw_f = load_mesh(mesh_path)
@@ -471,7 +472,7 @@ def import_with_mesh(
             "expected the ShapeNetCore v2 mesh of the same shape",
             "alignment",
         )
-    verts, faces, method = make_watertight(raw_v, raw_f, grid_resolution, where=str(mesh_path))
+    verts, faces, method = make_watertight(raw_v, raw_f, grid_resolution, where=str(mesh_path), repair=repair)
     c, s = normalization(verts, center)
     verts = apply_normalization(verts, c, s)
     label_points = apply_normalization(lp.points @ R_PART_TO_CORE.T + t, c, s)
@@ -537,6 +538,7 @@ def iter_shapenetpart(
     seed: int = 0,
     grid_resolution: int = 96,
     center: str = "vertex_mean",
+    repair: str = DEFAULT_REPAIR,
 ) -> Iterator[PreparedShape | ShapeError]:
     """Yield one `PreparedShape` or `ShapeError` per shape file of `category`, in id order.
 
@@ -545,6 +547,8 @@ def iter_shapenetpart(
     """
     root, cat, layout = _resolve(root, category, layout)
     _check_options(split_ratios, grid_resolution, center)
+    if repair not in REPAIRS:
+        raise InputError("prepare.repair", f"got {repair!r}, expected one of {REPAIRS}")
     split_of = read_split_lists(root, cat.synset)
     for shape_id, path in _shape_files(root, cat.synset, layout):
         start = time.perf_counter()
@@ -559,7 +563,7 @@ def iter_shapenetpart(
             if mesh_path is None:
                 shape = import_points_only(lp, cat, split, grid_resolution, center)
             else:
-                shape = import_with_mesh(lp, mesh_path, cat, split, grid_resolution, center)
+                shape = import_with_mesh(lp, mesh_path, cat, split, grid_resolution, center, repair=repair)
         except ShapeFileError as exc:
             yield ShapeError(shape_id, str(path), str(exc), exc.kind)
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,7 @@ def fit_sample_set(
     progress: Progress | None = None,
     fabric: Any | None = None,
     limit: int | None = None,
+    category: str | None = None,
 ) -> dict[str, Any]:
     """Fit every shape of `config.splits` in the sample set; returns a summary dict.
 
@@ -127,7 +129,8 @@ def fit_sample_set(
     world size come from it and rank 0 writes the manifest after a barrier. Without either, or once
     every shard exists, the manifest is written and the summary holds the quality aggregates
     (`iou_mean`, `iou_part_mean`, `n_shapes`, `n_bad`); `progress` gets a dict per finished shard.
-    `limit` fits only the first `limit` shapes of those splits (a fixed subset, e.g. for sweeps).
+    `limit` fits only the first `limit` shapes of those splits (a fixed subset, e.g. for sweeps);
+    `category` only that category's shapes (see `fit_per_category`).
     """
     t0 = time.perf_counter()
     samples = SampleSet.open(sample_dir)
@@ -137,9 +140,10 @@ def fit_sample_set(
         shard, device = (fabric.global_rank, fabric.world_size), fabric.device
     device = torch.device(device)
     index, count = shard or (0, 1)
-    ids = [s for split in config.splits for s in samples.ids(split=split)][:limit]
+    ids = [s for split in config.splits for s in samples.ids(split=split, category=category)][:limit]
     if not ids:
-        raise InputError(f"{sample_dir}", f"no shapes in splits {list(config.splits)}")
+        which = f" of category {category}" if category else ""
+        raise InputError(f"{sample_dir}", f"no shapes{which} in splits {list(config.splits)}")
     categories = _check_categories(samples, ids, config)
     init, init_fp = _initial_weights(samples, ids, out_dir, config, device, fabric, index)
     groups = [ids[s : s + config.shard_size] for s in range(0, len(ids), config.shard_size)]
@@ -292,3 +296,29 @@ def _fabric_worker(
     fabric: Any, sample_dir: str, out_dir: str, config: dict[str, Any], progress: Progress | None
 ) -> dict[str, Any]:
     return fit_sample_set(sample_dir, out_dir, OverfitConfig(**config), progress=progress, fabric=fabric)
+
+
+def fit_per_category(
+    sample_dir: str | Path,
+    out_root: str | Path,
+    config: OverfitConfig,
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Fit a multi-category sample set one category at a time into `out_root/<category>/`.
+
+    A semantic field has one expert per part, and categories differ in part count (ShapeNetPart: 2 to
+    6), so each category gets its own weight set with `n_experts` = its number of parts; a non-semantic
+    field keeps its configured experts. Returns {category: that weight set's summary}.
+    """
+    samples = SampleSet.open(sample_dir)
+    present = {e.category for e in samples.entries if e.split in config.splits}
+    out: dict[str, dict[str, Any]] = {}
+    for category in sorted(present):
+        cfg = config
+        if config.field.semantic:
+            cfg = replace(config, field=replace(config.field, n_experts=len(samples.categories[category])))
+        out[category] = fit_sample_set(
+            sample_dir, Path(out_root) / category, cfg, device=device, progress=progress, category=category
+        )
+    return out
