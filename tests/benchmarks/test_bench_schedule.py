@@ -99,7 +99,7 @@ def test_reset_returns_weights_ema_and_optimizer_to_the_seeded_start(tmp_path, w
     layout = make_layout(TINY_FIELD)
     flat = random_weights(10, seed=4)
     plan = bs.Plan("p", 4, 1e-2)
-    trainer = bs.Trainer(
+    new_trainer = lambda: bs.Trainer(  # noqa: E731 - built twice from the same seed
         cfg,
         TokenLayout(layout),
         Normalizer.fit(flat, layout, "block"),
@@ -108,6 +108,7 @@ def test_reset_returns_weights_ema_and_optimizer_to_the_seeded_start(tmp_path, w
         torch.device("cpu"),
         "eager",
     )
+    trainer = new_trainer()
     start = {k: v.clone() for k, v in trainer.net.state_dict().items()}
     trainer.warm_up()
     for _ in range(3):
@@ -124,15 +125,7 @@ def test_reset_returns_weights_ema_and_optimizer_to_the_seeded_start(tmp_path, w
     )
     # and the same seed trains the same way again from there
     trainer.step()
-    again = bs.Trainer(
-        cfg,
-        TokenLayout(layout),
-        Normalizer.fit(flat, layout, "block"),
-        flat,
-        plan,
-        torch.device("cpu"),
-        "eager",
-    )
+    again = new_trainer()
     assert all(torch.equal(start[k], v) for k, v in again.net.state_dict().items())
 
 
