@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,17 +71,18 @@ def manifest_table(prepared_dir: Path, index: dict[str, Any], cfg: ValidationCon
     workers = min(n_workers(cfg.workers, "params.yaml:validate.workers"), max(len(shapes), 1))
     args = ([prepared_dir] * len(shapes), shapes, [cfg.required_parts] * len(shapes))
     rows: list[dict[str, Any]] = []
-    with task("validate: shape statistics", total=len(shapes), unit="shapes") as advance:
+    with (
+        task("validate: shape statistics", total=len(shapes), unit="shapes") as advance,
+        ExitStack() as stack,
+    ):
         if workers == 1:
-            for row in map(_shape_row, *args):
-                rows.append(row)
-                advance(1)
+            results = map(_shape_row, *args)
         else:
-            with worker_pool(workers, ["shd.data.validation", "igl"]) as ex:
-                chunk = max(1, len(shapes) // (8 * workers))
-                for row in ex.map(_shape_row, *args, chunksize=chunk):
-                    rows.append(row)
-                    advance(1)
+            ex = stack.enter_context(worker_pool(workers, ["shd.data.validation", "igl"]))
+            results = ex.map(_shape_row, *args, chunksize=max(1, len(shapes) // (8 * workers)))
+        for row in results:
+            rows.append(row)
+            advance(1)
     for err in index.get("errors", []):
         rows.append(
             {
